@@ -1,0 +1,43 @@
+# Two commands matter: `make run` (Memtrace + embedded Arc store, demo key printed) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SDK_VENV := .venv-sdk
+INSTALLED := $(VENV)/.installed
+SDK_INSTALLED := $(SDK_VENV)/.installed
+
+.PHONY: install run test lint typecheck pytest bench perf-report clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+# The published client `memtrace-sdk` imports as `memtrace` too, so it lives in its own virtualenv.
+$(SDK_INSTALLED):
+	$(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install -q "memtrace-sdk==0.2.0"
+	touch $@
+
+install: $(INSTALLED)
+
+run: $(INSTALLED)
+	$(BIN)/python -m memtrace dev
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check memtrace tests perf loadtests tools
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy --strict memtrace
+
+pytest: $(INSTALLED) $(SDK_INSTALLED)
+	MEMTRACE_SDK_PYTHON=$(abspath $(SDK_VENV))/bin/python $(BIN)/python -m pytest -q --benchmark-disable
+
+test: lint typecheck pytest
+
+bench: $(INSTALLED)
+	$(BIN)/python -m pytest perf -q --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
+
+clean:
+	rm -rf $(VENV) $(SDK_VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""Memtrace: durable, queryable, multi-tenant memory for AI agents, stored in Arc."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,100 @@
+"""`/api/v1/agents`: registry in SQLite, per org; memories and stats come from the memory service."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import msgspec
+from blacksheep import Request, Response, Router
+from msgspec import Meta, Struct
+
+from memtrace.api.deps import Deps
+from memtrace.api.http import decode, json_response, query_params, read_body
+from memtrace.api.params import list_filter
+from memtrace.api.resolve import agent_aliases
+from memtrace.memory.build import to_memory
+from memtrace.memory.model import Id, MemoryFilter, MemoryList
+
+DESCRIPTION_MAX = 4096
+
+
+class AgentCreate(Struct, kw_only=True):
+    name: Id
+    description: Annotated[str, Meta(max_length=DESCRIPTION_MAX)] = ""
+    config: dict[str, Any] | None = None
+
+
+class AgentStats(Struct, kw_only=True):
+    agent_id: str
+    memory_count: int
+    memories_24h: int
+    errors_24h: int
+    session_count: int
+    active_sessions: int
+    last_active_at: str | None
+    memory_types: dict[str, int]
+
+
+_create = msgspec.json.Decoder(AgentCreate)
+
+
+def register(router: Router, deps: Deps) -> None:
+    limits = deps.settings.limits
+
+    async def create(request: Request) -> Response:
+        principal = await deps.principal(request, "write")
+        req = decode(_create, await read_body(request, limits.max_body_bytes))
+        agent = await deps.agents.create(principal.org_id, req.name, req.description, req.config or {})
+        return json_response(201, agent)
+
+    async def list_agents(request: Request) -> Response:
+        principal = await deps.principal(request, "read")
+        agents = await deps.agents.list(principal.org_id)
+        return json_response(200, {"agents": agents, "count": len(agents)})
+
+    async def get_agent(request: Request) -> Response:
+        principal = await deps.principal(request, "read")
+        return json_response(200, await deps.agents.get(principal.org_id, request.route_values["agent"]))
+
+    async def delete_agent(request: Request) -> Response:
+        principal = await deps.principal(request, "write")
+        await deps.agents.get(principal.org_id, request.route_values["agent"])  # 404 when absent
+        await deps.agents.delete(principal.org_id, request.route_values["agent"])
+        return Response(204)
+
+    async def agent_memories(request: Request) -> Response:
+        principal = await deps.principal(request, "read")
+        agent_ids, _ = await agent_aliases(deps, principal.org_id, request.route_values["agent"])
+        params = query_params(request)
+        params.pop("agent_id", None)
+        f, page = list_filter(params, time.time_ns() // 1000, default_since="24h")
+        f = msgspec.structs.replace(f, agent_ids=agent_ids)
+        rows, has_more = await deps.memories.list_page(principal.org_id, f, page)
+        return json_response(200, MemoryList(memories=[to_memory(r) for r in rows], count=len(rows),
+                                             has_more=has_more))
+
+    async def agent_stats(request: Request) -> Response:
+        principal = await deps.principal(request, "read")
+        org_id = principal.org_id
+        agent_ids, agent = await agent_aliases(deps, org_id, request.route_values["agent"])
+        counts = await deps.memories.counts(org_id, MemoryFilter(agent_ids=agent_ids), time.time_ns() // 1000)
+        total, active = await deps.sessions.counts(org_id, agent_ids)
+        stats = AgentStats(
+            agent_id=agent.id if agent else agent_ids[0],
+            memory_count=counts.total,
+            memories_24h=counts.last_24h,
+            errors_24h=counts.errors_24h,
+            session_count=total,
+            active_sessions=active,
+            last_active_at=agent.last_active_at if agent else None,
+            memory_types=counts.by_type,
+        )
+        return json_response(200, stats)
+
+    router.add_post("/api/v1/agents", create)
+    router.add_get("/api/v1/agents", list_agents)
+    router.add_get("/api/v1/agents/:agent", get_agent)
+    router.add_delete("/api/v1/agents/:agent", delete_agent)
+    router.add_get("/api/v1/agents/:agent/memories", agent_memories)
+    router.add_get("/api/v1/agents/:agent/stats", agent_stats)

@@ -1,0 +1,88 @@
+"""HTTP plumbing shared by the handlers: bounded body reads, msgspec decode with field-naming errors,
+and JSON responses encoded once by msgspec.
+
+BlackSheep's own JSON binding would bypass msgspec validation, so handlers read bytes and decode them
+with decoders built once at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from blacksheep import Content, Request, Response
+
+from memtrace.errors import Invalid, TooLarge
+
+T = TypeVar("T")
+
+JSON = b"application/json"
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(status: int, payload: Any) -> Response:
+    return Response(status, None, Content(JSON, _encoder.encode(payload)))
+
+
+def error_response(status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None,
+                   **extra: Any) -> Response:
+    return Response(status, headers, Content(JSON, _encoder.encode({"error": message, **extra})))
+
+
+async def read_body(request: Request, cap: int) -> bytes:
+    """The whole body, refusing (413) anything over `cap` bytes before buffering it."""
+    declared = request.get_first_header(b"content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise Invalid("invalid Content-Length header") from None
+        if size > cap:
+            raise TooLarge(f"request body is {size} bytes; the limit is {cap}")
+        return await request.read() or b""
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > cap:
+            raise TooLarge(f"request body exceeds the limit of {cap} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def describe_validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> str:
+    """`Expected ... - at `$.memories[3].importance`` → `invalid memories[3].importance: expected ...`."""
+    text = str(exc)
+    if isinstance(exc, msgspec.ValidationError):
+        message, sep, where = text.rpartition(" - at `$")
+        if sep:
+            field = where.rstrip("`").lstrip(".")
+            return f"invalid {field or 'request body'}: {_lower_first(message)}"
+        return f"invalid request body: {_lower_first(text)}"
+    return f"malformed JSON: {_lower_first(text)}"
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+    if not body.strip():
+        raise Invalid("request body is empty; a JSON object is required")
+    try:
+        return decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise Invalid(describe_validation_error(exc)) from None
+
+
+def convert(data: dict[str, Any], cls: type[T]) -> T:
+    """Validate query parameters (strings) into a Struct, coercing numbers."""
+    try:
+        return msgspec.convert(data, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        raise Invalid(describe_validation_error(exc)) from None
+
+
+def query_params(request: Request) -> dict[str, str]:
+    """Last value of each query parameter (repeated keys: the last one wins)."""
+    return {key: values[-1] for key, values in request.query.items() if values}

@@ -1,0 +1,88 @@
+"""`/api/v1/memories` and `/api/v1/search`."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import msgspec
+from blacksheep import Request, Response, Router
+
+from memtrace.api.deps import Deps
+from memtrace.api.http import decode, describe_validation_error, json_response, query_params, read_body
+from memtrace.api.params import list_filter, search_filter
+from memtrace.errors import Invalid, NotFound
+from memtrace.memory.build import to_memory
+from memtrace.memory.model import (
+    MEMORY_ID_PATTERN,
+    BatchCreated,
+    MemoryList,
+    NewMemory,
+    SearchRequest,
+    SearchResults,
+)
+
+_peek = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_single = msgspec.json.Decoder(NewMemory)
+_items = msgspec.json.Decoder(list[NewMemory])
+_search = msgspec.json.Decoder(SearchRequest)
+_MEMORY_ID = re.compile(MEMORY_ID_PATTERN)
+
+
+def parse_create(body: bytes, max_items: int) -> tuple[list[NewMemory], bool]:
+    """A single memory or `{"memories": [...]}`; returns the items and whether it was a batch."""
+    top = decode(_peek, body)
+    raw_items = top.get("memories")
+    if raw_items is None:
+        return [decode(_single, body)], False
+    try:
+        items = _items.decode(raw_items)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise Invalid(describe_validation_error(exc).replace("invalid [", "invalid memories[", 1)) from None
+    if not 1 <= len(items) <= max_items:
+        raise Invalid(f"invalid memories: a batch holds 1 to {max_items} items, got {len(items)}")
+    return items, True
+
+
+def register(router: Router, deps: Deps) -> None:
+    limits = deps.settings.limits
+    service = deps.memories
+
+    async def create(request: Request) -> Response:
+        principal = await deps.principal(request, "write")
+        items, batch = parse_create(await read_body(request, limits.max_body_bytes), limits.max_batch_items)
+        created = await service.create(principal.org_id, items, batch=batch)
+        if not batch:
+            return json_response(201, to_memory(created.rows[0]))
+        memories = [to_memory(row) for row in created.rows]
+        return json_response(201, BatchCreated(memories=memories, count=len(memories),
+                                               duplicates=created.duplicates))
+
+    async def list_memories(request: Request) -> Response:
+        principal = await deps.principal(request, "read")
+        f, page = list_filter(query_params(request), time.time_ns() // 1000)
+        rows, has_more = await service.list_page(principal.org_id, f, page)
+        return json_response(200, MemoryList(memories=[to_memory(r) for r in rows], count=len(rows),
+                                             has_more=has_more))
+
+    async def get_memory(request: Request) -> Response:
+        principal = await deps.principal(request, "read")
+        memory_id = request.route_values["memory_id"]
+        if not _MEMORY_ID.match(memory_id):
+            raise NotFound("memory not found")
+        return json_response(200, to_memory(await service.get(principal.org_id, memory_id)))
+
+    async def search(request: Request) -> Response:
+        started = time.perf_counter()
+        principal = await deps.principal(request, "read")
+        req = decode(_search, await read_body(request, limits.max_body_bytes))
+        f, page = search_filter(req, time.time_ns() // 1000)
+        rows, _ = await service.list_page(principal.org_id, f, page)
+        elapsed_ms = int((time.perf_counter() - started) * 1000)
+        return json_response(200, SearchResults(results=[to_memory(r) for r in rows], count=len(rows),
+                                                query_time_ms=elapsed_ms))
+
+    router.add_post("/api/v1/memories", create)
+    router.add_get("/api/v1/memories", list_memories)
+    router.add_get("/api/v1/memories/:memory_id", get_memory)
+    router.add_post("/api/v1/search", search)

@@ -1,0 +1,93 @@
+"""Read filters from list query strings and search bodies into one validated MemoryFilter and Page."""
+
+from __future__ import annotations
+
+import re
+
+from msgspec import Struct
+
+from memtrace.api.http import convert
+from memtrace.errors import Invalid
+from memtrace.memory.model import (
+    MAX_TAGS,
+    TAG_PATTERN,
+    EventType,
+    Id,
+    Limit,
+    MemoryFilter,
+    MemoryType,
+    Offset,
+    Order,
+    Page,
+    SearchRequest,
+)
+from memtrace.timeutil import parse_time_param
+
+_TAG = re.compile(TAG_PATTERN)
+
+
+class ListParams(Struct, kw_only=True, forbid_unknown_fields=False):
+    """`GET .../memories` query parameters; unknown parameters are ignored."""
+
+    agent_id: Id | None = None
+    session_id: Id | None = None
+    memory_type: MemoryType | None = None
+    event_type: EventType | None = None
+    tags: str | None = None
+    since: str | None = None
+    until: str | None = None
+    limit: Limit = 100
+    offset: Offset = 0
+    order: Order = "desc"
+
+
+def parse_tags(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    tags = tuple(t.strip() for t in text.split(",") if t.strip())
+    if len(tags) > MAX_TAGS:
+        raise Invalid(f"invalid tags: at most {MAX_TAGS} tags")
+    for tag in tags:
+        if not _TAG.match(tag):
+            raise Invalid(f"invalid tags: {tag!r} must match {TAG_PATTERN}")
+    return tags
+
+
+def _window(since: str | None, until: str | None, now_us: int) -> tuple[int | None, int | None]:
+    since_us = parse_time_param(since, now_us, "since") if since else None
+    until_us = parse_time_param(until, now_us, "until") if until else None
+    return since_us, until_us
+
+
+def list_filter(
+    params: dict[str, str], now_us: int, *, default_since: str | None = None, **fixed: str
+) -> tuple[MemoryFilter, Page]:
+    """Filter and page from query parameters; `fixed` pins agent_id/session_id from the path."""
+    p = convert({**params, **fixed}, ListParams)
+    since_us, until_us = _window(p.since or default_since, p.until, now_us)
+    f = MemoryFilter(
+        agent_id=p.agent_id,
+        session_id=p.session_id,
+        memory_types=(p.memory_type,) if p.memory_type else (),
+        event_types=(p.event_type,) if p.event_type else (),
+        tags=parse_tags(p.tags),
+        since_us=since_us,
+        until_us=until_us,
+    )
+    return f, Page(limit=p.limit, offset=p.offset, order=p.order)
+
+
+def search_filter(req: SearchRequest, now_us: int) -> tuple[MemoryFilter, Page]:
+    since_us, until_us = _window(req.since, req.until, now_us)
+    f = MemoryFilter(
+        agent_id=req.agent_id,
+        session_id=req.session_id,
+        memory_types=tuple(req.memory_types or ()),
+        event_types=tuple(req.event_types or ()),
+        tags=tuple(req.tags or ()),
+        content_contains=req.content_contains or None,
+        since_us=since_us,
+        until_us=until_us,
+        min_importance=req.min_importance,
+    )
+    return f, Page(limit=req.limit, offset=req.offset, order=req.order)

@@ -1,0 +1,121 @@
+"""`/api/v1/sessions`: lifecycle in SQLite, per org; memories and context from the memory service."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Annotated, Any
+
+import msgspec
+from blacksheep import Request, Response, Router
+from msgspec import Meta, Struct
+
+from memtrace.api.deps import Deps
+from memtrace.api.http import decode, json_response, query_params, read_body
+from memtrace.api.params import list_filter
+from memtrace.api.resolve import agent_aliases
+from memtrace.errors import Invalid, NotFound
+from memtrace.memory.build import to_memory
+from memtrace.memory.model import ID_PATTERN, Id, MemoryList, MemoryType
+from memtrace.timeutil import parse_time_param
+
+_ID = re.compile(ID_PATTERN)
+
+
+class SessionCreate(Struct, kw_only=True):
+    agent_id: Id
+    metadata: dict[str, Any] | None = None
+
+
+class SessionUpdate(Struct, kw_only=True):
+    status: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class ContextRequest(Struct, kw_only=True):
+    max_tokens: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
+    include_types: Annotated[list[MemoryType], Meta(max_length=4)] | None = None
+    since: str | None = None
+
+
+class ContextResponse(Struct, kw_only=True):
+    session_id: str
+    context: str
+    memory_count: int
+    truncated: bool
+    omitted: int
+
+
+_create = msgspec.json.Decoder(SessionCreate)
+_update = msgspec.json.Decoder(SessionUpdate)
+_context = msgspec.json.Decoder(ContextRequest)
+STATUSES = ("active", "closed")
+
+
+def _session_id(request: Request) -> str:
+    session_id = request.route_values["session_id"]
+    if not _ID.match(session_id):
+        raise NotFound("session not found")
+    return session_id
+
+
+def register(router: Router, deps: Deps) -> None:
+    limits = deps.settings.limits
+
+    async def create(request: Request) -> Response:
+        principal = await deps.principal(request, "write")
+        req = decode(_create, await read_body(request, limits.max_body_bytes))
+        if await deps.agents.find(principal.org_id, req.agent_id) is None:
+            await deps.agents.ensure(principal.org_id, req.agent_id)
+        session = await deps.sessions.create(principal.org_id, req.agent_id, req.metadata or {})
+        return json_response(201, session)
+
+    async def list_sessions(request: Request) -> Response:
+        principal = await deps.principal(request, "read")
+        agent = query_params(request).get("agent_id")
+        agent_ids = (await agent_aliases(deps, principal.org_id, agent))[0] if agent else None
+        sessions = await deps.sessions.list(principal.org_id, agent_ids)
+        return json_response(200, {"sessions": sessions, "count": len(sessions)})
+
+    async def get_session(request: Request) -> Response:
+        principal = await deps.principal(request, "read")
+        return json_response(200, await deps.sessions.get(principal.org_id, _session_id(request)))
+
+    async def update_session(request: Request) -> Response:
+        principal = await deps.principal(request, "write")
+        session_id = _session_id(request)
+        req = decode(_update, await read_body(request, limits.max_body_bytes))
+        if req.status is not None and req.status not in STATUSES:
+            raise Invalid(f"invalid status: must be one of {', '.join(STATUSES)}")
+        session = await deps.sessions.update(principal.org_id, session_id, req.status, req.metadata)
+        return json_response(200, session)
+
+    async def session_memories(request: Request) -> Response:
+        principal = await deps.principal(request, "read")
+        params = query_params(request)
+        params.pop("session_id", None)
+        f, page = list_filter(params, time.time_ns() // 1000, session_id=_session_id(request))
+        rows, has_more = await deps.memories.list_page(principal.org_id, f, page)
+        return json_response(200, MemoryList(memories=[to_memory(r) for r in rows], count=len(rows),
+                                             has_more=has_more))
+
+    async def context(request: Request) -> Response:
+        principal = await deps.principal(request, "read")
+        session_id = _session_id(request)
+        body = await read_body(request, limits.max_body_bytes)
+        req = decode(_context, body) if body.strip() else ContextRequest()
+        since_us = parse_time_param(req.since, time.time_ns() // 1000, "since") if req.since else None
+        rendered = await deps.memories.context(
+            principal.org_id, session_id, tuple(req.include_types or ()), since_us, req.max_tokens
+        )
+        return json_response(200, ContextResponse(
+            session_id=session_id, context=rendered.context, memory_count=rendered.memory_count,
+            truncated=rendered.truncated, omitted=rendered.omitted,
+        ))
+
+    router.add_post("/api/v1/sessions", create)
+    router.add_get("/api/v1/sessions", list_sessions)
+    router.add_get("/api/v1/sessions/:session_id", get_session)
+    router.add_put("/api/v1/sessions/:session_id", update_session)
+    router.add_get("/api/v1/sessions/:session_id/memories", session_memories)
+    router.add_post("/api/v1/sessions/:session_id/context", context)

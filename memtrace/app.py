@@ -1,0 +1,149 @@
+"""Composition root: build the BlackSheep app from Settings; start and stop everything in its lifespan.
+
+Each Granian worker process runs one app: its own metadata connection, journal connection, pooled Arc
+sessions and background loops. What must be shared between workers (dedup, journal, delivery lease,
+revocations) is shared through SQLite on disk, never through process memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from blacksheep import Application, Request, Response, Router
+
+from memtrace.activity import ActivityTracker
+from memtrace.api import agents, errors, health, memories, sessions
+from memtrace.api.deps import Deps
+from memtrace.api.http import error_response
+from memtrace.arc.binding import ArcBinding
+from memtrace.arc.client import ArcPool
+from memtrace.arc.delivery import Deliverer
+from memtrace.arc.registry import ArcRegistry
+from memtrace.auth import Authenticator
+from memtrace.config import Settings, load_settings
+from memtrace.crypto import load_master_key
+from memtrace.journal import Journal, JournalConfig
+from memtrace.memory.service import MemoryService
+from memtrace.metadata.agents import Agents
+from memtrace.metadata.api_keys import ApiKeys
+from memtrace.metadata.arc_instances import ArcInstances, decrypt_bindings
+from memtrace.metadata.db import MetadataDB, open_metadata
+from memtrace.metadata.sessions import Sessions
+
+log = logging.getLogger("memtrace")
+
+SETTINGS_ENV = "MEMTRACE_SETTINGS_JSON"
+ACTIVITY_FLUSH_S = 1.0
+HEALTH_CHECK_S = 2.0
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
+
+
+def binding_loader(metadata: MetadataDB) -> Callable[[], Awaitable[list[ArcBinding]]]:
+    """Load and decrypt every org's Arc binding; the master key is needed only if some key is stored."""
+    instances = ArcInstances(metadata)
+
+    async def load() -> list[ArcBinding]:
+        rows = await instances.list_all()
+        master = load_master_key() if any(r.api_key_cipher for r in rows) else None
+        return decrypt_bindings(rows, master)
+
+    return load
+
+
+async def _every(interval: float, step: Callable[[], Awaitable[None]], name: str) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await step()
+        except Exception:
+            log.exception("%s failed", name)
+
+
+def _fallback(router: Router) -> Callable[[Request], Awaitable[Response]]:
+    async def not_matched(request: Request) -> Response:
+        path = request.path
+        if any(router.get_match_by_method_and_path(m, path) for m in METHODS if m != request.method):
+            return error_response(405, "method not allowed")
+        return error_response(404, "not found")
+
+    return not_matched
+
+
+def create_app(settings: Settings) -> Application:
+    router = Router()
+    app = Application(router=router)
+    router.fallback = _fallback(router)
+    errors.install(app)
+    tasks: list[asyncio.Task[None]] = []
+    running: list[tuple[Deps, Deliverer]] = []
+
+    async def on_start(application: Application) -> None:
+        metadata = await open_metadata(settings.metadata_path)
+        journal = await Journal.open(JournalConfig(
+            path=settings.journal_path,
+            dedup_window_s=settings.dedup.window_s,
+            retention_s=settings.journal.retention_s,
+            max_pending_per_org=settings.arc.max_pending_per_org,
+            max_group_rows=settings.journal.max_group_rows,
+        ))
+        registry = ArcRegistry(binding_loader(metadata), ArcPool(settings.arc), settings.arc)
+        await registry.refresh()
+        agent_repo, session_repo = Agents(metadata), Sessions(metadata)
+        activity = ActivityTracker(agent_repo.touch, session_repo.touch)
+        auth = Authenticator(ApiKeys(metadata).get_by_lookup, settings.auth.cache_size, settings.auth.cache_ttl_s)
+        deps = Deps(
+            settings=settings, metadata=metadata, journal=journal, registry=registry, auth=auth,
+            memories=MemoryService(journal, registry, settings.limits, activity),
+            agents=agent_repo, sessions=session_repo,
+        )
+        for resource in (health, memories, agents, sessions):
+            resource.register(router, deps)
+        deliverer = Deliverer(journal, registry, settings.arc)
+        deliverer.start()
+        running.append((deps, deliverer))
+
+        last_version = await metadata.change_version()
+
+        async def refresh_if_changed() -> None:
+            nonlocal last_version
+            version = await metadata.change_version()
+            if version != last_version:
+                last_version = version
+                auth.clear()
+                await registry.refresh()
+
+        tasks.extend([
+            asyncio.create_task(_every(settings.auth.refresh_interval_s, refresh_if_changed, "metadata refresh")),
+            asyncio.create_task(_every(ACTIVITY_FLUSH_S, activity.flush, "activity flush")),
+            asyncio.create_task(registry.run_health_checks(HEALTH_CHECK_S)),
+        ])
+
+    async def on_stop(application: Application) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for deps, deliverer in running:
+            await deliverer.stop(settings.arc.shutdown_deadline_s)
+            with contextlib.suppress(Exception):
+                await deps.memories.activity.flush()
+            await deps.journal.close()
+            await deps.registry.pool.close()
+            await deps.metadata.close()
+
+    app.on_start += on_start
+    app.on_stop += on_stop
+    return app
+
+
+def app_from_env() -> Application:
+    """Granian's factory target: settings come serialised from `memtrace serve` (or are loaded afresh)."""
+    raw = os.environ.get(SETTINGS_ENV)
+    settings = msgspec.json.decode(raw, type=Settings) if raw else load_settings()
+    logging.basicConfig(level=settings.server.log_level.upper(), format=LOG_FORMAT)
+    return create_app(settings)

@@ -1,0 +1,215 @@
+"""HTTP to Arc: a pooled aiohttp session per Arc base URL, and the one place transport errors are translated.
+
+Why one session per URL rather than one per org or one global: orgs that share an Arc share its
+keep-alive connections (no per-org socket churn), while a slow or dead Arc can only exhaust the
+connection limit of its own session — the other Arcs' sessions are untouched (design property 5).
+
+Everything that can go wrong below this module leaves it as a domain error:
+
+    connection refused/reset, DNS, timeouts, 429, 5xx  ->  ArcUnavailable  (transient; the breaker counts it)
+    other 4xx (bad token, bad SQL, bad payload)          ->  ArcRejected    (Arc's own `error` text + status)
+
+Messages name the org and Arc's host:port, never the token; as a last guard any text that goes
+into an exception or a log record is scrubbed of the binding's key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, NoReturn
+
+import aiohttp
+import msgspec
+
+from memtrace.arc.binding import ArcBinding
+from memtrace.config import ArcSettings
+from memtrace.errors import ArcRejected, ArcUnavailable
+
+logger = logging.getLogger("memtrace.arc")
+
+WRITE_PATH = "/api/v1/write/msgpack"
+QUERY_PATH = "/api/v1/query"
+HEALTH_PATH = "/health"
+
+# Transport failures aiohttp (or the OS, or asyncio) may raise mid-request.
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+# Arc's error bodies can be long (a DuckDB message with the whole SQL); keep messages readable.
+_MAX_ERROR_TEXT = 500
+
+
+class ArcResult(msgspec.Struct):
+    """A query answer, row-major as Arc sends it; an unknown measurement yields empty lists."""
+
+    columns: list[str] = []
+    data: list[list[Any]] = []
+
+
+class _QueryBody(msgspec.Struct):
+    sql: str
+
+
+class _ErrorBody(msgspec.Struct):
+    error: str = ""
+    message: str = ""
+
+
+_json_encoder = msgspec.json.Encoder()
+_result_decoder = msgspec.json.Decoder(ArcResult)
+_error_decoder = msgspec.json.Decoder(_ErrorBody)
+
+
+def _scrub(text: str, binding: ArcBinding | None) -> str:
+    if binding is not None and binding.api_key:
+        text = text.replace(binding.api_key, "***")
+    return text
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    detail = str(exc).strip()
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def _retry_after(headers: Any, default: int = 2) -> int:
+    raw = headers.get("Retry-After", "") if headers is not None else ""
+    try:
+        return max(1, int(float(raw)))
+    except ValueError:
+        return default
+
+
+def _arc_error_text(status: int, body: bytes) -> str:
+    """Arc's own explanation: its JSON `error`, else the start of the body, else the status."""
+    try:
+        parsed = _error_decoder.decode(body)
+        text = parsed.error or parsed.message
+    except msgspec.DecodeError:
+        text = body[:_MAX_ERROR_TEXT].decode("utf-8", errors="replace").strip()
+    return (text or f"HTTP {status}")[:_MAX_ERROR_TEXT]
+
+
+class ArcPool:
+    """Lazily created, per-URL aiohttp sessions shared by every org bound to that URL.
+
+    Must be used from one event loop; `close()` at shutdown releases every socket, after which
+    calls fail with ArcUnavailable instead of silently opening new sessions. The connect timeout
+    also bounds the wait for a free pooled connection, so a saturated Arc yields a quick
+    ArcUnavailable (backpressure) instead of an ever-growing queue of waiting requests.
+    """
+
+    def __init__(self, settings: ArcSettings) -> None:
+        self._settings = settings
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._closed = False
+        self._timeout = aiohttp.ClientTimeout(
+            total=settings.request_timeout_s,
+            connect=settings.connect_timeout_s,
+            sock_connect=settings.connect_timeout_s,
+        )
+        # A health probe must not hold a connection slot for a full request timeout.
+        probe_total = min(settings.request_timeout_s, settings.connect_timeout_s * 2)
+        self._probe_timeout = aiohttp.ClientTimeout(
+            total=probe_total, connect=settings.connect_timeout_s, sock_connect=settings.connect_timeout_s
+        )
+
+    @property
+    def urls(self) -> list[str]:
+        """Base URLs that currently have an open session."""
+        return list(self._sessions)
+
+    def _session(self, url: str) -> aiohttp.ClientSession:
+        if self._closed:
+            raise ArcUnavailable("arc client is shut down")
+        session = self._sessions.get(url)
+        if session is None or session.closed:
+            limit = self._settings.max_connections_per_host
+            connector = aiohttp.TCPConnector(
+                limit=limit, limit_per_host=limit, ttl_dns_cache=300, keepalive_timeout=30.0
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                raise_for_status=False,
+                # Orgs share this session: a cookie set for one org must never ride along for another.
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+            self._sessions[url] = session
+        return session
+
+    @staticmethod
+    def _headers(binding: ArcBinding, content_type: str) -> dict[str, str]:
+        headers = {"Content-Type": content_type, "x-arc-database": binding.database}
+        if binding.api_key:
+            headers["Authorization"] = f"Bearer {binding.api_key}"
+        return headers
+
+    def _unavailable(self, binding: ArcBinding, reason: str, retry_after: int = 2) -> ArcUnavailable:
+        message = _scrub(f"arc for org {binding.org_id} at {binding.host} is unavailable: {reason}", binding)
+        logger.warning("%s", message)
+        return ArcUnavailable(message, retry_after=retry_after)
+
+    def _raise_for_status(self, binding: ArcBinding, status: int, headers: Any, body: bytes) -> NoReturn:
+        text = _scrub(_arc_error_text(status, body), binding)
+        if status == 429 or status >= 500:
+            raise self._unavailable(binding, f"HTTP {status}: {text}", _retry_after(headers))
+        where = f"arc for org {binding.org_id} at {binding.host}"
+        message = f"{where} rejected the request (HTTP {status}): {text}"
+        logger.warning("%s", message)
+        raise ArcRejected(message, arc_status=status)
+
+    async def _post(self, binding: ArcBinding, path: str, body: bytes, content_type: str) -> bytes:
+        session = self._session(binding.url)
+        try:
+            async with session.post(
+                binding.url + path,
+                data=body,
+                headers=self._headers(binding, content_type),
+                allow_redirects=False,
+            ) as resp:
+                payload = await resp.read()
+                status = resp.status
+                headers = resp.headers
+        except _TRANSPORT_ERRORS as exc:
+            raise self._unavailable(binding, _describe(exc)) from None
+        if not 200 <= status < 300:
+            self._raise_for_status(binding, status, headers, payload)
+        return payload
+
+    async def write_msgpack(self, binding: ArcBinding, body: bytes) -> None:
+        """Deliver one columnar msgpack payload; returning means Arc acknowledged it (2xx)."""
+        await self._post(binding, WRITE_PATH, body, "application/msgpack")
+
+    async def query(self, binding: ArcBinding, sql: str) -> ArcResult:
+        """Run one SELECT in the binding's database; the caller is responsible for org scoping."""
+        payload = await self._post(
+            binding, QUERY_PATH, _json_encoder.encode(_QueryBody(sql)), "application/json"
+        )
+        try:
+            return _result_decoder.decode(payload)
+        except msgspec.DecodeError as exc:
+            # A 2xx that is not Arc's JSON means something else answers at that URL (proxy, wrong port).
+            raise self._unavailable(binding, f"unexpected query answer: {exc}") from None
+
+    async def health(self, url: str) -> bool:
+        """Whether Arc at `url` answers GET /health with 2xx; never raises for transport problems."""
+        if self._closed:
+            return False
+        url = url.rstrip("/")
+        session = self._session(url)
+        try:
+            probe = session.get(url + HEALTH_PATH, timeout=self._probe_timeout, allow_redirects=False)
+            async with probe as resp:
+                await resp.read()
+                return 200 <= resp.status < 300
+        except _TRANSPORT_ERRORS as exc:
+            logger.debug("arc health check of %s failed: %s", url, _describe(exc))
+            return False
+
+    async def close(self) -> None:
+        """Close every session; idempotent."""
+        self._closed = True
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()

@@ -1,0 +1,165 @@
+"""Moves journaled memories to each org's Arc: batched per org, in order, retried, never dropped.
+
+One process of the host holds the `deliverer` lease and does all delivery, so every org's rows leave in
+acceptance order and the batch grows to `batch_size` whichever worker accepted them. The other workers
+only journal; if the holder dies, another takes the lease (at once when the holder's pid is gone).
+
+Per org: flush when `batch_size` rows wait or the oldest has waited `flush_interval_ms`. Flushes of one
+org never wait on another org (one task per org in flight); a failing org backs off exponentially with
+jitter while the others go on. After a crash a batch may be sent twice; readers de-duplicate by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from memtrace.arc.encode import encode_rows
+from memtrace.arc.registry import ArcRegistry
+from memtrace.config import ArcSettings
+from memtrace.errors import MemtraceError
+from memtrace.journal import Journal, holder_id
+
+log = logging.getLogger("memtrace.delivery")
+
+LEASE_NAME = "deliverer"
+LEASE_TTL_S = 5.0
+PRUNE_EVERY_S = 2.0
+
+
+@dataclass(slots=True)
+class _OrgState:
+    failures: int = 0
+    not_before: float = 0.0
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(slots=True)
+class DeliveryStats:
+    requests: int = 0
+    rows: int = 0
+    failures: int = 0
+
+
+class Deliverer:
+    """Runs in every worker; acts only while it holds the lease."""
+
+    def __init__(self, journal: Journal, registry: ArcRegistry, settings: ArcSettings) -> None:
+        self.journal = journal
+        self.registry = registry
+        self.settings = settings
+        self.holder = holder_id()
+        self.is_leader = False
+        self.stats = DeliveryStats()
+        self._orgs: dict[str, _OrgState] = {}
+        self._wakeup = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        journal.on_commit.append(self._on_commit)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="deliverer")
+
+    def _on_commit(self, org_ids: set[str]) -> None:
+        if self.is_leader and org_ids:
+            self._wakeup.set()
+
+    @property
+    def _tick_s(self) -> float:
+        return min(self.settings.flush_interval_ms / 1000 / 4, 0.1)
+
+    async def _run(self) -> None:
+        last_lease = last_prune = 0.0
+        while not self._stopping:
+            now = time.monotonic()
+            if now - last_lease >= 1.0:
+                try:
+                    self.is_leader = await self.journal.try_lease(LEASE_NAME, self.holder, LEASE_TTL_S)
+                except Exception:
+                    log.exception("lease renewal failed")
+                    self.is_leader = False
+                last_lease = now
+            if self.is_leader:
+                try:
+                    await self._schedule(force=False)
+                    if now - last_prune >= PRUNE_EVERY_S:
+                        await self.journal.prune()
+                        last_prune = now
+                except Exception:
+                    log.exception("delivery scheduling failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self._tick_s)
+            self._wakeup.clear()
+
+    async def _schedule(self, force: bool) -> None:
+        now_wall = time.time()
+        now = time.monotonic()
+        interval = self.settings.flush_interval_ms / 1000
+        for backlog in await self.journal.backlog():
+            state = self._orgs.setdefault(backlog.org_id, _OrgState())
+            if state.task is not None and not state.task.done():
+                continue
+            if now < state.not_before and not force:
+                continue
+            due = backlog.pending >= self.settings.batch_size or now_wall - backlog.oldest_accepted_at >= interval
+            if due or force:
+                state.task = asyncio.create_task(self._flush_org(backlog.org_id, state), name=f"flush-{backlog.org_id}")
+
+    async def _flush_org(self, org_id: str, state: _OrgState) -> None:
+        """Send the org's pending rows in batches until none is left or Arc fails."""
+        while True:
+            batch = await self.journal.pending_batch(org_id, self.settings.batch_size)
+            if not batch.rows:
+                return
+            try:
+                binding = self.registry.get(org_id)
+                body = encode_rows(binding.measurement, batch.rows)
+                await self.registry.write(org_id, body)
+            except MemtraceError as exc:
+                self._backoff(state)
+                self.stats.failures += 1
+                log.warning("delivery to Arc failed for org %s (%d rows wait): %s", org_id, len(batch.rows),
+                            exc.message)
+                return
+            await self.journal.mark_delivered(batch)
+            state.failures = 0
+            state.not_before = 0.0
+            self.stats.requests += 1
+            self.stats.rows += len(batch.rows)
+            if len(batch.rows) < self.settings.batch_size:
+                return
+
+    def _backoff(self, state: _OrgState) -> None:
+        state.failures += 1
+        base = self.settings.retry_base_ms / 1000
+        cap = self.settings.retry_max_ms / 1000
+        delay = min(cap, base * 2 ** min(state.failures - 1, 16))
+        state.not_before = time.monotonic() + random.uniform(delay / 2, delay)
+
+    async def stop(self, deadline_s: float) -> None:
+        """Flush what can be flushed within the deadline; the rest stays in the journal."""
+        self._stopping = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+        if self.is_leader:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drain(), timeout=deadline_s)
+            await self.journal.release_lease(LEASE_NAME, self.holder)
+        tasks = [s.task for s in self._orgs.values() if s.task is not None and not s.task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _drain(self) -> None:
+        for state in self._orgs.values():
+            if state.task is not None:
+                await asyncio.gather(state.task, return_exceptions=True)
+        for backlog in await self.journal.backlog():
+            state = self._orgs.setdefault(backlog.org_id, _OrgState())
+            state.not_before = 0.0
+            await self._flush_org(backlog.org_id, state)

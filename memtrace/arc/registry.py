@@ -1,0 +1,174 @@
+"""Org → Arc binding, and every call to an org's Arc routed through that org's circuit breaker.
+
+The map is rebuilt wholesale by `refresh()` (the caller triggers it at start-up and whenever the
+metadata change counter moves), so a new binding or a moved Arc is picked up without a restart.
+Breakers survive a refresh while the org stays on the same URL; moving an org to another Arc
+starts it with a fresh breaker, since the old one described a different server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from memtrace.arc.binding import ArcBinding
+from memtrace.arc.breaker import Breaker
+from memtrace.arc.client import ArcPool, ArcResult
+from memtrace.config import ArcSettings
+from memtrace.errors import ArcRejected, ArcUnavailable, NoArcInstance
+
+logger = logging.getLogger("memtrace.arc")
+
+NO_ARC_MESSAGE = "no arc instance configured for this org"
+
+BindingLoader = Callable[[], Awaitable[list[ArcBinding]]]
+
+
+class ArcRegistry:
+    def __init__(
+        self,
+        loader: BindingLoader,
+        pool: ArcPool,
+        settings: ArcSettings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._loader = loader
+        self._pool = pool
+        self._settings = settings
+        self._clock = clock
+        self._bindings: dict[str, ArcBinding] = {}
+        self._breakers: dict[str, Breaker] = {}
+        self._refresh_lock = asyncio.Lock()
+
+    @property
+    def pool(self) -> ArcPool:
+        return self._pool
+
+    def org_ids(self) -> list[str]:
+        return list(self._bindings)
+
+    async def refresh(self) -> None:
+        """Reload every binding; if the loader fails, the old map stays in force and the error propagates."""
+        async with self._refresh_lock:
+            loaded = await self._loader()
+            bindings = {b.org_id: b for b in loaded}
+            breakers: dict[str, Breaker] = {}
+            for org_id, binding in bindings.items():
+                old_binding = self._bindings.get(org_id)
+                old_breaker = self._breakers.get(org_id)
+                if old_breaker is not None and old_binding is not None and old_binding.url == binding.url:
+                    breakers[org_id] = old_breaker
+                else:
+                    breakers[org_id] = self._new_breaker(org_id)
+            # Swap both maps together so no caller sees a binding without its breaker.
+            self._bindings, self._breakers = bindings, breakers
+
+    def _new_breaker(self, org_id: str) -> Breaker:
+        arc = self._settings
+        return Breaker(org_id, arc.breaker_failures, arc.breaker_probe_interval_s, clock=self._clock)
+
+    def get(self, org_id: str) -> ArcBinding:
+        binding = self._bindings.get(org_id)
+        if binding is None:
+            raise NoArcInstance(NO_ARC_MESSAGE)
+        return binding
+
+    def breaker(self, org_id: str) -> Breaker:
+        breaker = self._breakers.get(org_id)
+        if breaker is None:
+            raise NoArcInstance(NO_ARC_MESSAGE)
+        return breaker
+
+    def _route(self, org_id: str) -> tuple[ArcBinding, Breaker]:
+        # Read both from the same pair of maps: refresh() swaps them together.
+        bindings, breakers = self._bindings, self._breakers
+        binding = bindings.get(org_id)
+        if binding is None:
+            raise NoArcInstance(NO_ARC_MESSAGE)
+        return binding, breakers[org_id]
+
+    def _failed(self, breaker: Breaker, error: str) -> None:
+        was_open = breaker.state != "closed"
+        breaker.record_failure(error)
+        if not was_open and breaker.state != "closed":
+            logger.warning("arc circuit for org %s opened: %s", breaker.org_id, error)
+
+    def _succeeded(self, breaker: Breaker) -> None:
+        if breaker.state != "closed":
+            logger.info("arc circuit for org %s closed", breaker.org_id)
+        breaker.record_success()
+
+    async def write(self, org_id: str, body: bytes) -> None:
+        """Deliver an encoded columnar payload to the org's Arc, failing fast while its circuit is open."""
+        binding, breaker = self._route(org_id)
+        breaker.before_call()
+        try:
+            await self._pool.write_msgpack(binding, body)
+        except ArcUnavailable as exc:
+            self._failed(breaker, exc.message)
+            raise
+        except ArcRejected as exc:
+            breaker.record_rejected(exc.message)
+            raise
+        self._succeeded(breaker)
+
+    async def query(self, org_id: str, sql: str) -> ArcResult:
+        """Run an (already org-scoped) SELECT on the org's Arc, failing fast while its circuit is open."""
+        binding, breaker = self._route(org_id)
+        breaker.before_call()
+        try:
+            result = await self._pool.query(binding, sql)
+        except ArcUnavailable as exc:
+            self._failed(breaker, exc.message)
+            raise
+        except ArcRejected as exc:
+            breaker.record_rejected(exc.message)
+            raise
+        self._succeeded(breaker)
+        return result
+
+    def health_snapshot(self) -> dict[str, dict[str, Any]]:
+        """Per-org Arc health for /ready, keyed by org id; contains hosts and states, never tokens."""
+        out: dict[str, dict[str, Any]] = {}
+        for org_id, binding in self._bindings.items():
+            snap = self._breakers[org_id].snapshot()
+            snap["arc"] = binding.host
+            out[org_id] = snap
+        return out
+
+    async def check_health(self) -> None:
+        """Probe each distinct Arc URL once, concurrently, and feed the result to every org bound to it.
+
+        Concurrent, so a dead Arc costs one probe timeout per round, not one per Arc in sequence.
+        """
+        by_url: dict[str, list[str]] = {}
+        for org_id, binding in self._bindings.items():
+            by_url.setdefault(binding.url, []).append(org_id)
+        if not by_url:
+            return
+        urls = list(by_url)
+        results = await asyncio.gather(*(self._pool.health(url) for url in urls))
+        breakers = self._breakers
+        for url, healthy in zip(urls, results, strict=True):
+            for org_id in by_url[url]:
+                breaker = breakers.get(org_id)
+                if breaker is None:
+                    continue  # unbound while the probe was in flight
+                if healthy:
+                    self._succeeded(breaker)
+                else:
+                    host = self._bindings[org_id].host if org_id in self._bindings else url
+                    self._failed(breaker, f"arc at {host} failed its health check")
+
+    async def run_health_checks(self, interval: float) -> None:
+        """Background task: `check_health()` every `interval` seconds until cancelled."""
+        while True:
+            try:
+                await self.check_health()
+            except Exception:
+                # A bug in one round must not end health reporting for the life of the process.
+                logger.exception("arc health check round failed")
+            await asyncio.sleep(interval)

@@ -1,0 +1,47 @@
+"""arclite: the embedded Arc-compatible store (DuckDB behind Arc's HTTP protocol).
+
+It exists so that `make run` and the test suite need nothing outside PyPI: Memtrace (and the official
+`arc-tsdb-client`) talk to it exactly as they talk to a real Arc — msgpack columnar writes answered 204,
+JSON SQL queries, databases chosen by `x-arc-database`, an optional token. Production points each org at a
+real Arc instead. Run it with `python -m memtrace.arclite --port 8000 --data-dir ./data/arc [--token T]
+[--buffer-age-ms N]`.
+
+Layout: `ingest` (decompression and msgpack payload checks), `sqlguard` (query admission, via DuckDB's
+parser), `storage` (one DuckDB file per database), `registry` (open databases, writer threads, counters),
+`server` (aiohttp routes).
+
+Guarantees:
+- A 204 means the rows are committed to DuckDB, whose COMMIT appends to the WAL and fdatasyncs it before
+  returning; they survive `kill -9` and are replayed on the next start.
+- Queries run one parsed SELECT inside a READ ONLY transaction on a connection opened with
+  `enable_external_access=false`, so SQL can neither change data nor touch files, URLs or extensions.
+
+arclite extension (not in Arc):
+- `GET /api/v1/arclite/stats` -> `{"write_requests": n, "rows_written": n, "by_database": {db:
+  {"write_requests": n, "rows": {measurement: n}}}}`: successful msgpack writes since process start, for
+  tests and load tests that must prove no write was lost or doubled. Needs the token when one is set.
+- `--buffer-age-ms N` emulates Arc's ingest buffer: acknowledged rows wait, durable, in hidden staging
+  tables (schema `_arclite_stage`) and become queryable N ms later or on
+  `POST /api/v1/write/line-protocol/flush`.
+
+Where arclite differs from Arc:
+- Storage is one DuckDB file per database (`<data-dir>/<db>.duckdb`), not Parquet files partitioned by time;
+  no retention, compaction, continuous queries, delete API, RBAC (no 403s), rate limiting (no 429s) or
+  clustering. `SHOW TABLES` reports the database file as `storage_path`, with `file_count` 1.
+- Only `POST /api/v1/write/msgpack` ingests; the line-protocol, Arrow and msgpack *query* endpoints are
+  absent. The flush endpoint needs only the ordinary token (Arc wants an admin token).
+- Qualified names (`db.table`, `schema.table`) are refused even without `x-arc-database` (Arc would query the
+  other database); `SHOW TABLES` without `FROM` lists the header's database (Arc lists `default`).
+- Queries are admitted by DuckDB's parser, not Arc's regexes: only a single SELECT/WITH...SELECT (also
+  `FROM t`, `VALUES`, `DESCRIBE t`, `SUMMARIZE t`) passes; EXPLAIN, PRAGMA, SET, CALL, PIVOT and every DDL/DML
+  get 400. File-reading table functions (`read_*`, `glob`, `query`, ...) get 400.
+- A DuckDB error is returned with DuckDB's message (Arc says only "Query execution failed"); a missing table
+  gives 200 with empty `columns`/`data`, as Arc does. `execution_time_ms` is an integer.
+- TIMESTAMPs come back as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (always six fraction digits; Arc trims trailing
+  zeros, RFC 3339 either way). `time` is stored as TIMESTAMP (µs precision; nanoseconds are truncated).
+- Column types are fixed by the first non-null value ever written (int BIGINT, float DOUBLE, str VARCHAR,
+  bool BOOLEAN; maps/lists stored as JSON text); a later value that cannot be cast to the column's type
+  makes the whole request 400. All-null columns are not created until a value arrives. Column names must
+  match `^[A-Za-z_][A-Za-z0-9_-]*$` and are case-insensitive (DuckDB), so `Host` and `host` are one column.
+- A request is one transaction: all of its batches are stored or none is.
+"""

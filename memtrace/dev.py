@@ -1,0 +1,102 @@
+"""`memtrace dev` (what `make run` runs): the embedded Arc store + Memtrace, a demo org and a key.
+
+For a laptop, not production: the demo key is kept in `<data_dir>/demo.key` (mode 0600) so every run can
+print it again. The embedded store runs without a token on loopback, so no master key is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from memtrace.config import Settings
+from memtrace.keys import lookup_id
+from memtrace.metadata.api_keys import ApiKeys
+from memtrace.metadata.arc_instances import ArcInstances
+from memtrace.metadata.db import open_metadata
+from memtrace.metadata.orgs import Orgs
+
+DEMO_ORG_ID = "org_demo"
+DEMO_DATABASE = "demo"
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the embedded Arc store exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310 - our own loopback URL
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise SystemExit(f"the embedded Arc store did not answer at {url} within {timeout:.0f}s")
+
+
+async def ensure_demo(settings: Settings, arc_url: str) -> str:
+    """Demo org bound to the embedded store, and a usable key (created on first run or if revoked)."""
+    key_file = Path(settings.storage.data_dir) / "demo.key"
+    metadata = await open_metadata(settings.metadata_path)
+    try:
+        orgs, keys = Orgs(metadata), ApiKeys(metadata)
+        if await orgs.find(DEMO_ORG_ID) is None:
+            await orgs.create("demo", id=DEMO_ORG_ID)
+        await ArcInstances(metadata).upsert(DEMO_ORG_ID, arc_url, DEMO_DATABASE)
+        if key_file.is_file():
+            key = key_file.read_text().strip()
+            lid = lookup_id(key)
+            record = await keys.get_by_lookup(lid) if lid else None
+            if record is not None and record.revoked_at_us is None and record.expires_at_us is None:
+                return key
+        _, key = await keys.create(DEMO_ORG_ID, f"demo-{int(time.time())}", "read,write,admin")
+        key_file.write_text(key + "\n")
+        key_file.chmod(0o600)
+        return key
+    finally:
+        await metadata.close()
+
+
+def banner(key: str, base: str) -> str:
+    return f"""
+Memtrace is starting on {base} (embedded Arc store, demo org '{DEMO_ORG_ID}').
+
+  API key: {key}
+
+Try it:
+  curl -s -X POST {base}/api/v1/memories -H 'x-api-key: {key}' -H 'content-type: application/json' \\
+       -d '{{"agent_id": "agent_1", "content": "User prefers dark mode", "tags": ["prefs"]}}'
+  curl -s '{base}/api/v1/memories?agent_id=agent_1' -H 'x-api-key: {key}'
+
+Ctrl-C stops both servers.
+"""
+
+
+def run_dev(settings: Settings, arc_port: int) -> int:
+    from memtrace.serve import serve
+
+    data_dir = Path(settings.storage.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    arc_url = f"http://127.0.0.1:{arc_port}"
+    arc = subprocess.Popen(
+        [sys.executable, "-m", "memtrace.arclite", "--host", "127.0.0.1", "--port", str(arc_port),
+         "--data-dir", str(data_dir / "arc")],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        _wait_healthy(f"{arc_url}/health", arc)
+        key = asyncio.run(ensure_demo(settings, arc_url))
+        host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host  # noqa: S104
+        print(banner(key, f"http://{host}:{settings.server.port}"), flush=True)
+        return serve(settings)
+    finally:
+        arc.terminate()
+        try:
+            arc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            arc.kill()

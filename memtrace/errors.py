@@ -1,0 +1,76 @@
+"""Domain errors, flat and documented; `api/errors.py` maps each to one HTTP status, once.
+
+    MemtraceError
+    ├── Invalid          400  bad input; the message names the field
+    ├── TooLarge         413  a size cap was exceeded
+    ├── Unauthorized     401  missing or invalid API key
+    ├── Forbidden        403  the key lacks the permission
+    ├── NotFound         404
+    ├── Conflict         409  duplicate memory, duplicate agent name
+    ├── Overloaded       429  the org's local queue is full; carries retry_after
+    ├── NoArcInstance    503  the org has no Arc binding
+    ├── ArcUnavailable   503  Arc unreachable, timed out, or its circuit is open; carries retry_after
+    └── ArcRejected      502  Arc answered 4xx/5xx to a request we built (its message, never our secrets)
+"""
+
+from __future__ import annotations
+
+
+class MemtraceError(Exception):
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Invalid(MemtraceError):
+    status = 400
+
+
+class TooLarge(MemtraceError):
+    status = 413
+
+
+class Unauthorized(MemtraceError):
+    status = 401
+
+
+class Forbidden(MemtraceError):
+    status = 403
+
+
+class NotFound(MemtraceError):
+    status = 404
+
+
+class Conflict(MemtraceError):
+    status = 409
+
+
+class Overloaded(MemtraceError):
+    status = 429
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NoArcInstance(MemtraceError):
+    status = 503
+
+
+class ArcUnavailable(MemtraceError):
+    status = 503
+
+    def __init__(self, message: str, retry_after: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ArcRejected(MemtraceError):
+    status = 502
+
+    def __init__(self, message: str, arc_status: int = 0) -> None:
+        super().__init__(message)
+        self.arc_status = arc_status

@@ -1,0 +1,453 @@
+"""Durable local record of accepted memories until Arc has them, plus the dedup ledger.
+
+Why a journal: a 201 must survive `kill -9` of every server process and an Arc outage, and reads must see
+a memory before Arc makes it queryable. One SQLite file (WAL, synchronous=FULL) shared by every worker
+process on the host holds:
+
+- `journal`: each accepted memory as a compact msgpack row, pending until delivered to Arc, then kept for
+  `retention_s` more (Arc's own buffer age) so reads can merge it; pruned after that.
+- `dedup`: `(org_id, dedup_key) → time` for the whole dedup window, checked and written in the same
+  transaction as the journal insert. `BEGIN IMMEDIATE` serialises that transaction across processes, so
+  dedup is exact across concurrent requests and workers without asking Arc.
+- `org_pending`: per-org count of undelivered rows, the bound for backpressure.
+- `lease`: which process delivers to Arc (see `delivery.py`).
+
+Group commit: requests queue their rows; one committer task writes everything queued in one transaction,
+so concurrent requests share one fsync. All SQLite work runs on one dedicated thread per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from memtrace.errors import Overloaded
+from memtrace.memory.model import MemoryRow
+
+T = TypeVar("T")
+
+SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS journal (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    org_id TEXT NOT NULL,
+    id TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    time_us INTEGER NOT NULL,
+    accepted_at REAL NOT NULL,
+    row BLOB NOT NULL,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS journal_pending ON journal(org_id, seq) WHERE delivered_at IS NULL;
+CREATE INDEX IF NOT EXISTS journal_delivered ON journal(delivered_at) WHERE delivered_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS journal_org_time ON journal(org_id, time_us);
+CREATE INDEX IF NOT EXISTS journal_id ON journal(id);
+CREATE TABLE IF NOT EXISTS dedup (
+    org_id TEXT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    time_us INTEGER NOT NULL,
+    PRIMARY KEY (org_id, dedup_key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_time ON dedup(time_us);
+CREATE TABLE IF NOT EXISTS org_pending (org_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL);
+"""
+
+_row_encoder = msgspec.msgpack.Encoder()
+_row_decoder = msgspec.msgpack.Decoder(MemoryRow)
+
+
+def encode_row(row: MemoryRow) -> bytes:
+    return _row_encoder.encode(row)
+
+
+def decode_row(blob: bytes) -> MemoryRow:
+    return _row_decoder.decode(blob)
+
+
+@dataclass(slots=True)
+class AppendResult:
+    """What one request's rows became: stored rows in request order, and how many were duplicates."""
+
+    stored: list[MemoryRow]
+    duplicate_indexes: list[int]
+
+
+@dataclass(slots=True)
+class _Pending:
+    org_id: str
+    rows: Sequence[MemoryRow]
+    future: asyncio.Future[AppendResult]
+
+
+@dataclass(slots=True)
+class PendingBatch:
+    """Undelivered rows of one org, oldest first, as the deliverer reads them."""
+
+    org_id: str
+    seqs: list[int]
+    rows: list[MemoryRow]
+
+
+@dataclass(slots=True)
+class OrgBacklog:
+    org_id: str
+    pending: int
+    oldest_accepted_at: float
+
+
+@dataclass
+class JournalConfig:
+    path: Path
+    dedup_window_s: int
+    retention_s: float
+    max_pending_per_org: int
+    max_group_rows: int = 5000
+    retry_after_s: int = 2
+
+
+@dataclass
+class _Stats:
+    groups: int = 0
+    rows: int = 0
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection tuned for a multi-process group-commit journal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA cache_size=-65536")
+    return conn
+
+
+class Journal:
+    """Group-committed journal shared by the worker processes of one host.
+
+    Create with `await Journal.open(config)`; every method is safe to call from the event loop.
+    """
+
+    def __init__(self, config: JournalConfig, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+        self.config = config
+        self._conn = conn
+        self._executor = executor
+        self._queue: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._closed = False
+        self.stats = _Stats()
+        self.on_commit: list[Any] = []  # callables(org_ids) told after each group commit in this process
+
+    @classmethod
+    async def open(cls, config: JournalConfig) -> Journal:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        loop = asyncio.get_running_loop()
+
+        def _open() -> sqlite3.Connection:
+            conn = connect(config.path)
+            conn.executescript(SCHEMA)
+            return conn
+
+        conn = await loop.run_in_executor(executor, _open)
+        journal = cls(config, conn, executor)
+        journal._committer = asyncio.create_task(journal._commit_loop(), name="journal-committer")
+        return journal
+
+    async def close(self) -> None:
+        self._closed = True
+        self._wakeup.set()
+        if self._committer is not None:
+            await self._committer
+        await self._run(self._conn.close)
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # --- accept path -------------------------------------------------------------------------------
+
+    async def append(self, org_id: str, rows: Sequence[MemoryRow]) -> AppendResult:
+        """Durably store `rows` for `org_id`, skipping duplicates within the dedup window.
+
+        Returns after the group's fsync. Raises Overloaded when the org's undelivered rows would pass
+        its bound; then nothing of this request is stored.
+        """
+        if self._closed:
+            raise Overloaded("server is shutting down", retry_after=self.config.retry_after_s)
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(org_id, rows, future))
+        self._wakeup.set()
+        return await future
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                group: list[_Pending] = []
+                taken = 0
+                while self._queue and (not group or taken + len(self._queue[0].rows) <= self.config.max_group_rows):
+                    item = self._queue.pop(0)
+                    group.append(item)
+                    taken += len(item.rows)
+                await self._commit_group(group)
+            if self._closed:
+                return
+
+    async def _commit_group(self, group: list[_Pending]) -> None:
+        now_us = time.time_ns() // 1000
+        try:
+            outcomes: list[AppendResult | BaseException] = await self._run(self._write_group, group, now_us)
+        except BaseException as exc:
+            outcomes = [exc] * len(group)
+        for item, outcome in zip(group, outcomes, strict=True):
+            if item.future.done():
+                continue
+            if isinstance(outcome, BaseException):
+                item.future.set_exception(outcome)
+            else:
+                item.future.set_result(outcome)
+        self.stats.groups += 1
+        orgs = {item.org_id for item, o in zip(group, outcomes, strict=True) if not isinstance(o, BaseException)}
+        for callback in self.on_commit:
+            callback(orgs)
+
+    def _write_group(self, group: list[_Pending], now_us: int) -> list[AppendResult | BaseException]:
+        """One transaction for the whole group: dedup check, journal insert, pending counters."""
+        conn = self._conn
+        window_start = now_us - self.config.dedup_window_s * 1_000_000
+        accepted_at = now_us / 1e6
+        outcomes: list[AppendResult | BaseException] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            pending = self._pending_counts(conn, {item.org_id for item in group})
+            for item in group:
+                if pending.get(item.org_id, 0) + len(item.rows) > self.config.max_pending_per_org:
+                    outcomes.append(
+                        Overloaded(
+                            "too many memories waiting for this org's Arc; retry later",
+                            retry_after=self.config.retry_after_s,
+                        )
+                    )
+                    continue
+                stored: list[MemoryRow] = []
+                dups: list[int] = []
+                for index, row in enumerate(item.rows):
+                    seen = conn.execute(
+                        "SELECT time_us FROM dedup WHERE org_id = ? AND dedup_key = ?",
+                        (item.org_id, row.dedup_key),
+                    ).fetchone()
+                    if seen is not None and seen[0] >= window_start:
+                        dups.append(index)
+                        continue
+                    conn.execute(
+                        "INSERT OR REPLACE INTO dedup(org_id, dedup_key, time_us) VALUES (?, ?, ?)",
+                        (item.org_id, row.dedup_key, row.time_us),
+                    )
+                    conn.execute(
+                        "INSERT INTO journal(org_id, id, agent_id, session_id, time_us, accepted_at, row)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (item.org_id, row.id, row.agent_id, row.session_id, row.time_us, accepted_at,
+                         encode_row(row)),
+                    )
+                    stored.append(row)
+                if stored:
+                    pending[item.org_id] = pending.get(item.org_id, 0) + len(stored)
+                    conn.execute(
+                        "INSERT INTO org_pending(org_id, n) VALUES (?, ?)"
+                        " ON CONFLICT(org_id) DO UPDATE SET n = n + excluded.n",
+                        (item.org_id, len(stored)),
+                    )
+                    self.stats.rows += len(stored)
+                outcomes.append(AppendResult(stored, dups))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    @staticmethod
+    def _pending_counts(conn: sqlite3.Connection, org_ids: Iterable[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for org_id in org_ids:
+            found = conn.execute("SELECT n FROM org_pending WHERE org_id = ?", (org_id,)).fetchone()
+            counts[org_id] = int(found[0]) if found else 0
+        return counts
+
+    # --- delivery side -----------------------------------------------------------------------------
+
+    async def backlog(self) -> list[OrgBacklog]:
+        """Orgs with undelivered rows, with their count and the age of their oldest row."""
+
+        def _q() -> list[OrgBacklog]:
+            cur = self._conn.execute(
+                "SELECT org_id, count(*), min(accepted_at) FROM journal WHERE delivered_at IS NULL GROUP BY org_id"
+            )
+            return [OrgBacklog(o, int(n), float(t)) for o, n, t in cur]
+
+        result: list[OrgBacklog] = await self._run(_q)
+        return result
+
+    async def pending_batch(self, org_id: str, limit: int) -> PendingBatch:
+        """The org's oldest undelivered rows, in acceptance order (order per org is kept)."""
+
+        def _q() -> PendingBatch:
+            cur = self._conn.execute(
+                "SELECT seq, row FROM journal WHERE org_id = ? AND delivered_at IS NULL ORDER BY seq LIMIT ?",
+                (org_id, limit),
+            )
+            seqs, rows = [], []
+            for seq, blob in cur:
+                seqs.append(seq)
+                rows.append(decode_row(blob))
+            return PendingBatch(org_id, seqs, rows)
+
+        batch: PendingBatch = await self._run(_q)
+        return batch
+
+    async def mark_delivered(self, batch: PendingBatch) -> None:
+        def _w() -> None:
+            conn = self._conn
+            now = time.time()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                changed = 0
+                for start in range(0, len(batch.seqs), 500):
+                    chunk = batch.seqs[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    cur = conn.execute(
+                        f"UPDATE journal SET delivered_at = ? WHERE delivered_at IS NULL AND seq IN ({marks})",  # noqa: S608 - placeholders only
+                        (now, *chunk),
+                    )
+                    changed += cur.rowcount
+                conn.execute("UPDATE org_pending SET n = max(0, n - ?) WHERE org_id = ?", (changed, batch.org_id))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(_w)
+
+    async def prune(self) -> tuple[int, int]:
+        """Drop rows Arc surely shows now, and dedup keys older than the window."""
+
+        def _w() -> tuple[int, int]:
+            now = time.time()
+            cutoff_us = int((now - self.config.dedup_window_s) * 1_000_000)
+            rows = self._conn.execute(
+                "DELETE FROM journal WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+                (now - self.config.retention_s,),
+            ).rowcount
+            keys = self._conn.execute("DELETE FROM dedup WHERE time_us < ?", (cutoff_us,)).rowcount
+            return rows, keys
+
+        result: tuple[int, int] = await self._run(_w)
+        return result
+
+    # --- read side ---------------------------------------------------------------------------------
+
+    async def recent_rows(
+        self,
+        org_id: str,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        since_us: int | None = None,
+        ids: Sequence[str] = (),
+    ) -> list[MemoryRow]:
+        """The org's rows that Arc may not show yet (pending, or delivered within the retention)."""
+        clauses = ["org_id = ?"]
+        params: list[Any] = [org_id]
+        if agent_id is not None:
+            clauses.append("agent_id = ?")
+            params.append(agent_id)
+        if session_id is not None:
+            clauses.append("session_id = ?")
+            params.append(session_id)
+        if since_us is not None:
+            clauses.append("time_us >= ?")
+            params.append(since_us)
+        if ids:
+            clauses.append(f"id IN ({','.join('?' * len(ids))})")
+            params.extend(ids)
+        sql = "SELECT row FROM journal WHERE " + " AND ".join(clauses)  # noqa: S608 - fixed clauses, placeholders
+
+        def _q() -> list[MemoryRow]:
+            return [decode_row(blob) for (blob,) in self._conn.execute(sql, params)]
+
+        rows: list[MemoryRow] = await self._run(_q)
+        return rows
+
+    async def pending_total(self, org_id: str) -> int:
+        def _q() -> int:
+            found = self._conn.execute("SELECT n FROM org_pending WHERE org_id = ?", (org_id,)).fetchone()
+            return int(found[0]) if found else 0
+
+        n: int = await self._run(_q)
+        return n
+
+    # --- delivery lease ----------------------------------------------------------------------------
+
+    async def try_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew the named lease; a holder whose process is gone from this host loses it at once."""
+
+        def _w() -> bool:
+            conn = self._conn
+            now = time.time()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                found = conn.execute("SELECT holder, expires_at FROM lease WHERE name = ?", (name,)).fetchone()
+                if found is None or found[0] == holder or found[1] < now or not holder_alive(found[0]):
+                    conn.execute(
+                        "INSERT OR REPLACE INTO lease(name, holder, expires_at) VALUES (?, ?, ?)",
+                        (name, holder, now + ttl_s),
+                    )
+                    conn.execute("COMMIT")
+                    return True
+                conn.execute("COMMIT")
+                return False
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        taken: bool = await self._run(_w)
+        return taken
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        def _w() -> None:
+            self._conn.execute("DELETE FROM lease WHERE name = ? AND holder = ?", (name, holder))
+
+        await self._run(_w)
+
+
+def holder_id() -> str:
+    """`host:pid:start` names this process as a lease holder."""
+    return f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+
+
+def holder_alive(holder: str) -> bool:
+    """False only when the holder is a process of this host that no longer exists."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,144 @@
+"""Request and response Structs of the memory API, with the contract's constraints on the types.
+
+Bodies are decoded from bytes straight into these Structs with decoders built once (see `codec.py`),
+so a ValidationError path such as `$.memories[3].importance` names the offending field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from msgspec import Meta, Raw, Struct
+
+ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,127}$"
+EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+TAG_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+MEMORY_ID_PATTERN = r"^mem_[0-9A-HJKMNP-TV-Z]{26}$"
+DEDUP_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+MAX_TAGS = 32
+
+MEMORY_TYPES: tuple[str, ...] = ("episodic", "session", "decision", "entity")
+MemoryType = Literal["episodic", "session", "decision", "entity"]
+Order = Literal["asc", "desc"]
+
+Id = Annotated[str, Meta(pattern=ID_PATTERN)]
+EventType = Annotated[str, Meta(pattern=EVENT_TYPE_PATTERN)]
+Tag = Annotated[str, Meta(pattern=TAG_PATTERN)]
+Tags = Annotated[list[Tag], Meta(max_length=MAX_TAGS)]
+Importance = Annotated[float, Meta(ge=0.0, le=1.0)]
+Content = Annotated[str, Meta(min_length=1)]
+DedupKey = Annotated[str, Meta(pattern=DEDUP_KEY_PATTERN)]
+Limit = Annotated[int, Meta(ge=1, le=1000)]
+Offset = Annotated[int, Meta(ge=0)]
+
+
+class NewMemory(Struct, forbid_unknown_fields=False, kw_only=True):
+    """One memory as a client sends it. Size caps that depend on settings are checked in `validate.py`."""
+
+    agent_id: Id
+    content: Content
+    memory_type: MemoryType = "episodic"
+    event_type: EventType = "general"
+    session_id: Id | None = None
+    metadata: dict[str, Any] | None = None
+    tags: Tags | None = None
+    dedup_key: DedupKey | None = None
+    importance: Importance | None = None
+    parent_id: Id | None = None
+
+
+class NewMemoryBatch(Struct, kw_only=True):
+    memories: list[NewMemory]
+
+
+class Memory(Struct, kw_only=True):
+    """A stored memory as the API returns it (built from a MemoryRow at the edge)."""
+
+    id: str
+    time: str  # RFC 3339, UTC, microsecond precision
+    org_id: str
+    agent_id: str
+    session_id: str
+    memory_type: str
+    event_type: str
+    content: str
+    metadata: Raw  # the stored JSON object, passed through without a decode
+    tags: list[str]
+    dedup_key: str
+    importance: float
+    parent_id: str
+
+
+class MemoryRow(Struct, array_like=True, kw_only=True):
+    """The Arc columns of one memory, kept compact in the journal (array-like msgpack)."""
+
+    id: str
+    time_us: int
+    org_id: str
+    agent_id: str
+    session_id: str
+    memory_type: str
+    event_type: str
+    content: str
+    metadata_json: str
+    tags_csv: str
+    dedup_key: str
+    importance: float
+    parent_id: str
+
+
+class BatchCreated(Struct, kw_only=True):
+    memories: list[Memory]
+    count: int
+    duplicates: int
+
+
+class MemoryList(Struct, kw_only=True):
+    memories: list[Memory]
+    count: int
+    has_more: bool
+
+
+class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=False):
+    agent_id: Id | None = None
+    session_id: Id | None = None
+    memory_types: Annotated[list[MemoryType], Meta(max_length=4)] | None = None
+    event_types: Annotated[list[EventType], Meta(max_length=64)] | None = None
+    tags: Tags | None = None
+    content_contains: Annotated[str, Meta(max_length=1024)] | None = None
+    since: str | None = None
+    until: str | None = None
+    min_importance: Importance | None = None
+    limit: Limit = 50
+    offset: Offset = 0
+    order: Order = "desc"
+
+
+class SearchResults(Struct, kw_only=True):
+    results: list[Memory]
+    count: int
+    query_time_ms: int
+
+
+class MemoryFilter(Struct, kw_only=True):
+    """Every filter a read may apply, already validated; built from list query params or a search body.
+
+    `since_us`/`until_us` are absolute epoch microseconds (relative forms resolved at request time).
+    """
+
+    agent_id: str | None = None
+    session_id: str | None = None
+    memory_types: tuple[str, ...] = ()
+    event_types: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    content_contains: str | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+    min_importance: float | None = None
+    ids: tuple[str, ...] = ()
+
+
+class Page(Struct, kw_only=True):
+    limit: int = 100
+    offset: int = 0
+    order: Order = "desc"

@@ -1,0 +1,142 @@
+"""The memory service: accept (validate, dedup, journal) and read (Arc ⨝ recent local rows).
+
+Handlers call this and nothing below it. Reads merge Arc's answer with the org's journal rows that Arc may
+not show yet, de-duplicated by id under the same filters, order, limit and offset (read-your-writes from
+any worker). Every Arc query comes from `memory/query.py`, scoped to the org and its own measurement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from memtrace.activity import ActivityTracker
+from memtrace.arc.registry import ArcRegistry
+from memtrace.config import LimitsSettings
+from memtrace.errors import Conflict, NotFound
+from memtrace.journal import Journal
+from memtrace.memory import query
+from memtrace.memory.build import build_rows
+from memtrace.memory.context import RenderedContext, render_context
+from memtrace.memory.filters import matches, merge_page
+from memtrace.memory.model import MemoryFilter, MemoryRow, NewMemory, Page
+
+# A context renders at most this many of the session's newest memories (the rest only count).
+CONTEXT_MAX_ROWS = 5000
+DAY_US = 86_400 * 1_000_000
+
+
+@dataclass(slots=True)
+class Created:
+    rows: list[MemoryRow]
+    duplicates: int
+
+
+@dataclass(slots=True)
+class MemoryCounts:
+    total: int
+    last_24h: int
+    errors_24h: int
+    by_type: dict[str, int]
+
+
+class MemoryService:
+    def __init__(
+        self, journal: Journal, registry: ArcRegistry, limits: LimitsSettings, activity: ActivityTracker
+    ) -> None:
+        self.journal = journal
+        self.registry = registry
+        self.limits = limits
+        self.activity = activity
+
+    # --- writes -------------------------------------------------------------------------------------
+
+    async def create(self, org_id: str, items: Sequence[NewMemory], *, batch: bool) -> Created:
+        """Durably accept `items`; for a single memory a duplicate is a Conflict, in a batch it is skipped."""
+        self.registry.get(org_id)  # NoArcInstance before anything is stored
+        rows = build_rows(org_id, items, time.time_ns() // 1000, self.limits, batch)
+        result = await self.journal.append(org_id, rows)
+        if not batch and result.duplicate_indexes:
+            raise Conflict("duplicate memory")
+        self.activity.saw_rows(org_id, result.stored)
+        return Created(result.stored, len(result.duplicate_indexes))
+
+    # --- reads --------------------------------------------------------------------------------------
+
+    async def _local(self, org_id: str, f: MemoryFilter) -> list[MemoryRow]:
+        rows = await self.journal.recent_rows(
+            org_id, agent_id=f.agent_id, session_id=f.session_id, since_us=f.since_us, ids=f.ids
+        )
+        return [row for row in rows if matches(row, f)]
+
+    async def _arc_rows(self, org_id: str, sql: str) -> list[MemoryRow]:
+        result = await self.registry.query(org_id, sql)
+        return query.rows_from_arc(result.columns, result.data)
+
+    async def list_page(self, org_id: str, f: MemoryFilter, page: Page) -> tuple[list[MemoryRow], bool]:
+        """One page of the org's memories and whether another page exists."""
+        measurement = self.registry.get(org_id).measurement
+        if page.offset == 0:
+            sql = query.select_memories(measurement, org_id, f, page.order, page.limit + 1, 0)
+            local, arc = await asyncio.gather(self._local(org_id, f), self._arc_rows(org_id, sql))
+            return merge_page(arc, local, page.order, page.limit, 0)
+        local = await self._local(org_id, f)
+        if not local:
+            sql = query.select_memories(measurement, org_id, f, page.order, page.limit + 1, page.offset)
+            arc = await self._arc_rows(org_id, sql)
+            return arc[: page.limit], len(arc) > page.limit
+        sql = query.select_memories(measurement, org_id, f, page.order, page.offset + page.limit + 1, 0)
+        arc = await self._arc_rows(org_id, sql)
+        return merge_page(arc, local, page.order, page.limit, page.offset)
+
+    async def get(self, org_id: str, memory_id: str) -> MemoryRow:
+        rows, _ = await self.list_page(org_id, MemoryFilter(ids=(memory_id,)), Page(limit=1))
+        if not rows:
+            raise NotFound("memory not found")
+        return rows[0]
+
+    async def all_matching(self, org_id: str, f: MemoryFilter, cap: int) -> list[MemoryRow]:
+        """Up to `cap` newest matching memories (for context and stats)."""
+        rows, _ = await self.list_page(org_id, f, Page(limit=cap, order="desc"))
+        return rows
+
+    async def counts(self, org_id: str, f: MemoryFilter, now_us: int) -> MemoryCounts:
+        """Distinct-id counts from Arc plus the local rows Arc does not have yet."""
+        measurement = self.registry.get(org_id).measurement
+        since_24h = now_us - DAY_US
+        local = await self._local(org_id, f)
+        stats_sql = query.memory_stats(measurement, org_id, f, since_24h)
+        if local:
+            known_sql = query.select_ids(measurement, org_id, tuple(r.id for r in local))
+            stats, known = await asyncio.gather(
+                self.registry.query(org_id, stats_sql), self._arc_rows(org_id, known_sql)
+            )
+            in_arc = {row.id for row in known}
+        else:
+            stats = await self.registry.query(org_id, stats_sql)
+            in_arc = set()
+        counts = MemoryCounts(0, 0, 0, {})
+        for memory_type, total, recent, errors in query.stats_from_arc(stats.columns, stats.data):
+            counts.by_type[memory_type] = counts.by_type.get(memory_type, 0) + total
+            counts.total += total
+            counts.last_24h += recent
+            counts.errors_24h += errors
+        extra = [row for row in local if row.id not in in_arc]
+        for memory_type, n in Counter(row.memory_type for row in extra).items():
+            counts.by_type[memory_type] = counts.by_type.get(memory_type, 0) + n
+        counts.total += len(extra)
+        recent_rows = [row for row in extra if row.time_us >= since_24h]
+        counts.last_24h += len(recent_rows)
+        counts.errors_24h += sum(1 for row in recent_rows if row.event_type == "error")
+        return counts
+
+    async def context(
+        self, org_id: str, session_id: str, include_types: tuple[str, ...], since_us: int | None,
+        max_tokens: int | None,
+    ) -> RenderedContext:
+        f = MemoryFilter(session_id=session_id, memory_types=include_types, since_us=since_us)
+        rows = await self.all_matching(org_id, f, CONTEXT_MAX_ROWS)
+        return render_context(session_id, rows, max_tokens)

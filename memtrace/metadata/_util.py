@@ -1,0 +1,88 @@
+"""Small helpers shared by the repositories: timestamps, ids, JSON columns, constraint errors.
+
+Timestamps are stored as fixed-width RFC 3339 UTC strings with microseconds and `Z`, so that SQL
+string comparison (ORDER BY, `<`, max) is chronological and the API can return them unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from memtrace.errors import Invalid
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,127}$")
+
+_json_encoder = msgspec.json.Encoder()
+_json_decoder = msgspec.json.Decoder(dict[str, Any])
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def format_us(us: int) -> str:
+    """Microseconds since the epoch → `2026-02-07T20:15:00.123456Z`."""
+    return (_EPOCH + timedelta(microseconds=us)).strftime(_FORMAT)
+
+
+def parse_ts(text: str) -> int:
+    """Inverse of `format_us` (only the stored format; the API parses user input elsewhere)."""
+    dt = datetime.strptime(text, _FORMAT).replace(tzinfo=UTC)
+    return (dt - _EPOCH) // _ONE_US
+
+
+def parse_ts_opt(text: str | None) -> int | None:
+    return None if text is None else parse_ts(text)
+
+
+def new_id(prefix: str, nbytes: int = 12) -> str:
+    return f"{prefix}_{secrets.token_hex(nbytes)}"
+
+
+def check_id(value: str, field: str) -> str:
+    """Ids end up in Arc SQL and URLs; one strict pattern keeps them harmless everywhere."""
+    if not ID_RE.fullmatch(value):
+        raise Invalid(
+            f"{field} must start with a letter and contain only letters, digits, '_' or '-' "
+            f"(max 128): {value!r}"
+        )
+    return value
+
+
+def check_text(value: str, field: str, max_len: int) -> str:
+    text = value.strip()
+    if not text:
+        raise Invalid(f"{field} must not be empty")
+    if len(text) > max_len:
+        raise Invalid(f"{field} is longer than {max_len} characters")
+    if any(ord(c) < 32 for c in text):
+        raise Invalid(f"{field} must not contain control characters")
+    return text
+
+
+def encode_json(value: dict[str, Any] | None) -> str:
+    return _json_encoder.encode(value or {}).decode("utf-8")
+
+
+def decode_json(text: str | None) -> dict[str, Any]:
+    return _json_decoder.decode(text) if text else {}
+
+
+def unique_violation(exc: sqlite3.IntegrityError) -> str | None:
+    """The `table.column[, column]` of a UNIQUE/PRIMARY KEY violation, or None for other integrity errors."""
+    text = str(exc)
+    marker = "UNIQUE constraint failed: "
+    if marker in text:
+        return text.split(marker, 1)[1].strip()
+    return None

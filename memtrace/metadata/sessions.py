@@ -1,0 +1,150 @@
+"""Sessions, per org: bounded work contexts with an active/closed lifecycle.
+
+A session keeps the agent_id it was created with (id or name, as the client gave it), so listing by
+agent takes every alias of the agent (see `Agents.aliases`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import sqlite3
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from memtrace.errors import Invalid, NotFound
+from memtrace.metadata._util import check_id, decode_json, encode_json, format_us, new_id, now_us
+from memtrace.metadata.models import Session
+
+if TYPE_CHECKING:
+    from memtrace.metadata.db import MetadataDB
+
+STATUSES = ("active", "closed")
+_SELECT = (
+    "SELECT id, org_id, agent_id, status, metadata_json, created_at, updated_at, closed_at FROM sessions"
+)
+_COUNTS = "SELECT COUNT(*), COALESCE(SUM(status = 'active'), 0) FROM sessions"
+_BY_ID = _SELECT + " WHERE org_id = ? AND id = ?"
+
+
+def _session(row: sqlite3.Row) -> Session:
+    return Session(
+        id=row["id"],
+        org_id=row["org_id"],
+        agent_id=row["agent_id"],
+        status=row["status"],
+        metadata=decode_json(row["metadata_json"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        closed_at=row["closed_at"],
+    )
+
+
+def _agent_filter(agent_ids: Sequence[str] | None) -> tuple[str, builtins.list[str]]:
+    if agent_ids is None:
+        return "", []
+    ids = list(dict.fromkeys(agent_ids))
+    if not ids:
+        return " AND 0", []
+    return f" AND agent_id IN ({', '.join('?' * len(ids))})", ids
+
+
+class Sessions:
+    def __init__(self, db: MetadataDB) -> None:
+        self._db = db
+
+    async def create(self, org_id: str, agent_id: str, metadata: dict[str, Any] | None = None) -> Session:
+        """A new active session. The agent is not checked here: the API registers it (`Agents.ensure`)."""
+        check_id(agent_id, "agent_id")
+        now = format_us(now_us())
+        session = Session(
+            id=new_id("sess"),
+            org_id=org_id,
+            agent_id=agent_id,
+            status="active",
+            metadata=dict(metadata or {}),
+            created_at=now,
+            updated_at=now,
+            closed_at=None,
+        )
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO sessions (id, org_id, agent_id, status, metadata_json, created_at, updated_at, "
+                "closed_at, last_active_at) VALUES (?, ?, ?, 'active', ?, ?, ?, NULL, ?)",
+                (session.id, org_id, agent_id, encode_json(session.metadata), now, now, now),
+            )
+        return session
+
+    async def find(self, org_id: str, session_id: str) -> Session | None:
+        row = await self._db.fetchone(_BY_ID, (org_id, session_id))
+        return _session(row) if row else None
+
+    async def get(self, org_id: str, session_id: str) -> Session:
+        session = await self.find(org_id, session_id)
+        if session is None:
+            raise NotFound("session not found")
+        return session
+
+    async def list(self, org_id: str, agent_ids: Sequence[str] | None = None) -> builtins.list[Session]:
+        """Newest first; `agent_ids` (any alias of one agent) narrows to that agent's sessions."""
+        where, params = _agent_filter(agent_ids)
+        rows = await self._db.fetchall(
+            _SELECT + f" WHERE org_id = ?{where} ORDER BY created_at DESC, rowid DESC",
+            (org_id, *params),
+        )
+        return [_session(r) for r in rows]
+
+    async def update(
+        self, org_id: str, session_id: str, status: str | None = None, metadata: dict[str, Any] | None = None
+    ) -> Session:
+        """Change status and/or replace metadata. Closing sets closed_at (kept if already closed);
+        reopening (`active`) clears it. Unknown status → Invalid; unknown session → NotFound."""
+        if status is not None and status not in STATUSES:
+            raise Invalid(f"status must be 'active' or 'closed', got {status!r}")
+        now = format_us(now_us())
+        async with self._db.transaction() as tx:
+            row = await tx.fetchone(_BY_ID, (org_id, session_id))
+            if row is None:
+                raise NotFound("session not found")
+            session = _session(row)
+            if status == "closed" and session.status != "closed":
+                session.closed_at = now
+            elif status == "active":
+                session.closed_at = None
+            if status is not None:
+                session.status = status
+            if metadata is not None:
+                session.metadata = dict(metadata)
+            session.updated_at = now
+            await tx.execute(
+                "UPDATE sessions SET status = ?, metadata_json = ?, updated_at = ?, closed_at = ? "
+                "WHERE org_id = ? AND id = ?",
+                (session.status, encode_json(session.metadata), now, session.closed_at, org_id, session_id),
+            )
+        return session
+
+    async def counts(self, org_id: str, agent_ids: Sequence[str] | None = None) -> tuple[int, int]:
+        """(total, active) sessions of the org, or of one agent given all its aliases."""
+        where, params = _agent_filter(agent_ids)
+        row = await self._db.fetchone(
+            _COUNTS + f" WHERE org_id = ?{where}",  # `where` holds only "?" placeholders
+            (org_id, *params),
+        )
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    async def touch(self, org_id: str, last_active: Mapping[str, int]) -> None:
+        """Move last_active_at forward (never back) for many sessions in one batch."""
+        if not last_active:
+            return
+        rows = [(format_us(us), org_id, sid) for sid, us in last_active.items()]
+        async with self._db.transaction() as tx:
+            await tx.executemany(
+                "UPDATE sessions SET last_active_at = ?1 WHERE org_id = ?2 AND id = ?3 "
+                "AND (last_active_at IS NULL OR last_active_at < ?1)",
+                rows,
+            )
+
+    async def last_active(self, org_id: str, session_id: str) -> str | None:
+        row = await self._db.fetchone(
+            "SELECT last_active_at FROM sessions WHERE org_id = ? AND id = ?", (org_id, session_id)
+        )
+        return None if row is None else row[0]

@@ -1,0 +1,51 @@
+"""Shared fixtures: a real embedded Arc store and a real Memtrace server (Granian) per test module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.procs import ArcLite, MemtraceServer
+from tests.provision import Tenant, provision
+
+
+@dataclass
+class Stack:
+    arc: ArcLite
+    server: MemtraceServer
+    data_dir: Path
+    tenant: Tenant
+
+    @property
+    def db(self) -> Path:
+        return self.data_dir / "memtrace.db"
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"x-api-key": key or self.tenant.key}
+        return httpx.Client(base_url=self.server.url, headers=headers, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """arclite + Memtrace (1 worker) + org `acme` bound to it, with a read,write key."""
+    base = tmp_path_factory.mktemp("stack")
+    arc = ArcLite(base / "arc")
+    data_dir = base / "memtrace"
+    data_dir.mkdir()
+    tenant = provision(data_dir / "memtrace.db", "acme", arc.url)
+    server = MemtraceServer(data_dir)
+    try:
+        yield Stack(arc, server, data_dir, tenant)
+    finally:
+        server.stop()
+        arc.stop()
+
+
+@pytest.fixture
+def api(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.client() as client:
+        yield client

@@ -1,0 +1,136 @@
+"""Real subprocesses for tests: the embedded Arc store and the Memtrace server on free loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http_ok(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll `url` until it answers 2xx; fail early with the process output if it died."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            out = proc.stdout.read().decode(errors="replace") if proc.stdout else ""
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered:\n{out}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback test URL
+                if 200 <= resp.status < 300:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            last = exc
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout}s: {last}")
+
+
+class Proc:
+    """A child process in its own process group, stopped (or killed) for sure at teardown."""
+
+    def __init__(self, args: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None):
+        self.args = list(args)
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        log_dir = Path(os.environ.get("TMPDIR", "/tmp"))
+        self.log_path = log_dir / f"memtrace-test-{os.getpid()}-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.popen = subprocess.Popen(
+            self.args, env=full_env, cwd=cwd or REPO, stdout=self._log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, url: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.args} exited with {self.popen.returncode}:\n{self.output()}")
+            try:
+                wait_http_ok(url, timeout=0.5)
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{url} not ready in {timeout}s:\n{self.output()}") from None
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+
+    def kill9(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.popen.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+        self._log.close()
+        return self.popen.returncode
+
+
+class ArcLite(Proc):
+    """`python -m memtrace.arclite` on a free port with its own data dir."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, token: str | None = None, extra: Sequence[str] = ()):
+        self.port = port or free_port()
+        self.data_dir = data_dir
+        self.token = token
+        args = [sys.executable, "-m", "memtrace.arclite", "--host", "127.0.0.1", "--port", str(self.port),
+                "--data-dir", str(data_dir), *extra]
+        if token:
+            args += ["--token", token]
+        super().__init__(args)
+        self.wait_ready(f"{self.url}/health")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class MemtraceServer(Proc):
+    """`python -m memtrace serve` (real Granian workers) on a free port, configured through env vars.
+
+    Runs in `data_dir` so no memtrace.toml from the repository is picked up.
+    """
+
+    def __init__(self, data_dir: Path, workers: int = 1, port: int | None = None,
+                 env: dict[str, str] | None = None):
+        self.port = port or free_port()
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        settings_env = {
+            "MEMTRACE_STORAGE_DATA_DIR": str(data_dir),
+            "MEMTRACE_ARC_FLUSH_INTERVAL_MS": "100",
+            "MEMTRACE_SERVER_LOG_LEVEL": "warning",
+            **(env or {}),
+        }
+        args = [sys.executable, "-m", "memtrace", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                "--workers", str(workers)]
+        super().__init__(args, env=settings_env, cwd=data_dir)
+        self.wait_ready(f"{self.url}/health")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

@@ -1,0 +1,436 @@
+"""The SQL builder against a real DuckDB: it must return exactly what the Python filter computes.
+
+The property test is the contract between `query.py` (SQL run by Arc) and `filters.py` (the same
+filters over local rows Arc cannot see yet): on generated rows full of quotes, backslashes, LIKE
+wildcards, NUL and SQL fragments, stored with duplicate deliveries, both must agree row for row, and
+the table must survive every query.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from memtrace.errors import Invalid
+from memtrace.memory.filters import matches, merge_page, sort_rows
+from memtrace.memory.model import MEMORY_TYPES, MemoryFilter, MemoryRow
+from memtrace.memory.query import (
+    COLUMNS,
+    MAX_SQL_CHARS,
+    agent_stats,
+    count_memories,
+    existing_dedup_keys,
+    existing_dedup_keys_batches,
+    quote_ident,
+    quote_literal,
+    rows_from_arc,
+    select_memories,
+)
+
+# Arc's column order is whatever the first write made it; deliberately not ours.
+DDL = (
+    "CREATE TABLE events (time TIMESTAMP, org_id VARCHAR, agent_id VARCHAR, content VARCHAR, id VARCHAR, "
+    "session_id VARCHAR, memory_type VARCHAR, event_type VARCHAR, metadata_json VARCHAR, tags_csv VARCHAR, "
+    "dedup_key VARCHAR, importance DOUBLE, parent_id VARCHAR)"
+)
+INSERT = (
+    "INSERT INTO events (time, id, org_id, agent_id, session_id, memory_type, event_type, content, "
+    "metadata_json, tags_csv, dedup_key, importance, parent_id) "
+    "VALUES (make_timestamp(?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+NASTY = [
+    "'",
+    "''",
+    "\\",
+    "\\'",
+    "'\\",
+    "%",
+    "_",
+    "%_%",
+    "a%b_c",
+    "\x00",
+    "a\x00b",
+    "\n",
+    "\r\n\t",
+    "\x1b[31m",
+    "'; DROP TABLE events; --",
+    "\\'; DROP TABLE events; --",
+    "' OR '1'='1",
+    "') OR 1=1 --",
+    "/* comment */",
+    "*/",
+    "--",
+    "$$",
+    "$tag$ x $tag$",
+    "e'x'",
+    'E"x"',
+    '"events"',
+    "time >= '2000-01-01'",
+    "time < '2100-01-01' AND ",
+    "ΣΑΣ",
+    "σας",
+    "İstanbul",
+    "ß",
+    "ẞ",
+    "Ǆ",
+    "💥",
+    "日本語",
+    "\u2028",
+    "\ufeff",
+    "ＡＢＣ",
+    "x" * 300,
+]
+ULID = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+IDS = [f"mem_{ULID[i] * 26}" for i in range(8)]
+BASE_US = 1_770_495_300_000_000
+TAGS = ["t1", "t1x", "t.3", "t-4", "t_5", "T1"]
+ORGS = ["org_a", "org_b"]
+
+
+def arc_answer(result: duckdb.DuckDBPyConnection, nanos: bool) -> tuple[list[str], list[list[Any]]]:
+    """Shape DuckDB's answer like Arc's JSON: row-major, TIMESTAMP as RFC 3339 `Z` strings."""
+    columns = [d[0] for d in result.description]
+    data: list[list[Any]] = []
+    for row in result.fetchall():
+        out: list[Any] = []
+        for value in row:
+            if isinstance(value, datetime):
+                text = value.strftime("%Y-%m-%dT%H:%M:%S.%f")
+                value = text + ("000Z" if nanos else "Z")
+            out.append(value)
+        data.append(out)
+    return columns, data
+
+
+@pytest.fixture(scope="module")
+def db() -> Iterator[duckdb.DuckDBPyConnection]:
+    con = duckdb.connect()
+    con.execute(DDL)
+    yield con
+    con.close()
+
+
+def load(con: duckdb.DuckDBPyConnection, stored: Sequence[MemoryRow]) -> None:
+    con.execute("DELETE FROM events")
+    if stored:
+        con.executemany(
+            INSERT,
+            [
+                [r.time_us, r.id, r.org_id, r.agent_id, r.session_id, r.memory_type, r.event_type, r.content,
+                 r.metadata_json, r.tags_csv, r.dedup_key, r.importance, r.parent_id]
+                for r in stored
+            ],
+        )
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str, nanos: bool = False) -> list[MemoryRow]:
+    return rows_from_arc(*arc_answer(con.execute(sql), nanos))
+
+
+def table_intact(con: duckdb.DuckDBPyConnection) -> bool:
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'events'").fetchone() == (1,)
+
+
+# ---------------------------------------------------------------- strategies
+
+nasty_text = st.one_of(
+    st.sampled_from(NASTY),
+    st.text(max_size=12),
+    st.lists(st.sampled_from(NASTY[:-1]), min_size=1, max_size=3).map("".join),
+)
+
+
+@st.composite
+def memory_rows(draw: st.DrawFn) -> MemoryRow:
+    return MemoryRow(
+        id=draw(st.sampled_from(IDS)),
+        time_us=BASE_US + draw(st.integers(0, 4)) * 1_000_000 + draw(st.sampled_from([0, 1, 999_999])),
+        org_id=draw(st.sampled_from(ORGS)),
+        agent_id=draw(st.sampled_from(["a1", "a2"])),
+        session_id=draw(st.sampled_from(["", "s1", "s2"])),
+        memory_type=draw(st.sampled_from(MEMORY_TYPES)),
+        event_type=draw(st.sampled_from(["general", "error", "x_y"])),
+        content=draw(nasty_text),
+        metadata_json=draw(st.sampled_from(["{}", '{"reasoning": "x"}', "not json"])),
+        tags_csv=",".join(draw(st.lists(st.sampled_from(TAGS), max_size=3, unique=True))),
+        dedup_key=draw(st.sampled_from(["k1", "k2"])),
+        importance=draw(st.sampled_from([0.0, 0.1, 0.3, 0.30000000000000004, 0.5, 1.0]) | st.floats(0, 1)),
+        parent_id=draw(st.sampled_from(["", "p1"])),
+    )
+
+
+FIELDS = ("agent_id", "session_id", "memory_types", "event_types", "tags", "content_contains", "since_us",
+          "until_us", "min_importance", "ids")
+
+
+@st.composite
+def filters(draw: st.DrawFn, contents: list[str]) -> MemoryFilter:
+    """A filter with a few active fields, so that pages are usually non-empty and every rule is exercised."""
+    times = st.integers(-1, 6).map(lambda s: BASE_US + s * 1_000_000) | st.sampled_from(
+        [BASE_US + 1, BASE_US + 999_999, BASE_US + 2_000_001]
+    )
+    kw: dict[str, Any] = {}
+    for field in draw(st.sets(st.sampled_from(FIELDS), max_size=3)):
+        if field == "agent_id":
+            kw[field] = draw(st.sampled_from(["a1", "a2", "a3"]))
+        elif field == "session_id":
+            kw[field] = draw(st.sampled_from(["s1", "s2"]))
+        elif field == "memory_types":
+            kw[field] = tuple(draw(st.lists(st.sampled_from(MEMORY_TYPES), min_size=1, max_size=2)))
+        elif field == "event_types":
+            kw[field] = tuple(draw(st.lists(st.sampled_from(["general", "error", "x_y", "nope"]), min_size=1, max_size=2)))
+        elif field == "tags":
+            kw[field] = tuple(draw(st.lists(st.sampled_from(TAGS), min_size=1, max_size=2)))
+        elif field == "content_contains":
+            if contents and draw(st.integers(0, 3)):
+                text = draw(st.sampled_from(contents))
+                start = draw(st.integers(0, len(text)))
+                needle = text[start : start + draw(st.integers(0, 4))]
+                kw[field] = needle.swapcase() if draw(st.booleans()) else needle
+            else:
+                kw[field] = draw(nasty_text)
+        elif field in ("since_us", "until_us"):
+            kw[field] = draw(times)
+        elif field == "min_importance":
+            kw[field] = draw(st.sampled_from([0.0, 0.1, 0.3, 0.30000000000000004, 1.0]) | st.floats(0, 1))
+        else:
+            kw[field] = tuple(draw(st.lists(st.sampled_from(IDS), min_size=1, max_size=4)))
+    return MemoryFilter(**kw)
+
+
+def expected(rows: list[MemoryRow], org: str, f: MemoryFilter, order: str) -> list[MemoryRow]:
+    return sort_rows([r for r in rows if r.org_id == org and matches(r, f)], order)
+
+
+def unique_by_id(rows: list[MemoryRow]) -> list[MemoryRow]:
+    return list({r.id: r for r in rows}.values())
+
+
+# ---------------------------------------------------------------- the property
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_sql_and_python_filters_agree(db: duckdb.DuckDBPyConnection, data: st.DataObject) -> None:
+    rows = unique_by_id(data.draw(st.lists(memory_rows(), max_size=14)))
+    in_arc = [r for r in rows if data.draw(st.booleans())] if rows else []
+    copies = [r for r in in_arc for _ in range(data.draw(st.integers(1, 2)))]  # redelivered duplicates
+    load(db, data.draw(st.permutations(copies)))
+    f = data.draw(filters([r.content for r in rows]))
+    org = data.draw(st.sampled_from(ORGS))
+    order = data.draw(st.sampled_from(["asc", "desc"]))
+    limit = data.draw(st.integers(1, 6))
+    offset = data.draw(st.integers(0, 5))
+    nanos = data.draw(st.booleans())
+
+    # Arc alone: one page, and the count, straight from SQL.
+    want_all = expected(in_arc, org, f, order)
+    got = run(db, select_memories("events", org, f, order, limit, offset), nanos)
+    assert got == want_all[offset : offset + limit]
+    (count,) = db.execute(count_memories("events", org, f)).fetchone() or (None,)
+    assert count == len(want_all)
+
+    # Arc merged with local rows (some of which Arc also has), as the read path does it.
+    local = [r for r in rows if r not in in_arc or data.draw(st.booleans())]
+    arc_head = run(db, select_memories("events", org, f, order, offset + limit + 1, 0), nanos)
+    local_ok = [r for r in local if r.org_id == org and matches(r, f)]
+    page, has_more = merge_page(arc_head, local_ok, order, limit, offset)
+    union = expected(unique_by_id(in_arc + local), org, f, order)
+    assert page == union[offset : offset + limit]
+    assert has_more == (len(union) > offset + limit)
+    assert table_intact(db)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text() | st.sampled_from(NASTY))
+def test_quote_literal_round_trips_and_carries_nothing_dangerous(db: duckdb.DuckDBPyConnection, value: str) -> None:
+    lit = quote_literal(value)
+    assert db.execute(f"SELECT {lit}").fetchone() == (value,)
+    if lit.startswith("'"):
+        body = lit[1:-1]
+        assert re.fullmatch(r"[A-Za-z0-9 _.,:@+-]*", body) and "--" not in body
+    else:
+        assert re.fullmatch(r"decode\(unhex\('[0-9a-f]*'\)\)", lit)
+
+
+# ---------------------------------------------------------------- injection corpus
+
+
+@pytest.mark.parametrize("evil", NASTY)
+def test_injection_corpus_is_matched_literally(db: duckdb.DuckDBPyConnection, evil: str) -> None:
+    victim = MemoryRow(
+        id=IDS[0], time_us=BASE_US, org_id="org_a", agent_id="a1", session_id="", memory_type="episodic",
+        event_type="general", content=f"before{evil}after", metadata_json="{}", tags_csv="",
+        dedup_key="k", importance=0.5, parent_id="",
+    )
+    decoy = victim.__copy__()
+    decoy.id, decoy.content = IDS[1], "before after, nothing special"
+    load(db, [victim, decoy])
+    sql = select_memories("events", "org_a", MemoryFilter(content_contains=evil), "desc", 10, 0)
+    for bad in (";", "--", "/*", "\\", "$", "\x00", "\n"):
+        assert bad not in sql
+    assert [r.id for r in run(db, sql)] == [IDS[0]]
+    assert run(db, select_memories("events", evil, MemoryFilter(), "desc", 10, 0)) == []
+    assert table_intact(db)
+
+
+# ---------------------------------------------------------------- unit rules
+
+
+def row(i: int, **kw: Any) -> MemoryRow:
+    base: dict[str, Any] = dict(
+        id=IDS[i], time_us=BASE_US + i, org_id="org_a", agent_id="a1", session_id="s1",
+        memory_type="episodic", event_type="general", content="", metadata_json="{}", tags_csv="",
+        dedup_key=f"k{i}", importance=0.5, parent_id="",
+    )
+    base.update(kw)
+    return MemoryRow(**base)
+
+
+def ids_for(db: duckdb.DuckDBPyConnection, rows: list[MemoryRow], f: MemoryFilter) -> list[str]:
+    load(db, rows)
+    got = [r.id for r in run(db, select_memories("events", "org_a", f, "asc", 100, 0))]
+    assert got == [r.id for r in expected(rows, "org_a", f, "asc")]
+    return got
+
+
+def test_tags_match_exactly_and_all_of_them(db: duckdb.DuckDBPyConnection) -> None:
+    rows = [row(0, tags_csv="t1x"), row(1, tags_csv="t1"), row(2, tags_csv="t.3,t1"), row(3, tags_csv="T1")]
+    assert ids_for(db, rows, MemoryFilter(tags=("t1",))) == [IDS[1], IDS[2]]
+    assert ids_for(db, rows, MemoryFilter(tags=("t1", "t.3"))) == [IDS[2]]
+    assert ids_for(db, rows, MemoryFilter(tags=("t",))) == []
+
+
+def test_content_contains_is_case_insensitive_and_wildcards_are_literal(db: duckdb.DuckDBPyConnection) -> None:
+    rows = [row(0, content="50% OFF"), row(1, content="5000 off"), row(2, content="a_b"), row(3, content="axb"),
+            row(4, content="ΣΑΣ"), row(5, content="back\\slash")]
+    assert ids_for(db, rows, MemoryFilter(content_contains="0% off")) == [IDS[0]]
+    assert ids_for(db, rows, MemoryFilter(content_contains="A_B")) == [IDS[2]]
+    assert ids_for(db, rows, MemoryFilter(content_contains="σασ")) == [IDS[4]]
+    assert ids_for(db, rows, MemoryFilter(content_contains="\\S")) == [IDS[5]]
+    assert len(ids_for(db, rows, MemoryFilter(content_contains=""))) == 6  # empty means no filter
+
+
+def test_since_is_inclusive_and_until_exclusive_to_the_microsecond(db: duckdb.DuckDBPyConnection) -> None:
+    rows = [row(i) for i in range(4)]  # times BASE_US + 0..3
+    assert ids_for(db, rows, MemoryFilter(since_us=BASE_US + 1, until_us=BASE_US + 3)) == IDS[1:3]
+    assert ids_for(db, rows, MemoryFilter(since_us=BASE_US + 4)) == []
+    assert ids_for(db, rows, MemoryFilter(until_us=BASE_US)) == []
+    assert ids_for(db, rows, MemoryFilter(since_us=-(10**18), until_us=10**18)) == IDS[:4]
+
+
+def test_min_importance_is_inclusive_and_null_reads_as_half(db: duckdb.DuckDBPyConnection) -> None:
+    rows = [row(0, importance=0.1), row(1, importance=0.30000000000000004), row(2, importance=0.3)]
+    assert ids_for(db, rows, MemoryFilter(min_importance=0.3)) == [IDS[1], IDS[2]]
+    assert ids_for(db, rows, MemoryFilter(min_importance=0.30000000000000004)) == [IDS[1]]
+    load(db, [row(0)])
+    db.execute("UPDATE events SET importance = NULL")
+    assert [r.importance for r in run(db, select_memories("events", "org_a", MemoryFilter(min_importance=0.5), "asc", 5, 0))] == [0.5]
+
+
+def test_other_orgs_never_appear(db: duckdb.DuckDBPyConnection) -> None:
+    load(db, [row(0), row(1, org_id="org_b")])
+    assert [r.id for r in run(db, select_memories("events", "org_b", MemoryFilter(), "asc", 5, 0))] == [IDS[1]]
+
+
+def test_duplicated_deliveries_count_once(db: duckdb.DuckDBPyConnection) -> None:
+    load(db, [row(0), row(0), row(0), row(1)])
+    assert [r.id for r in run(db, select_memories("events", "org_a", MemoryFilter(), "desc", 5, 0))] == [IDS[1], IDS[0]]
+    assert db.execute(count_memories("events", "org_a", MemoryFilter())).fetchone() == (2,)
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        MemoryFilter(agent_id="1bad"),
+        MemoryFilter(session_id="a b"),
+        MemoryFilter(memory_types=("working",)),
+        MemoryFilter(event_types=("bad-type",)),
+        MemoryFilter(tags=("a,b",)),
+        MemoryFilter(tags=("",)),
+        MemoryFilter(ids=("mem_x",)),
+        MemoryFilter(ids=("1' OR 1=1",)),
+        MemoryFilter(min_importance=float("nan")),
+        MemoryFilter(content_contains="\ud800"),
+        MemoryFilter(content_contains="x" * 9800),
+        MemoryFilter(content_contains="💥" * 1024, event_types=tuple(f"e{i:063d}" for i in range(64))),
+    ],
+)
+def test_invalid_filters_are_refused(f: MemoryFilter) -> None:
+    with pytest.raises(Invalid):
+        select_memories("events", "org_a", f, "desc", 10, 0)
+
+
+def test_invalid_names_and_paging_are_refused() -> None:
+    for bad in ['ev"ents', "1events", "", "x" * 129, "a;b", "événements"]:
+        with pytest.raises(Invalid):
+            quote_ident(bad)
+    assert quote_ident("events-2_b") == '"events-2_b"'
+    for kwargs in [dict(order="up"), dict(limit=-1), dict(offset=-1)]:
+        args: dict[str, Any] = dict(order="desc", limit=10, offset=0) | kwargs
+        with pytest.raises(Invalid):
+            select_memories("events", "org_a", MemoryFilter(), **args)
+    with pytest.raises(Invalid):
+        select_memories("events", "", MemoryFilter(), "desc", 10, 0)
+
+
+def test_time_bounds_use_the_shape_arcs_partition_pruner_reads() -> None:
+    sql = select_memories("events", "org_a", MemoryFilter(since_us=BASE_US, until_us=BASE_US + 1), "desc", 1, 0)
+    assert "time >= '2026-02-07T20:15:00.000000Z'" in sql
+    assert "time < '2026-02-07T20:15:00.000001Z'" in sql
+    stats = agent_stats("events", "org_a", "a1", BASE_US)
+    assert not re.search(r"time\s*[<>]=?\s*'", stats)  # a pruner would cut the all-time total to 24 h
+
+
+def test_agent_stats_counts_distinct_memories_per_type(db: duckdb.DuckDBPyConnection) -> None:
+    load(db, [
+        row(0, time_us=BASE_US - 10), row(0, time_us=BASE_US - 10),
+        row(1, event_type="error"), row(1, event_type="error"),
+        row(2, memory_type="decision", event_type="error", time_us=BASE_US - 1),
+        row(3, memory_type="decision"), row(4, agent_id="a2"), row(5, org_id="org_b"),
+    ])
+    got = db.execute(agent_stats("events", "org_a", "a1", BASE_US)).fetchall()
+    assert got == [("decision", 2, 1, 0), ("episodic", 2, 1, 1)]
+
+
+def test_existing_dedup_keys(db: duckdb.DuckDBPyConnection) -> None:
+    load(db, [row(0, dedup_key="k-old", time_us=BASE_US - 1), row(1, dedup_key="k:new"), row(2, dedup_key="k:new"),
+              row(3, dedup_key="k.other", org_id="org_b")])
+    sql = existing_dedup_keys("events", "org_a", ["k-old", "k:new", "k.other", "k:new"], BASE_US)
+    assert db.execute(sql).fetchall() == [("k:new",)]
+    with pytest.raises(Invalid):
+        existing_dedup_keys("events", "org_a", ["bad key"], BASE_US)
+    with pytest.raises(ValueError):
+        existing_dedup_keys("events", "org_a", [], BASE_US)
+
+
+def test_dedup_key_batches_respect_arcs_size_cap(db: duckdb.DuckDBPyConnection) -> None:
+    keys = [f"{i:0128d}" for i in range(300)]
+    load(db, [row(0, dedup_key=keys[-1]), row(1, dedup_key=keys[0])])
+    batches = existing_dedup_keys_batches("events", "org_a", keys, BASE_US)
+    assert len(batches) > 1 and all(len(b) <= MAX_SQL_CHARS for b in batches)
+    found = sorted(k for b in batches for (k,) in db.execute(b).fetchall())
+    assert found == sorted([keys[0], keys[-1]])
+    assert existing_dedup_keys_batches("events", "org_a", [], BASE_US) == []
+
+
+def test_rows_from_arc_tolerates_missing_columns_and_nulls() -> None:
+    got = rows_from_arc(
+        ["content", "time", "importance", "agent_id", "extra"],
+        [["hi", "2026-02-07T20:15:00.123456789Z", None, None, 1], ["x", "2026-02-07T20:15:00Z", 1, "a", 2]],
+    )
+    assert got[0] == MemoryRow(
+        id="", time_us=BASE_US + 123_456, org_id="", agent_id="", session_id="", memory_type="",
+        event_type="", content="hi", metadata_json="", tags_csv="", dedup_key="", importance=0.5, parent_id="",
+    )
+    assert got[1].importance == 1.0 and isinstance(got[1].importance, float) and got[1].agent_id == "a"
+    assert rows_from_arc([], []) == []
+    assert len(COLUMNS) == len(MemoryRow.__struct_fields__)
