@@ -230,6 +230,8 @@ def test_queries_allowed_and_errors(arc: ArcLite) -> None:
     db = dbname()
     assert post_msgpack(arc, {"m": "ev", "columns": {"time": [T0], "v": [1.5]}}, db).status_code == 204
     assert rows(arc, "WITH a AS (SELECT v FROM ev) SELECT v * 2 AS w FROM a", db) == [[3.0]]
+    assert rows(arc, "FROM ev SELECT v", db) == [[1.5]]
+    assert [r[:2] for r in rows(arc, "DESCRIBE ev", db)] == [["time", "TIMESTAMP"], ["v", "DOUBLE"]]
     assert rows(arc, "SELECT 'nan'::DOUBLE, 'inf'::DOUBLE, 1.25::DECIMAL(4,2), [1, 2]", db) == [
         [None, None, 1.25, [1, 2]]]
     assert rows(arc, "SELECT TIMESTAMPTZ '2026-01-01 01:00:00+01'", db) == [["2026-01-01T00:00:00.000000Z"]]

@@ -40,8 +40,9 @@ Where arclite differs from Arc:
 - TIMESTAMPs come back as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (always six fraction digits; Arc trims trailing
   zeros, RFC 3339 either way). `time` is stored as TIMESTAMP (µs precision; nanoseconds are truncated).
 - Column types are fixed by the first non-null value ever written (int BIGINT, float DOUBLE, str VARCHAR,
-  bool BOOLEAN; maps/lists stored as JSON text); a later value that cannot be cast to the column's type
-  makes the whole request 400. All-null columns are not created until a value arrives. Column names must
+  bool BOOLEAN; maps/lists stored as JSON text). Later values are cast to the column's type when DuckDB
+  can (2.5 into a BIGINT column is stored as 2, 3 into a VARCHAR column as "3"); otherwise the whole
+  request is refused with 400. All-null columns are not created until a value arrives. Column names must
   match `^[A-Za-z_][A-Za-z0-9_-]*$` and are case-insensitive (DuckDB), so `Host` and `host` are one column.
 - A request is one transaction: all of its batches are stored or none is.
 """

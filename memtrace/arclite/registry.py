@@ -86,7 +86,7 @@ class Registry:
 
     async def write(self, name: str, batches: list[Batch], staged: bool) -> None:
         db = await self.get(name, create=True)
-        asyncio.get_running_loop().run_in_executor(self._writers[name], db.write, batches, staged)
+        await self.on_writer(name, db.write, batches, staged)
 
     async def flush(self, cutoff: int | None) -> int:
         """Move staged rows older than `cutoff` (µs; None = all) into their measurements."""

@@ -1,0 +1,136 @@
+"""The journal on real SQLite files: group commit, exact dedup across processes, bounds, delivery state."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from pathlib import Path
+
+import pytest
+
+from memtrace.errors import Overloaded
+from memtrace.journal import Journal, JournalConfig, holder_id
+from memtrace.memory.model import MemoryRow
+
+
+def row(org: str, key: str, content: str = "c", t: int | None = None, rid: str | None = None) -> MemoryRow:
+    now = t if t is not None else time.time_ns() // 1000
+    return MemoryRow(
+        id=rid or f"mem_{key}_{now}", time_us=now, org_id=org, agent_id="agent", session_id="s1",
+        memory_type="episodic", event_type="general", content=content, metadata_json="{}", tags_csv="",
+        dedup_key=key, importance=0.5, parent_id="",
+    )
+
+
+def config(path: Path, **kw: object) -> JournalConfig:
+    base: dict[str, object] = {"path": path, "dedup_window_s": 3600, "retention_s": 10.0,
+                               "max_pending_per_org": 1000}
+    base.update(kw)
+    return JournalConfig(**base)  # type: ignore[arg-type]
+
+
+async def test_concurrent_appends_share_commits_and_dedup_exactly(tmp_path: Path) -> None:
+    journal = await Journal.open(config(tmp_path / "j.db"))
+    try:
+        results = await asyncio.gather(*(journal.append("org1", [row("org1", f"k{i % 50}")]) for i in range(200)))
+        stored = sum(len(r.stored) for r in results)
+        dups = sum(len(r.duplicate_indexes) for r in results)
+        assert (stored, dups) == (50, 150)
+        assert journal.stats.groups < 200  # concurrent requests were committed together
+        assert await journal.pending_total("org1") == 50
+        # the same key in another org is not a duplicate
+        other = await journal.append("org2", [row("org2", "k0")])
+        assert len(other.stored) == 1
+    finally:
+        await journal.close()
+
+
+async def test_keys_older_than_the_window_are_not_duplicates(tmp_path: Path) -> None:
+    journal = await Journal.open(config(tmp_path / "j.db", dedup_window_s=1))
+    try:
+        old = time.time_ns() // 1000 - 5_000_000
+        assert len((await journal.append("o", [row("o", "k", t=old)])).stored) == 1
+        assert len((await journal.append("o", [row("o", "k")])).stored) == 1
+    finally:
+        await journal.close()
+
+
+async def test_bound_refuses_whole_request_and_other_orgs_go_on(tmp_path: Path) -> None:
+    journal = await Journal.open(config(tmp_path / "j.db", max_pending_per_org=10))
+    try:
+        await journal.append("full", [row("full", f"k{i}") for i in range(8)])
+        with pytest.raises(Overloaded) as info:
+            await journal.append("full", [row("full", f"x{i}") for i in range(3)])
+        assert info.value.retry_after >= 1
+        assert await journal.pending_total("full") == 8
+        assert len((await journal.append("calm", [row("calm", f"k{i}") for i in range(10)])).stored) == 10
+    finally:
+        await journal.close()
+
+
+async def test_delivery_state_and_recent_rows(tmp_path: Path) -> None:
+    journal = await Journal.open(config(tmp_path / "j.db", retention_s=0.2))
+    try:
+        rows = [row("o", f"k{i}", content=f"c{i}", rid=f"mem_{i}") for i in range(5)]
+        await journal.append("o", rows)
+        backlog = await journal.backlog()
+        assert [(b.org_id, b.pending) for b in backlog] == [("o", 5)]
+        batch = await journal.pending_batch("o", 3)
+        assert [r.id for r in batch.rows] == ["mem_0", "mem_1", "mem_2"]  # acceptance order
+        await journal.mark_delivered(batch)
+        assert await journal.pending_total("o") == 2
+        assert [r.id for r in (await journal.pending_batch("o", 10)).rows] == ["mem_3", "mem_4"]
+        # delivered rows stay readable for the retention, then are pruned
+        assert len(await journal.recent_rows("o")) == 5
+        assert [r.id for r in await journal.recent_rows("o", ids=("mem_1",))] == ["mem_1"]
+        await asyncio.sleep(0.3)
+        pruned, _ = await journal.prune()
+        assert pruned == 3
+        assert sorted(r.id for r in await journal.recent_rows("o")) == ["mem_3", "mem_4"]
+    finally:
+        await journal.close()
+
+
+async def test_lease_is_exclusive_and_taken_over_from_dead_holder(tmp_path: Path) -> None:
+    journal = await Journal.open(config(tmp_path / "j.db"))
+    try:
+        me = holder_id()
+        assert await journal.try_lease("deliverer", me, 5)
+        assert not await journal.try_lease("deliverer", "otherhost:1:1", 5)
+        await journal.release_lease("deliverer", me)
+        # a holder on this host whose process is gone loses the lease at once
+        dead = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0,))
+        dead.start()
+        dead.join()
+        import socket
+
+        assert await journal.try_lease("deliverer", f"{socket.gethostname()}:{dead.pid}:1", 60)
+        assert await journal.try_lease("deliverer", me, 5)
+    finally:
+        await journal.close()
+
+
+def _append_keys(path: str, org: str, keys: list[str], out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    async def run() -> int:
+        journal = await Journal.open(config(Path(path)))
+        try:
+            results = await asyncio.gather(*(journal.append(org, [row(org, k)]) for k in keys))
+            return sum(len(r.stored) for r in results)
+        finally:
+            await journal.close()
+
+    out.put(asyncio.run(run()))
+
+
+def test_dedup_is_exact_across_processes(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+    keys = [f"k{i}" for i in range(100)]
+    procs = [ctx.Process(target=_append_keys, args=(str(tmp_path / "j.db"), "org", keys, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    stored = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert sum(stored) == 100
