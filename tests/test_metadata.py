@@ -10,6 +10,7 @@ import sys
 import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ def master() -> bytes:
     return base64.b64decode(crypto.generate_master_key())
 
 
-def _sql(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+def _sql(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
     """A second, plain sqlite3 connection: what another process or an attacker with file access sees."""
     conn = sqlite3.connect(path)
     try:
@@ -155,7 +156,7 @@ async def test_arc_binding_validation(db: MetadataDB, url: str, database: str, m
 async def test_tampered_ciphertext_fails_naming_the_org(db: MetadataDB, master: bytes) -> None:
     await db.orgs.create("Acme", id="acme")
     await db.arc_instances.upsert("acme", "http://arc:8000", "db1", api_key="secret-token", master_key=master)
-    cipher = bytearray(_sql(db.path, "SELECT api_key_cipher FROM arc_instances")[0][0])  # type: ignore[arg-type]
+    cipher = bytearray(_sql(db.path, "SELECT api_key_cipher FROM arc_instances")[0][0])
     cipher[3] ^= 0x40
     _sql(db.path, "UPDATE arc_instances SET api_key_cipher = ? WHERE org_id = 'acme'", (bytes(cipher),))
     with pytest.raises(crypto.DecryptionError, match="org acme failed authentication") as info:
@@ -387,7 +388,6 @@ async def test_old_schema_upgrades_in_place(tmp_path: Path) -> None:
 
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "new.db"
-    (await open_metadata(path)).close  # noqa: B018
     db = await open_metadata(path)
     await db.close()
     _sql(path, "UPDATE schema_version SET version = 99")

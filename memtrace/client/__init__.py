@@ -1,0 +1,85 @@
+"""Python client for the Memtrace HTTP API (async and blocking), built on aiohttp and msgspec.
+
+Talks to a Memtrace server only over HTTP; it shares no code with the server, so it can be used anywhere.
+"""
+
+from memtrace.client._async import DEFAULT_URL, AsyncMemtraceClient
+from memtrace.client._errors import (
+    AuthenticationError,
+    ConflictError,
+    MemtraceError,
+    NoArcInstanceError,
+    NotFoundError,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    ServerUnreachable,
+    ValidationError,
+)
+from memtrace.client._models import (
+    Agent,
+    AgentList,
+    AgentStats,
+    BatchResult,
+    ContextRequest,
+    Health,
+    Memory,
+    MemoryList,
+    MemoryType,
+    NewAgent,
+    NewMemory,
+    NewSession,
+    Order,
+    Readiness,
+    SearchQuery,
+    SearchResults,
+    Session,
+    SessionContext,
+    SessionList,
+    SessionStatus,
+    SessionUpdate,
+)
+from memtrace.client._params import ListFilters, MemoryFields, SearchFields
+from memtrace.client._retry import RetryPolicy
+from memtrace.client._sync import MemtraceClient
+
+__all__ = [
+    "DEFAULT_URL",
+    "Agent",
+    "AgentList",
+    "AgentStats",
+    "AsyncMemtraceClient",
+    "AuthenticationError",
+    "BatchResult",
+    "ConflictError",
+    "ContextRequest",
+    "Health",
+    "ListFilters",
+    "Memory",
+    "MemoryFields",
+    "MemoryList",
+    "MemoryType",
+    "MemtraceClient",
+    "MemtraceError",
+    "NewAgent",
+    "NewMemory",
+    "NewSession",
+    "NoArcInstanceError",
+    "NotFoundError",
+    "Order",
+    "PermissionDenied",
+    "RateLimited",
+    "Readiness",
+    "RetryPolicy",
+    "SearchFields",
+    "SearchQuery",
+    "SearchResults",
+    "ServerError",
+    "ServerUnreachable",
+    "Session",
+    "SessionContext",
+    "SessionList",
+    "SessionStatus",
+    "SessionUpdate",
+    "ValidationError",
+]

@@ -1,0 +1,162 @@
+"""The Memtrace MCP server: seven tools that let a model remember, recall, search and decide through Memtrace.
+
+Every tool talks to Memtrace through `memtrace.client` (HTTP only). Whatever goes wrong - a validation error,
+a duplicate, an org without Arc, a dead server - comes back as a tool error (isError) carrying Memtrace's own
+message, so the model can read it and adapt instead of the session crashing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Annotated, Any, Final, TypeVar
+
+import msgspec
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from memtrace.client import AsyncMemtraceClient, MemoryType, MemtraceError, NewMemory
+
+__all__ = ["INSTRUCTIONS", "TOOL_NAMES", "build_server"]
+
+INSTRUCTIONS: Final = """\
+Memtrace is your long-term memory. Memories are temporal events: each one records what happened, when, to \
+which agent (agent_id) and optionally in which session. Use a stable agent_id for yourself across calls.
+
+- memtrace_remember: store something worth keeping (an action, an observation, a fact about an entity). \
+Identical content for the same agent within 24 h is rejected as a duplicate - that is expected, not a failure.
+- memtrace_decide: record a decision together with its reasoning, so later turns know why.
+- memtrace_recall: read your recent memories. Always give a time window with `since`: a relative span such as \
+"30m", "2h", "7d", "4w", or an ISO 8601 timestamp. Start narrow (e.g. "2h") and widen if you need more.
+- memtrace_search: filter memories by text, type, tags, importance and time window (`since`).
+- memtrace_session_create / memtrace_session_context: group work into a session, then get a compact markdown \
+summary of it (recent actions, decisions, errors) to re-orient yourself; `max_tokens` bounds its size.
+- memtrace_agent_register: register a named agent (optional - memories may name any agent_id).
+Results are compact JSON; times are UTC (RFC 3339).
+"""
+
+TOOL_NAMES: Final = ("memtrace_remember", "memtrace_recall", "memtrace_search", "memtrace_decide",
+                     "memtrace_session_create", "memtrace_session_context", "memtrace_agent_register")
+
+_ID = r"^[A-Za-z][A-Za-z0-9_-]{0,127}$"
+_EVENT = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+_WINDOW = "Time window start: relative (30m, 2h, 7d, 4w) or ISO 8601 / RFC 3339."
+
+AgentId = Annotated[str, Field(pattern=_ID, description="The agent whose memory this is, e.g. 'research_bot'.")]
+SessionId = Annotated[str, Field(pattern=_ID, description="A session id (sess_...) from memtrace_session_create.")]
+OptSessionId = Annotated[str | None, Field(pattern=_ID, description="Only memories of this session.")]
+Since = Annotated[str | None, Field(description=_WINDOW)]
+Limit = Annotated[int, Field(ge=1, le=1000, description="Maximum number of memories to return.")]
+Tags = Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]] | None,
+                 Field(max_length=32, description="Labels; a memory matches only if it carries every tag.")]
+Metadata = Annotated[dict[str, Any] | None, Field(description="Free-form JSON object stored with it.")]
+
+_encoder: Final = msgspec.json.Encoder()
+T = TypeVar("T")
+
+
+async def _api(call: Awaitable[T]) -> T:
+    """Await a client call, turning any Memtrace failure into a tool error the model can read."""
+    try:
+        return await call
+    except MemtraceError as exc:
+        prefix = f"Memtrace error {exc.status}" if exc.status else "Memtrace unavailable"
+        raise ToolError(f"{prefix}: {exc}") from exc
+
+
+def _json(value: Any) -> str:
+    return _encoder.encode(value).decode()
+
+
+def build_server(client: AsyncMemtraceClient) -> MCPServer:
+    """An MCPServer whose tools use `client`; the caller owns the client's lifetime (it outlives MCP sessions)."""
+    server: MCPServer = MCPServer(name="memtrace", title="Memtrace memory", instructions=INSTRUCTIONS,
+                                  version="0.1.0", log_level="WARNING")
+    reads = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+    writes = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                             open_world_hint=False)
+
+    @server.tool(name="memtrace_remember", annotations=writes, structured_output=False)
+    async def remember(
+        agent_id: AgentId,
+        content: Annotated[str, Field(min_length=1, description="What happened or what to remember, in words.")],
+        memory_type: Annotated[MemoryType, Field(
+            description="episodic: an event or action; session: working state; decision: a choice made; "
+                        "entity: a fact about a person, thing or place.")] = "episodic",
+        event_type: Annotated[str, Field(pattern=_EVENT, description="Short kind of event, e.g. page_crawled, "
+                                         "api_call, error (errors are listed separately in context).")] = "general",
+        session_id: Annotated[str | None, Field(pattern=_ID, description="Session this belongs to.")] = None,
+        tags: Tags = None,
+        importance: Annotated[float | None, Field(ge=0, le=1, description="0..1; higher survives token "
+                                                  "budgets longer.")] = None,
+        metadata: Metadata = None,
+    ) -> str:
+        """Store a memory for an agent. Returns the stored memory (with its id and time) as JSON."""
+        memory = NewMemory(agent_id=agent_id, content=content, memory_type=memory_type, event_type=event_type,
+                           session_id=session_id, tags=tags, importance=importance, metadata=metadata)
+        return _json(await _api(client.add_memory(memory)))
+
+    @server.tool(name="memtrace_recall", annotations=reads, structured_output=False)
+    async def recall(
+        agent_id: AgentId,
+        since: Annotated[str, Field(description=_WINDOW)] = "24h",
+        session_id: OptSessionId = None,
+        memory_type: Annotated[MemoryType | None, Field(description="Only this kind of memory.")] = None,
+        limit: Limit = 50,
+    ) -> str:
+        """Recall an agent's memories from a time window, newest first. JSON: {memories, count, has_more}."""
+        return _json(await _api(client.recall(agent_id, since, session_id=session_id, memory_type=memory_type,
+                                              limit=limit)))
+
+    @server.tool(name="memtrace_search", annotations=reads, structured_output=False)
+    async def search(
+        agent_id: Annotated[str | None, Field(pattern=_ID, description="Only this agent's memories.")] = None,
+        content_contains: Annotated[str | None, Field(description="Case-insensitive substring of the content.")]
+        = None,
+        memory_types: Annotated[list[MemoryType] | None, Field(description="Only these kinds.")] = None,
+        tags: Tags = None,
+        since: Since = None,
+        min_importance: Annotated[float | None, Field(ge=0, le=1, description="Minimum importance.")] = None,
+        limit: Limit = 50,
+    ) -> str:
+        """Search memories with structured filters, newest first. JSON: {results, count, query_time_ms}."""
+        return _json(await _api(client.search(agent_id=agent_id, content_contains=content_contains,
+                                              memory_types=memory_types, tags=tags, since=since,
+                                              min_importance=min_importance, limit=limit)))
+
+    @server.tool(name="memtrace_decide", annotations=writes, structured_output=False)
+    async def decide(
+        agent_id: AgentId,
+        decision: Annotated[str, Field(min_length=1, description="The decision, stated briefly.")],
+        reasoning: Annotated[str, Field(description="Why - shown next to the decision in session context.")],
+    ) -> str:
+        """Record a decision and the reasoning behind it. Returns the stored memory as JSON."""
+        return _json(await _api(client.decide(agent_id, decision, reasoning)))
+
+    @server.tool(name="memtrace_session_create", annotations=writes, structured_output=False)
+    async def session_create(agent_id: AgentId, metadata: Metadata = None) -> str:
+        """Start a session (a bounded piece of work) for an agent. Returns the session, whose id to pass on."""
+        return _json(await _api(client.create_session(agent_id, metadata)))
+
+    @server.tool(name="memtrace_session_context", annotations=reads, structured_output=False)
+    async def session_context(
+        session_id: SessionId,
+        since: Since = None,
+        include_types: Annotated[list[MemoryType] | None, Field(description="Only these kinds.")] = None,
+        max_tokens: Annotated[int | None, Field(ge=1, description="Token budget for the summary; whole lines "
+                                                "are dropped, least important first.")] = None,
+    ) -> str:
+        """A markdown summary of a session (recent actions, decisions, errors, state, entities), newest first."""
+        return await _api(client.context(session_id, max_tokens=max_tokens, include_types=include_types,
+                                         since=since))
+
+    @server.tool(name="memtrace_agent_register", annotations=writes, structured_output=False)
+    async def agent_register(
+        name: Annotated[str, Field(pattern=_ID, description="Unique agent name in this org.")],
+        description: Annotated[str | None, Field(description="What the agent does.")] = None,
+    ) -> str:
+        """Register a named agent. Returns the agent (id, name, created_at) as JSON."""
+        return _json(await _api(client.register_agent(name, description)))
+
+    return server
