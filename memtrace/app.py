@@ -67,8 +67,9 @@ async def _every(interval: float, step: Callable[[], Awaitable[None]], name: str
 
 def _fallback(router: Router) -> Callable[[Request], Awaitable[Response]]:
     async def not_matched(request: Request) -> Response:
-        path = request.path
-        if any(router.get_match_by_method_and_path(m, path) for m in METHODS if m != request.method):
+        path = request.path.encode()
+        other_methods = (m.encode() for m in METHODS if m != request.method)
+        if any(route.match_by_path(path) for m in other_methods for route in router.routes[m]):
             return error_response(405, "method not allowed")
         return error_response(404, "not found")
 
@@ -104,6 +105,8 @@ def create_app(settings: Settings) -> Application:
         )
         for resource in (health, memories, agents, sessions):
             resource.register(router, deps)
+        router.apply_routes()  # routes need the started components, so they are added here, not at import
+        router.sort_routes()
         deliverer = Deliverer(journal, registry, settings.arc)
         deliverer.start()
         running.append((deps, deliverer))

@@ -53,6 +53,7 @@ async def preflight(settings: Settings) -> None:
 
 def serve(settings: Settings, granian_toml: Path | None = None) -> int:
     from granian import Granian
+    from granian.constants import Interfaces
 
     try:
         asyncio.run(preflight(settings))
@@ -65,7 +66,7 @@ def serve(settings: Settings, granian_toml: Path | None = None) -> int:
     Granian(
         "memtrace.app:app_from_env",
         factory=True,
-        interface="asgi",
+        interface=Interfaces.ASGI,
         address=server.host,
         port=server.port,
         workers=server.workers,

@@ -10,7 +10,7 @@ from blacksheep import Request, Response, Router
 from msgspec import Meta, Struct
 
 from memtrace.api.deps import Deps
-from memtrace.api.http import decode, json_response, query_params, read_body
+from memtrace.api.http import decode, json_response, path_param, query_params, read_body
 from memtrace.api.params import list_filter
 from memtrace.api.resolve import agent_aliases
 from memtrace.memory.build import to_memory
@@ -55,17 +55,17 @@ def register(router: Router, deps: Deps) -> None:
 
     async def get_agent(request: Request) -> Response:
         principal = await deps.principal(request, "read")
-        return json_response(200, await deps.agents.get(principal.org_id, request.route_values["agent"]))
+        return json_response(200, await deps.agents.get(principal.org_id, path_param(request, "agent")))
 
     async def delete_agent(request: Request) -> Response:
         principal = await deps.principal(request, "write")
-        await deps.agents.get(principal.org_id, request.route_values["agent"])  # 404 when absent
-        await deps.agents.delete(principal.org_id, request.route_values["agent"])
+        await deps.agents.get(principal.org_id, path_param(request, "agent"))  # 404 when absent
+        await deps.agents.delete(principal.org_id, path_param(request, "agent"))
         return Response(204)
 
     async def agent_memories(request: Request) -> Response:
         principal = await deps.principal(request, "read")
-        agent_ids, _ = await agent_aliases(deps, principal.org_id, request.route_values["agent"])
+        agent_ids, _ = await agent_aliases(deps, principal.org_id, path_param(request, "agent"))
         params = query_params(request)
         params.pop("agent_id", None)
         f, page = list_filter(params, time.time_ns() // 1000, default_since="24h")
@@ -77,7 +77,7 @@ def register(router: Router, deps: Deps) -> None:
     async def agent_stats(request: Request) -> Response:
         principal = await deps.principal(request, "read")
         org_id = principal.org_id
-        agent_ids, agent = await agent_aliases(deps, org_id, request.route_values["agent"])
+        agent_ids, agent = await agent_aliases(deps, org_id, path_param(request, "agent"))
         counts = await deps.memories.counts(org_id, MemoryFilter(agent_ids=agent_ids), time.time_ns() // 1000)
         total, active = await deps.sessions.counts(org_id, agent_ids)
         stats = AgentStats(

@@ -42,7 +42,7 @@ async def read_body(request: Request, cap: int) -> bytes:
         return await request.read() or b""
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
+    async for chunk in request.stream():  # type: ignore[attr-defined]
         total += len(chunk)
         if total > cap:
             raise TooLarge(f"request body exceeds the limit of {cap} bytes")
@@ -81,6 +81,12 @@ def convert(data: dict[str, Any], cls: type[T]) -> T:
         return msgspec.convert(data, cls, strict=False)
     except msgspec.ValidationError as exc:
         raise Invalid(describe_validation_error(exc)) from None
+
+
+def path_param(request: Request, name: str) -> str:
+    value = request.route_values.get(name)
+    assert value is not None, f"route has no parameter {name}"
+    return value
 
 
 def query_params(request: Request) -> dict[str, str]:

@@ -9,7 +9,14 @@ import msgspec
 from blacksheep import Request, Response, Router
 
 from memtrace.api.deps import Deps
-from memtrace.api.http import decode, describe_validation_error, json_response, query_params, read_body
+from memtrace.api.http import (
+    decode,
+    describe_validation_error,
+    json_response,
+    path_param,
+    query_params,
+    read_body,
+)
 from memtrace.api.params import list_filter, search_filter
 from memtrace.errors import Invalid, NotFound
 from memtrace.memory.build import to_memory
@@ -67,7 +74,7 @@ def register(router: Router, deps: Deps) -> None:
 
     async def get_memory(request: Request) -> Response:
         principal = await deps.principal(request, "read")
-        memory_id = request.route_values["memory_id"]
+        memory_id = path_param(request, "memory_id")
         if not _MEMORY_ID.match(memory_id):
             raise NotFound("memory not found")
         return json_response(200, to_memory(await service.get(principal.org_id, memory_id)))

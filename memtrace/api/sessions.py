@@ -11,7 +11,7 @@ from blacksheep import Request, Response, Router
 from msgspec import Meta, Struct
 
 from memtrace.api.deps import Deps
-from memtrace.api.http import decode, json_response, query_params, read_body
+from memtrace.api.http import decode, json_response, path_param, query_params, read_body
 from memtrace.api.params import list_filter
 from memtrace.api.resolve import agent_aliases
 from memtrace.errors import Invalid, NotFound
@@ -53,7 +53,7 @@ STATUSES = ("active", "closed")
 
 
 def _session_id(request: Request) -> str:
-    session_id = request.route_values["session_id"]
+    session_id = path_param(request, "session_id")
     if not _ID.match(session_id):
         raise NotFound("session not found")
     return session_id

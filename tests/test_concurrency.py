@@ -1,0 +1,73 @@
+"""Exact dedup under concurrency, on 1 and 2 Granian worker processes, and admin changes seen live."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.procs import ArcLite, MemtraceServer
+from tests.provision import Tenant, provision
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
+def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        tuple[MemtraceServer, Tenant, Path]]:
+    base = tmp_path_factory.mktemp(f"conc{request.param}")
+    arc = ArcLite(base / "arc")
+    data = base / "mt"
+    data.mkdir()
+    tenant = provision(data / "memtrace.db", "conc", arc.url)
+    server = MemtraceServer(data, workers=request.param)
+    try:
+        yield server, tenant, data
+    finally:
+        server.stop()
+        arc.stop()
+
+
+async def _burst(url: str, key: str, payload: dict[str, object], n: int) -> list[int]:
+    limits = httpx.Limits(max_connections=n)
+    async with httpx.AsyncClient(base_url=url, headers={"x-api-key": key}, limits=limits, timeout=30) as client:
+        responses = await asyncio.gather(*(client.post("/api/v1/memories", json=payload) for _ in range(n)))
+    return [r.status_code for r in responses]
+
+
+def test_concurrent_identical_posts_give_exactly_one_201(served: tuple[MemtraceServer, Tenant, Path]) -> None:
+    server, tenant, _ = served
+    for _ in range(3):
+        payload = {"agent_id": "racer", "content": f"same {uuid.uuid4().hex}"}
+        codes = asyncio.run(_burst(server.url, tenant.key, payload, 50))
+        assert sorted(set(codes)) == [201, 409]
+        assert codes.count(201) == 1
+        assert codes.count(409) == 49
+
+
+def test_revocation_is_seen_within_five_seconds(served: tuple[MemtraceServer, Tenant, Path]) -> None:
+    server, tenant, data = served
+    db = str(data / "memtrace.db")
+    created = subprocess.run(
+        [sys.executable, "-m", "memtrace.admin", "--db", db, "--json", "key", "create", "--org", tenant.org_id,
+         "--name", f"temp-{uuid.uuid4().hex[:6]}"], capture_output=True, text=True, check=True)
+    info = json.loads(created.stdout)
+    headers = {"x-api-key": info["key"]}
+    with httpx.Client(base_url=server.url, headers=headers) as client:
+        for _ in range(4):  # reach every worker's cache
+            assert client.get("/api/v1/agents").status_code == 200
+        subprocess.run([sys.executable, "-m", "memtrace.admin", "--db", db, "key", "revoke", info["id"]],
+                       check=True, capture_output=True)
+        revoked_at = time.monotonic()
+        while True:
+            codes = {client.get("/api/v1/agents").status_code for _ in range(4)}
+            if codes == {401}:
+                break
+            assert time.monotonic() - revoked_at < 5, f"still accepted after revocation: {codes}"
+            time.sleep(0.1)
