@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import msgspec
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -181,7 +182,8 @@ def filters(draw: st.DrawFn, contents: list[str]) -> MemoryFilter:
         [BASE_US + 1, BASE_US + 999_999, BASE_US + 2_000_001]
     )
     kw: dict[str, Any] = {}
-    for field in draw(st.sets(st.sampled_from(FIELDS), max_size=3)):
+    # Each field on with probability ~1/5 (hypothesis draws small integer ranges about uniformly).
+    for field in [name for name in FIELDS if draw(st.integers(0, 4)) == 0]:
         if field == "agent_id":
             kw[field] = draw(st.sampled_from(["a1", "a2", "a3"]))
         elif field == "session_id":
@@ -223,7 +225,9 @@ def unique_by_id(rows: list[MemoryRow]) -> list[MemoryRow]:
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_sql_and_python_filters_agree(db: duckdb.DuckDBPyConnection, data: st.DataObject) -> None:
-    rows = unique_by_id(data.draw(st.lists(memory_rows(), min_size=4, max_size=30)))
+    drawn = data.draw(st.lists(memory_rows(), min_size=4, max_size=len(IDS)))
+    ids = data.draw(st.permutations(IDS))  # unique ids, unrelated to time order
+    rows = [msgspec.structs.replace(r, id=i) for r, i in zip(drawn, ids, strict=False)]
     in_arc = [r for r in rows if data.draw(st.integers(0, 3))]
     copies = [r for r in in_arc for _ in range(data.draw(st.integers(1, 2)))]  # redelivered duplicates
     load(db, data.draw(st.permutations(copies)))

@@ -127,6 +127,7 @@ class MemoryFilter(Struct, kw_only=True):
     """
 
     agent_id: str | None = None
+    agent_ids: tuple[str, ...] = ()  # any of these (an agent's id and its name); combined with agent_id by AND
     session_id: str | None = None
     memory_types: tuple[str, ...] = ()
     event_types: tuple[str, ...] = ()

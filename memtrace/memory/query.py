@@ -123,7 +123,7 @@ def _time_bounds(f: MemoryFilter) -> list[str]:
         if f.until_us <= MIN_US:
             conds.append("FALSE")
         elif f.until_us <= MAX_US:
-            conds.append(f"time < {_time_literal(f.until_us)}")
+            conds.append(f"time <= {_time_literal(f.until_us)}")
     return conds
 
 
@@ -139,7 +139,7 @@ def _conditions(org_id: str, f: MemoryFilter) -> list[str]:
     if f.agent_id is not None:
         conds.append(f"agent_id = {_checked(f.agent_id, _ID_RE, 'agent_id')}")
     if f.session_id is not None:
-        conds.append(f"agent_id = {_checked(f.session_id, _ID_RE, 'session_id')}")
+        conds.append(f"session_id = {_checked(f.session_id, _ID_RE, 'session_id')}")
     if f.memory_types:
         for mt in f.memory_types:
             if mt not in MEMORY_TYPES:
