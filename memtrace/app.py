@@ -106,7 +106,7 @@ def create_app(settings: Settings) -> Application:
         for resource in (health, memories, agents, sessions):
             resource.register(router, deps)
         router.apply_routes()  # routes need the started components, so they are added here, not at import
-        router.sort_routes()
+        router.sort_routes()  # type: ignore[no-untyped-call]
         deliverer = Deliverer(journal, registry, settings.arc)
         deliverer.start()
         running.append((deps, deliverer))

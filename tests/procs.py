@@ -78,6 +78,7 @@ class Proc:
     def kill9(self) -> None:
         self.signal(signal.SIGKILL)
         self.popen.wait(timeout=10)
+        self._log.close()
 
     def stop(self, timeout: float = 15.0) -> int | None:
         if self.popen.poll() is None:

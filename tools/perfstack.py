@@ -24,13 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.procs import ArcLite, MemtraceServer, Proc, free_port  # noqa: E402
-from tests.provision import Tenant, provision  # noqa: E402
-
-__all__ = [
-    "ArcLite", "BaselineServer", "arc_flush", "cpu_ticks", "group_pids", "wait_delivered", "wrk_available", "MemtraceServer", "Proc", "Tenant", "arc_query", "arc_stats", "free_port",
-    "http_json", "provision", "provision_many", "rss_kib", "run_wrk", "WrkResult",
-]
+from tests.procs import ArcLite, MemtraceServer, Proc, free_port  # noqa: E402, F401 - re-exported
+from tests.provision import Tenant, provision  # noqa: E402, F401 - re-exported
 
 LOOPBACK = "127.0.0.1"
 
@@ -43,7 +38,8 @@ def _check_loopback(url: str) -> None:
 def http_json(url: str, body: Any = None, headers: dict[str, str] | None = None, timeout: float = 30.0) -> Any:
     _check_loopback(url)
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, headers={"content-type": "application/json", **(headers or {})})
+    req = urllib.request.Request(  # noqa: S310 - loopback only (checked)
+        url, data=data, headers={"content-type": "application/json", **(headers or {})})
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - loopback only (checked)
         raw = resp.read()
     return json.loads(raw) if raw else None
@@ -60,7 +56,8 @@ def arc_query(arc_url: str, database: str, sql: str) -> dict[str, Any]:
 
 def arc_flush(arc_url: str) -> None:
     _check_loopback(arc_url)
-    req = urllib.request.Request(f"{arc_url}/api/v1/write/line-protocol/flush", data=b"", method="POST")
+    req = urllib.request.Request(  # noqa: S310 - loopback only (checked)
+        f"{arc_url}/api/v1/write/line-protocol/flush", data=b"", method="POST")
     with urllib.request.urlopen(req, timeout=30):  # noqa: S310 - loopback only (checked)
         pass
 

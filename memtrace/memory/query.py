@@ -123,7 +123,7 @@ def _time_bounds(f: MemoryFilter) -> list[str]:
         if f.until_us <= MIN_US:
             conds.append("FALSE")
         elif f.until_us <= MAX_US:
-            conds.append(f"time <= {_time_literal(f.until_us)}")
+            conds.append(f"time < {_time_literal(f.until_us)}")
     return conds
 
 
