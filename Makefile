@@ -26,7 +26,7 @@ run: $(INSTALLED)
 	$(BIN)/python -m memtrace dev
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check memtrace tests perf loadtests tools
+	$(BIN)/ruff check memtrace tests perf loadtests tools examples
 
 typecheck: $(INSTALLED)
 	$(BIN)/mypy --strict memtrace

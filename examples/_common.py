@@ -128,8 +128,8 @@ def finish(mt: MemtraceClient, session_id: str, tools: list[MemoryTools], *, off
     """Print the session context and a machine-readable summary; fail when the run stored nothing it should have."""
     print("\n" + mt.context(session_id, max_tokens=800))
     summary = {"session_id": session_id, "agents": [t.agent_id for t in tools], "tags": tools[0].tags,
-               "memory_ids": [m for t in tools for m in t.written], "decision_ids": [m for t in tools for m in t.decisions],
-               "offline": offline}
+               "memory_ids": [m for t in tools for m in t.written],
+               "decision_ids": [m for t in tools for m in t.decisions], "offline": offline}
     print("SUMMARY " + json.dumps(summary))
     missing = [t.agent_id for t in tools if not t.written]
     if offline and (missing or not summary["decision_ids"]):

@@ -5,8 +5,8 @@ transport is replaced by an in-process handler (httpx `MockTransport`). So the S
 request, and parses the reply into its own response types; only the model's "thinking" is scripted.
 
 A script is a list of turns. The handler picks the turn from the number of assistant messages already in the request
-(so it is stateless, like the real API): a turn is either a list of tool calls ``(name, arguments)`` or a function
-that receives the tool results sent back in this request and returns the final text.
+(so it is stateless, like the real API): a turn is a list of tool calls ``(name, arguments)``, or a function that
+receives every tool result sent back so far (oldest first) and returns either the final text or tool calls.
 Nothing here touches Memtrace: the tool calls the script asks for are executed by the cookbook against a real server.
 """
 
@@ -22,13 +22,19 @@ except ImportError:  # pragma: no cover
     import httpx  # type: ignore[no-redef]
 
 ToolCalls = list[tuple[str, dict[str, Any]]]
-Turn = ToolCalls | Callable[[list[str]], str]
+Turn = ToolCalls | Callable[[list[str]], str | ToolCalls]
 
 
-def _turn(script: list[Turn], assistant_turns: int) -> Turn:
+def _turn(script: list[Turn], assistant_turns: int, results: list[str], offered: set[str]) -> str | ToolCalls:
     if assistant_turns >= len(script):
         raise RuntimeError(f"scripted model: no turn {assistant_turns + 1} in a script of {len(script)}")
-    return script[assistant_turns]
+    turn = script[assistant_turns]
+    outcome = turn(results) if callable(turn) else turn
+    if not isinstance(outcome, str):
+        unknown = {name for name, _ in outcome} - offered
+        if unknown:
+            raise RuntimeError(f"scripted model: tools {unknown} were not offered in the request")
+    return outcome
 
 
 def scripted_openai(script: list[Turn]) -> Any:
@@ -41,19 +47,12 @@ def scripted_openai(script: list[Turn]) -> Any:
             return httpx.Response(404, json={"error": {"message": f"scripted model: no {request.url.path}"}})
         messages = body["messages"]
         offered = {t["function"]["name"] for t in body.get("tools", [])}
-        turn = _turn(script, sum(m["role"] == "assistant" for m in messages))
-        trailing: list[str] = []
-        for m in reversed(messages):
-            if m["role"] != "tool":
-                break
-            trailing.insert(0, m["content"])
-        if callable(turn):
-            message: dict[str, Any] = {"role": "assistant", "content": turn(trailing)}
+        results = [m["content"] for m in messages if m["role"] == "tool"]
+        turn = _turn(script, sum(m["role"] == "assistant" for m in messages), results, offered)
+        if isinstance(turn, str):
+            message: dict[str, Any] = {"role": "assistant", "content": turn}
             finish = "stop"
         else:
-            unknown = {name for name, _ in turn} - offered
-            if unknown:
-                raise RuntimeError(f"scripted model: tools {unknown} were not offered in the request")
             message = {"role": "assistant", "content": None, "tool_calls": [
                 {"id": f"call_{len(messages)}_{i}", "type": "function",
                  "function": {"name": name, "arguments": json.dumps(args)}} for i, (name, args) in enumerate(turn)]}
@@ -78,17 +77,13 @@ def scripted_anthropic(script: list[Turn]) -> Any:
                                                                           "message": "scripted model"}})
         messages = body["messages"]
         offered = {t["name"] for t in body.get("tools", [])}
-        turn = _turn(script, sum(m["role"] == "assistant" for m in messages))
-        last = messages[-1]["content"]
-        results = [b["content"] for b in last if isinstance(b, dict) and b.get("type") == "tool_result"] \
-            if isinstance(last, list) else []
-        if callable(turn):
-            content: list[dict[str, Any]] = [{"type": "text", "text": turn(results)}]
+        results = [block["content"] for m in messages if m["role"] == "user" and isinstance(m["content"], list)
+                   for block in m["content"] if block.get("type") == "tool_result"]
+        turn = _turn(script, sum(m["role"] == "assistant" for m in messages), results, offered)
+        if isinstance(turn, str):
+            content: list[dict[str, Any]] = [{"type": "text", "text": turn}]
             stop = "end_turn"
         else:
-            unknown = {name for name, _ in turn} - offered
-            if unknown:
-                raise RuntimeError(f"scripted model: tools {unknown} were not offered in the request")
             content = [{"type": "tool_use", "id": f"toolu_{len(messages)}_{i}", "name": name, "input": args}
                        for i, (name, args) in enumerate(turn)]
             stop = "tool_use"

@@ -36,6 +36,7 @@ def summary_of(stdout: str) -> dict[str, Any]:
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_example_runs_offline_and_stores_what_it_reports(script: str, stack: Stack, api: httpx.Client) -> None:
     done = run_example(script, stack, "--offline")
+    print(done.stdout)  # shown by pytest when the test fails
     assert done.returncode == 0, f"{script} failed:\n{done.stdout}\n{done.stderr}"
     summary = summary_of(done.stdout)
     session_id, agents, tags = summary["session_id"], summary["agents"], summary["tags"]

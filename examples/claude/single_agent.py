@@ -13,11 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _common import TOOL_SPECS, MemoryTools, connect, finish, parse_args, provider_key, run_main  # noqa: E402
-from _offline import Turn, scripted_anthropic  # noqa: E402
-
-import anthropic  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the shared helpers in examples/
+import anthropic
+from _common import TOOL_SPECS, MemoryTools, connect, finish, parse_args, provider_key, run_main
+from _offline import Turn, scripted_anthropic
 
 MODEL = os.environ.get("ANTHROPIC_MODEL", "claude-sonnet-5-5")
 AGENT_ID = "claude-travel-assistant"

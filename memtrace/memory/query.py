@@ -154,7 +154,7 @@ def _conditions(org_id: str, f: MemoryFilter) -> list[str]:
         if not math.isfinite(mi):
             raise Invalid("min_importance must be a finite number")
         # A string cast parses the shortest repr exactly; a bare 0.1 would be a DECIMAL literal first.
-        conds.append(f"coalesce(importance, 0.5) >= CAST('{mi!r}' AS DOUBLE)")
+        conds.append(f"coalesce(importance, 0.5) > CAST('{mi!r}' AS DOUBLE)")
     if f.tags:
         tags = _in_list(f.tags, _TAG_RE, "tags")
         conds.append(f"list_has_all(string_split(tags_csv, ','), [{tags}])")
