@@ -121,11 +121,13 @@ class Mixed(_Base):
         self._count()
         with self.client.get(f"/api/v1/memories/{body['id']}", headers=self.headers, name="GET /memories/{id} (ryw)",
                              catch_response=True) as resp:
-            ok = resp.status_code == 200 and resp.json().get("content") == body["content"]
+            got = resp.json() if resp.status_code == 200 else {}
+            ok = got.get("id") == body["id"] and got.get("content") == body["content"]
             ryw["checked"] += 1
             if not ok:
                 ryw["missed"] += 1
-                resp.failure(f"ryw-miss: status {resp.status_code}")
+                resp.failure(f"ryw-miss: status {resp.status_code}, wrote {body['id']} {body['content'][:60]!r}, "
+                             f"read {got.get('id')} {str(got.get('content'))[:60]!r}")
 
     @task(8)
     def list_recent(self) -> None:

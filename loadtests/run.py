@@ -240,14 +240,15 @@ def arc_counters(stack: Stack) -> dict[str, tuple[int, int]]:
 
 
 def run_suite(base: Path, scenarios: list[str], duration_s: int, users: int, n_orgs: int, n_arcs: int,
-              workers: int, processes: int = 1, max_requests: int = 200_000) -> dict[str, Any]:
+              workers: int, processes: int = 1, max_requests: int = 200_000,
+              ryw_sample: float = 0.2) -> dict[str, Any]:
     stack = start_stack(base, n_orgs, n_arcs, workers)
     try:
         results = []
         created: Counter[str] = Counter()
         for name in scenarios:
             before = arc_counters(stack)
-            res = run_scenario(stack, name, users, duration_s, max_requests, processes)
+            res = run_scenario(stack, name, users, duration_s, max_requests, processes, ryw_sample)
             created.update(res.created)
             check = check_delivery(stack, created, before)
             results.append({"result": res.__dict__, "delivery": {**check.__dict__, "ok": check.ok}})

@@ -13,17 +13,24 @@ process on the host holds:
 - `lease`: which process delivers to Arc (see `delivery.py`).
 
 Group commit: requests queue their rows; one committer task writes everything queued in one transaction,
-so concurrent requests share one fsync. All SQLite work runs on one dedicated thread per process.
+so concurrent requests share one fsync. Each process has two connections, each on its own thread: the
+writer (synchronous=FULL, group commits only) and the reader (reads, delivery marks, pruning, leases), so
+reads never queue behind a commit. Delivery marks use synchronous=NORMAL: a mark lost in a power cut only
+means a row is delivered again, which readers already de-duplicate by id. Every write transaction first
+takes an exclusive `flock` on `<journal>.lock`: SQLite's own busy handler sleeps in steps of up to 100 ms,
+while a blocked flock wakes the moment the other process commits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +58,7 @@ CREATE TABLE IF NOT EXISTS journal (
 CREATE INDEX IF NOT EXISTS journal_pending ON journal(org_id, seq) WHERE delivered_at IS NULL;
 CREATE INDEX IF NOT EXISTS journal_delivered ON journal(delivered_at) WHERE delivered_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS journal_org_time ON journal(org_id, time_us);
-CREATE INDEX IF NOT EXISTS journal_id ON journal(id);
+DROP INDEX IF EXISTS journal_id;
 CREATE TABLE IF NOT EXISTS dedup (
     org_id TEXT NOT NULL,
     dedup_key TEXT NOT NULL,
@@ -122,16 +129,54 @@ class _Stats:
     rows: int = 0
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, synchronous: str) -> sqlite3.Connection:
     """A connection tuned for a multi-process group-commit journal."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA cache_size=-65536")
     return conn
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class _Db:
+    """One SQLite connection on its own thread, with write transactions serialised across processes."""
+
+    def __init__(self, conn: sqlite3.Connection, lock_path: Path, name: str) -> None:
+        self.conn = conn
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    async def run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """`BEGIN IMMEDIATE` … `COMMIT` under the cross-process flock; rolled back on any error."""
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self.conn.close()
+        os.close(self._lock_fd)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=True)
 
 
 class Journal:
@@ -140,29 +185,34 @@ class Journal:
     Create with `await Journal.open(config)`; every method is safe to call from the event loop.
     """
 
-    def __init__(self, config: JournalConfig, conn: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, config: JournalConfig, writer: _Db, reader: _Db) -> None:
         self.config = config
-        self._conn = conn
-        self._executor = executor
+        self._writer = writer
+        self._reader = reader
         self._queue: list[_Pending] = []
         self._wakeup = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._closed = False
         self.stats = _Stats()
-        self.on_commit: list[Any] = []  # callables(org_ids) told after each group commit in this process
+        # Told, after each group commit in this process, how many rows each org got.
+        self.on_commit: list[Callable[[dict[str, int]], None]] = []
 
     @classmethod
     async def open(cls, config: JournalConfig) -> Journal:
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        lock_path = config.path.with_name(config.path.name + ".lock")
         loop = asyncio.get_running_loop()
+        config.path.parent.mkdir(parents=True, exist_ok=True)
+        writer = _Db(await loop.run_in_executor(None, connect, config.path, "FULL"), lock_path, "journal-w")
 
-        def _open() -> sqlite3.Connection:
-            conn = connect(config.path)
-            conn.executescript(SCHEMA)
-            return conn
+        def _schema() -> None:
+            with writer.write() as conn:
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
 
-        conn = await loop.run_in_executor(executor, _open)
-        journal = cls(config, conn, executor)
+        await writer.run(_schema)
+        reader = _Db(await loop.run_in_executor(None, connect, config.path, "NORMAL"), lock_path, "journal-r")
+        journal = cls(config, writer, reader)
         journal._committer = asyncio.create_task(journal._commit_loop(), name="journal-committer")
         return journal
 
@@ -171,11 +221,9 @@ class Journal:
         self._wakeup.set()
         if self._committer is not None:
             await self._committer
-        await self._run(self._conn.close)
-        self._executor.shutdown(wait=True)
-
-    async def _run(self, fn: Any, *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        for db in (self._writer, self._reader):
+            await db.run(db.close)
+            db.shutdown()
 
     # --- accept path -------------------------------------------------------------------------------
 
@@ -210,74 +258,82 @@ class Journal:
     async def _commit_group(self, group: list[_Pending]) -> None:
         now_us = time.time_ns() // 1000
         try:
-            outcomes: list[AppendResult | BaseException] = await self._run(self._write_group, group, now_us)
+            outcomes: list[AppendResult | BaseException] = await self._writer.run(self._write_group, group, now_us)
         except BaseException as exc:
             outcomes = [exc] * len(group)
+        stored: dict[str, int] = {}
         for item, outcome in zip(group, outcomes, strict=True):
-            if item.future.done():
-                continue
             if isinstance(outcome, BaseException):
-                item.future.set_exception(outcome)
-            else:
+                if not item.future.done():
+                    item.future.set_exception(outcome)
+                continue
+            if not item.future.done():
                 item.future.set_result(outcome)
+            if outcome.stored:
+                stored[item.org_id] = stored.get(item.org_id, 0) + len(outcome.stored)
         self.stats.groups += 1
-        orgs = {item.org_id for item, o in zip(group, outcomes, strict=True) if not isinstance(o, BaseException)}
         for callback in self.on_commit:
-            callback(orgs)
+            callback(stored)
 
     def _write_group(self, group: list[_Pending], now_us: int) -> list[AppendResult | BaseException]:
-        """One transaction for the whole group: dedup check, journal insert, pending counters."""
-        conn = self._conn
+        """One transaction for the whole group: batched dedup lookup, journal inserts, pending counters."""
         window_start = now_us - self.config.dedup_window_s * 1_000_000
         accepted_at = now_us / 1e6
+        blobs = [[encode_row(row) for row in item.rows] for item in group]  # before taking the lock
+        keys_by_org: dict[str, set[str]] = {}
+        for item in group:
+            keys_by_org.setdefault(item.org_id, set()).update(row.dedup_key for row in item.rows)
         outcomes: list[AppendResult | BaseException] = []
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            pending = self._pending_counts(conn, {item.org_id for item in group})
-            for item in group:
+        with self._writer.write() as conn:
+            seen = self._recent_keys(conn, keys_by_org, window_start)
+            pending = self._pending_counts(conn, keys_by_org)
+            dedup_rows: list[tuple[str, str, int]] = []
+            journal_rows: list[tuple[str, str, str, str, int, float, bytes]] = []
+            for item, item_blobs in zip(group, blobs, strict=True):
+                org_seen = seen.setdefault(item.org_id, set())
                 if pending.get(item.org_id, 0) + len(item.rows) > self.config.max_pending_per_org:
-                    outcomes.append(
-                        Overloaded(
-                            "too many memories waiting for this org's Arc; retry later",
-                            retry_after=self.config.retry_after_s,
-                        )
-                    )
+                    outcomes.append(Overloaded("too many memories waiting for this org's Arc; retry later",
+                                               retry_after=self.config.retry_after_s))
                     continue
-                stored: list[MemoryRow] = []
-                dups: list[int] = []
-                for index, row in enumerate(item.rows):
-                    seen = conn.execute(
-                        "SELECT time_us FROM dedup WHERE org_id = ? AND dedup_key = ?",
-                        (item.org_id, row.dedup_key),
-                    ).fetchone()
-                    if seen is not None and seen[0] >= window_start:
-                        dups.append(index)
+                result = AppendResult([], [])
+                for index, (row, blob) in enumerate(zip(item.rows, item_blobs, strict=True)):
+                    if row.dedup_key in org_seen:
+                        result.duplicate_indexes.append(index)
                         continue
-                    conn.execute(
-                        "INSERT OR REPLACE INTO dedup(org_id, dedup_key, time_us) VALUES (?, ?, ?)",
-                        (item.org_id, row.dedup_key, row.time_us),
-                    )
-                    conn.execute(
-                        "INSERT INTO journal(org_id, id, agent_id, session_id, time_us, accepted_at, row)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (item.org_id, row.id, row.agent_id, row.session_id, row.time_us, accepted_at,
-                         encode_row(row)),
-                    )
-                    stored.append(row)
-                if stored:
-                    pending[item.org_id] = pending.get(item.org_id, 0) + len(stored)
-                    conn.execute(
-                        "INSERT INTO org_pending(org_id, n) VALUES (?, ?)"
-                        " ON CONFLICT(org_id) DO UPDATE SET n = n + excluded.n",
-                        (item.org_id, len(stored)),
-                    )
-                    self.stats.rows += len(stored)
-                outcomes.append(AppendResult(stored, dups))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+                    org_seen.add(row.dedup_key)
+                    dedup_rows.append((item.org_id, row.dedup_key, row.time_us))
+                    journal_rows.append((item.org_id, row.id, row.agent_id, row.session_id, row.time_us,
+                                         accepted_at, blob))
+                    result.stored.append(row)
+                pending[item.org_id] = pending.get(item.org_id, 0) + len(result.stored)
+                outcomes.append(result)
+            conn.executemany("INSERT OR REPLACE INTO dedup(org_id, dedup_key, time_us) VALUES (?, ?, ?)", dedup_rows)
+            conn.executemany(
+                "INSERT INTO journal(org_id, id, agent_id, session_id, time_us, accepted_at, row)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                journal_rows,
+            )
+            conn.executemany(
+                "INSERT INTO org_pending(org_id, n) VALUES (?, ?) ON CONFLICT(org_id) DO UPDATE SET n = excluded.n",
+                list(pending.items()),
+            )
+        self.stats.rows += len(journal_rows)
         return outcomes
+
+    @staticmethod
+    def _recent_keys(conn: sqlite3.Connection, keys_by_org: dict[str, set[str]], window_start: int
+                     ) -> dict[str, set[str]]:
+        """The keys of this group already stored within the window, per org: one lookup per 500 keys."""
+        seen: dict[str, set[str]] = {}
+        for org_id, keys in keys_by_org.items():
+            found = seen.setdefault(org_id, set())
+            ordered = list(keys)
+            for start in range(0, len(ordered), 500):
+                chunk = ordered[start : start + 500]
+                sql = "SELECT dedup_key FROM dedup WHERE org_id = ? AND time_us >= ? AND dedup_key IN "
+                cur = conn.execute(f"{sql}({_marks(len(chunk))})", (org_id, window_start, *chunk))
+                found.update(key for (key,) in cur)
+        return seen
 
     @staticmethod
     def _pending_counts(conn: sqlite3.Connection, org_ids: Iterable[str]) -> dict[str, int]:
@@ -290,22 +346,23 @@ class Journal:
     # --- delivery side -----------------------------------------------------------------------------
 
     async def backlog(self) -> list[OrgBacklog]:
-        """Orgs with undelivered rows, with their count and the age of their oldest row."""
+        """Orgs with undelivered rows, with their count and the age of their oldest row (index lookups only)."""
 
         def _q() -> list[OrgBacklog]:
-            cur = self._conn.execute(
-                "SELECT org_id, count(*), min(accepted_at) FROM journal WHERE delivered_at IS NULL GROUP BY org_id"
+            cur = self._reader.conn.execute(
+                "SELECT p.org_id, p.n, (SELECT j.accepted_at FROM journal j WHERE j.org_id = p.org_id"
+                " AND j.delivered_at IS NULL ORDER BY j.seq LIMIT 1) FROM org_pending p WHERE p.n > 0"
             )
-            return [OrgBacklog(o, int(n), float(t)) for o, n, t in cur]
+            return [OrgBacklog(o, int(n), float(t)) for o, n, t in cur if t is not None]
 
-        result: list[OrgBacklog] = await self._run(_q)
+        result: list[OrgBacklog] = await self._reader.run(_q)
         return result
 
     async def pending_batch(self, org_id: str, limit: int) -> PendingBatch:
         """The org's oldest undelivered rows, in acceptance order (order per org is kept)."""
 
         def _q() -> PendingBatch:
-            cur = self._conn.execute(
+            cur = self._reader.conn.execute(
                 "SELECT seq, row FROM journal WHERE org_id = ? AND delivered_at IS NULL ORDER BY seq LIMIT ?",
                 (org_id, limit),
             )
@@ -315,31 +372,22 @@ class Journal:
                 rows.append(decode_row(blob))
             return PendingBatch(org_id, seqs, rows)
 
-        batch: PendingBatch = await self._run(_q)
+        batch: PendingBatch = await self._reader.run(_q)
         return batch
 
     async def mark_delivered(self, batch: PendingBatch) -> None:
         def _w() -> None:
-            conn = self._conn
             now = time.time()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._reader.write() as conn:
                 changed = 0
                 for start in range(0, len(batch.seqs), 500):
                     chunk = batch.seqs[start : start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    cur = conn.execute(
-                        f"UPDATE journal SET delivered_at = ? WHERE delivered_at IS NULL AND seq IN ({marks})",  # noqa: S608 - placeholders only
-                        (now, *chunk),
-                    )
+                    sql = "UPDATE journal SET delivered_at = ? WHERE delivered_at IS NULL AND seq IN "
+                    cur = conn.execute(f"{sql}({_marks(len(chunk))})", (now, *chunk))
                     changed += cur.rowcount
                 conn.execute("UPDATE org_pending SET n = max(0, n - ?) WHERE org_id = ?", (changed, batch.org_id))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
-        await self._run(_w)
+        await self._reader.run(_w)
 
     async def prune(self) -> tuple[int, int]:
         """Drop rows Arc surely shows now, and dedup keys older than the window."""
@@ -347,14 +395,16 @@ class Journal:
         def _w() -> tuple[int, int]:
             now = time.time()
             cutoff_us = int((now - self.config.dedup_window_s) * 1_000_000)
-            rows = self._conn.execute(
-                "DELETE FROM journal WHERE delivered_at IS NOT NULL AND delivered_at < ?",
-                (now - self.config.retention_s,),
-            ).rowcount
-            keys = self._conn.execute("DELETE FROM dedup WHERE time_us < ?", (cutoff_us,)).rowcount
+            with self._reader.write() as conn:
+                rows = conn.execute(
+                    "DELETE FROM journal WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+                    (now - self.config.retention_s,),
+                ).rowcount
+                keys = conn.execute("DELETE FROM dedup WHERE time_us < ?", (cutoff_us,)).rowcount
+                conn.execute("DELETE FROM org_pending WHERE n = 0")
             return rows, keys
 
-        result: tuple[int, int] = await self._run(_w)
+        result: tuple[int, int] = await self._reader.run(_w)
         return result
 
     # --- read side ---------------------------------------------------------------------------------
@@ -381,22 +431,22 @@ class Journal:
             clauses.append("time_us >= ?")
             params.append(since_us)
         if ids:
-            clauses.append(f"id IN ({','.join('?' * len(ids))})")
+            clauses.append(f"id IN ({_marks(len(ids))})")
             params.extend(ids)
         sql = "SELECT row FROM journal WHERE " + " AND ".join(clauses)  # noqa: S608 - fixed clauses, placeholders
 
         def _q() -> list[MemoryRow]:
-            return [decode_row(blob) for (blob,) in self._conn.execute(sql, params)]
+            return [decode_row(blob) for (blob,) in self._reader.conn.execute(sql, params)]
 
-        rows: list[MemoryRow] = await self._run(_q)
+        rows: list[MemoryRow] = await self._reader.run(_q)
         return rows
 
     async def pending_total(self, org_id: str) -> int:
         def _q() -> int:
-            found = self._conn.execute("SELECT n FROM org_pending WHERE org_id = ?", (org_id,)).fetchone()
+            found = self._reader.conn.execute("SELECT n FROM org_pending WHERE org_id = ?", (org_id,)).fetchone()
             return int(found[0]) if found else 0
 
-        n: int = await self._run(_q)
+        n: int = await self._reader.run(_q)
         return n
 
     # --- delivery lease ----------------------------------------------------------------------------
@@ -405,32 +455,26 @@ class Journal:
         """Take or renew the named lease; a holder whose process is gone from this host loses it at once."""
 
         def _w() -> bool:
-            conn = self._conn
             now = time.time()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._reader.write() as conn:
                 found = conn.execute("SELECT holder, expires_at FROM lease WHERE name = ?", (name,)).fetchone()
                 if found is None or found[0] == holder or found[1] < now or not holder_alive(found[0]):
                     conn.execute(
                         "INSERT OR REPLACE INTO lease(name, holder, expires_at) VALUES (?, ?, ?)",
                         (name, holder, now + ttl_s),
                     )
-                    conn.execute("COMMIT")
                     return True
-                conn.execute("COMMIT")
                 return False
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
-        taken: bool = await self._run(_w)
+        taken: bool = await self._reader.run(_w)
         return taken
 
     async def release_lease(self, name: str, holder: str) -> None:
         def _w() -> None:
-            self._conn.execute("DELETE FROM lease WHERE name = ? AND holder = ?", (name, holder))
+            with self._reader.write() as conn:
+                conn.execute("DELETE FROM lease WHERE name = ? AND holder = ?", (name, holder))
 
-        await self._run(_w)
+        await self._reader.run(_w)
 
 
 def holder_id() -> str:

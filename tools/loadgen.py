@@ -92,13 +92,13 @@ class LoadResult:
         return self.pct(0.99)
 
 
-async def _send_all(url: str, bodies: Sequence[bytes], headers: dict[str, str], concurrency: int,
-                    method: str = "POST") -> LoadResult:
+async def _send_all(url: str, bodies: Sequence[bytes | tuple[bytes, dict[str, str]]], headers: dict[str, str],
+                    concurrency: int, method: str = "POST") -> LoadResult:
     if not url.startswith("http://127.0.0.1:"):
         raise ValueError("loopback only")
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
+    queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
+    for item in bodies:
+        queue.put_nowait(item if isinstance(item, tuple) else (item, headers))
     result = LoadResult(len(bodies), 0.0)
     timeout = aiohttp.ClientTimeout(total=120)
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -106,9 +106,9 @@ async def _send_all(url: str, bodies: Sequence[bytes], headers: dict[str, str], 
 
         async def worker() -> None:
             while not queue.empty():
-                body = queue.get_nowait()
+                body, body_headers = queue.get_nowait()
                 t0 = time.perf_counter()
-                async with session.request(method, url, data=body, headers=headers) as resp:
+                async with session.request(method, url, data=body, headers=body_headers) as resp:
                     await resp.read()
                     result.statuses[resp.status] += 1
                 result.latencies_ms.append((time.perf_counter() - t0) * 1000)
@@ -119,8 +119,9 @@ async def _send_all(url: str, bodies: Sequence[bytes], headers: dict[str, str], 
     return result
 
 
-def send_all(url: str, bodies: Sequence[bytes], headers: dict[str, str], concurrency: int) -> LoadResult:
-    """POST every body, `concurrency` at a time; latency per request and status counts."""
+def send_all(url: str, bodies: Sequence[bytes | tuple[bytes, dict[str, str]]], headers: dict[str, str],
+             concurrency: int) -> LoadResult:
+    """POST every body (or (body, headers) pair), `concurrency` at a time; latency per request and statuses."""
     return asyncio.run(_send_all(url, bodies, headers, concurrency))
 
 

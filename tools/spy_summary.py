@@ -1,5 +1,9 @@
 """Summarise a py-spy `--format raw` (collapsed stacks) profile: self and inclusive share per function.
 
+Record with `py-spy record -p <worker pid> --threads -f raw -o prof.txt`. A thread with no Python frames is
+Granian's Rust runtime; `MPServer._spawn_asgi_lifespan_worker` as a leaf is the worker's main thread inside
+Granian's native event loop.
+
     python tools/spy_summary.py profile.txt [--top 25]
 """
 
@@ -10,6 +14,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
+# Frames every sample shares (process bootstrap, thread start): left out of the inclusive list.
+_PLUMBING = ("threading.py", "multiprocessing/", "<frozen runpy>", "granian/server/", "memtrace/__main__.py",
+             "memtrace/serve.py", "concurrent/futures/thread.py")
 _FRAME = re.compile(r"^(?P<fn>[^ ]+) \((?P<file>[^:]+)(?::\d+)?\)$")
 
 
@@ -39,13 +46,14 @@ def summarise(path: Path, top: int = 25) -> str:
         if names:
             self_c[names[-1]] += n
         for name in set(names):
-            incl[name] += n
+            if not any(p in name for p in _PLUMBING):
+                incl[name] += n
     out = [f"{total} samples", "", "threads:"]
     out += [f"  {n / total:6.1%}  {t}" for t, n in threads.most_common(6)]
     out += ["", "self (leaf) share:"]
     out += [f"  {n / total:6.1%}  {f}" for f, n in self_c.most_common(top)]
-    out += ["", "inclusive share:"]
-    out += [f"  {n / total:6.1%}  {f}" for f, n in incl.most_common(top * 2)]
+    out += ["", "inclusive share (bootstrap frames left out):"]
+    out += [f"  {n / total:6.1%}  {f}" for f, n in incl.most_common(top)]
     return "\n".join(out)
 
 

@@ -37,7 +37,12 @@ _MEMORY_ID = re.compile(MEMORY_ID_PATTERN)
 
 
 def parse_create(body: bytes, max_items: int) -> tuple[list[NewMemory], bool]:
-    """A single memory or `{"memories": [...]}`; returns the items and whether it was a batch."""
+    """A single memory or `{"memories": [...]}`; returns the items and whether it was a batch.
+
+    A body without the bytes `"memories"` cannot be a batch, so the common single POST is decoded once.
+    """
+    if b'"memories"' not in body:
+        return [decode(_single, body)], False
     top = decode(_peek, body)
     raw_items = top.get("memories")
     if raw_items is None:

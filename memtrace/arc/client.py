@@ -103,9 +103,10 @@ class ArcPool:
         self._settings = settings
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._closed = False
+        # Only the TCP connect is bounded by connect_timeout_s: many orgs share one URL's pool, and a wait
+        # for a free connection is normal queueing under load, bounded by the total timeout.
         self._timeout = aiohttp.ClientTimeout(
             total=settings.request_timeout_s,
-            connect=settings.connect_timeout_s,
             sock_connect=settings.connect_timeout_s,
         )
         # A health probe must not hold a connection slot for a full request timeout.

@@ -57,6 +57,7 @@ class Deliverer:
         self.stats = DeliveryStats()
         self._orgs: dict[str, _OrgState] = {}
         self._wakeup = asyncio.Event()
+        self._fresh: dict[str, int] = {}  # rows committed here since the last schedule, per org
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         journal.on_commit.append(self._on_commit)
@@ -64,9 +65,15 @@ class Deliverer:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="deliverer")
 
-    def _on_commit(self, org_ids: set[str]) -> None:
-        if self.is_leader and org_ids:
-            self._wakeup.set()
+    def _on_commit(self, stored: dict[str, int]) -> None:
+        """Wake before the next tick only when an org has a full batch waiting (from this process)."""
+        if not self.is_leader:
+            return
+        for org_id, n in stored.items():
+            total = self._fresh.get(org_id, 0) + n
+            self._fresh[org_id] = total
+            if total >= self.settings.batch_size:
+                self._wakeup.set()
 
     @property
     def _tick_s(self) -> float:
@@ -96,6 +103,7 @@ class Deliverer:
             self._wakeup.clear()
 
     async def _schedule(self, force: bool) -> None:
+        self._fresh.clear()
         now_wall = time.time()
         now = time.monotonic()
         interval = self.settings.flush_interval_ms / 1000

@@ -22,6 +22,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from memtrace.errors import Invalid
 from memtrace.memory.filters import fold_case
 from memtrace.memory.model import (
@@ -154,7 +156,7 @@ def _conditions(org_id: str, f: MemoryFilter) -> list[str]:
         if not math.isfinite(mi):
             raise Invalid("min_importance must be a finite number")
         # A string cast parses the shortest repr exactly; a bare 0.1 would be a DECIMAL literal first.
-        conds.append(f"coalesce(importance, 0.5) > CAST('{mi!r}' AS DOUBLE)")
+        conds.append(f"coalesce(importance, 0.5) >= CAST('{mi!r}' AS DOUBLE)")
     if f.tags:
         tags = _in_list(f.tags, _TAG_RE, "tags")
         conds.append(f"list_has_all(string_split(tags_csv, ','), [{tags}])")
@@ -186,9 +188,7 @@ def _capped(sql: str) -> str:
     return sql
 
 
-def select_memories(
-    measurement: str, org_id: str, f: MemoryFilter, order: str, limit: int, offset: int
-) -> str:
+def select_memories(measurement: str, org_id: str, f: MemoryFilter, order: str, limit: int, offset: int) -> str:
     """The page of de-duplicated memories matching `f`, ordered by (time, id) in `order`.
 
     Two phases, because de-duplicating whole rows is what costs: the inner query de-duplicates and
@@ -205,8 +205,7 @@ def select_memories(
     sort = f"ORDER BY time {direction}, id {direction}"
     page_ids = f"SELECT id FROM {table} WHERE {inner} {_DEDUP} {sort} LIMIT {limit} OFFSET {offset}"
     return _capped(
-        f"SELECT {_SELECT_LIST} FROM {table} WHERE {' AND '.join(outer)} AND id IN ({page_ids}) "
-        f"{_DEDUP} {sort}"
+        f"SELECT {_SELECT_LIST} FROM {table} WHERE {' AND '.join(outer)} AND id IN ({page_ids}) {_DEDUP} {sort}"
     )
 
 
@@ -217,22 +216,57 @@ def count_memories(measurement: str, org_id: str, f: MemoryFilter) -> str:
     return _capped(f"SELECT count(DISTINCT id) AS count FROM {table} WHERE {where}")
 
 
-def agent_stats(measurement: str, org_id: str, agent_id: str, since_24h_us: int) -> str:
-    """Per memory_type: distinct memories in total, since `since_24h_us` (inclusive), and errors since then.
+def memory_stats(measurement: str, org_id: str, f: MemoryFilter, since_24h_us: int) -> str:
+    """Per memory_type, over memories matching `f`: distinct ids in total, since `since_24h_us`
+    (inclusive), and those of them with event_type `error`. Columns: memory_type, total, last_24h,
+    errors_24h (decode with `stats_from_arc`).
 
-    Columns: memory_type, total, last_24h, errors_24h. One scan; the window lives in FILTER clauses
-    written with `TIMESTAMP '...'` so Arc's partition pruner does not mistake it for a query bound.
+    One scan. The 24 h window lives in FILTER clauses written `TIMESTAMP '...'`, a shape Arc's
+    partition pruner ignores; written like a WHERE bound it would prune the all-time total to 24 h.
     """
     table = quote_ident(measurement)
-    agent = _checked(agent_id, _ID_RE, "agent_id")
+    where = " AND ".join(_conditions(org_id, f))
     since = f"time >= TIMESTAMP {_time_literal(min(max(since_24h_us, MIN_US), MAX_US))}"
-    return (
+    return _capped(
         f"SELECT memory_type, count(DISTINCT id) AS total, "
         f"count(DISTINCT id) FILTER (WHERE {since}) AS last_24h, "
         f"count(DISTINCT id) FILTER (WHERE {since} AND event_type = 'error') AS errors_24h "
-        f"FROM {table} WHERE {_org(org_id)} AND agent_id = {agent} "
-        f"GROUP BY memory_type ORDER BY memory_type"
+        f"FROM {table} WHERE {where} GROUP BY memory_type ORDER BY memory_type"
     )
+
+
+def agent_stats(measurement: str, org_id: str, agent_id: str, since_24h_us: int) -> str:
+    """`memory_stats` for one agent's memories."""
+    return memory_stats(measurement, org_id, MemoryFilter(agent_id=agent_id), since_24h_us)
+
+
+def stats_from_arc(columns: list[str], data: list[list[Any]]) -> list[tuple[str, int, int, int]]:
+    """(memory_type, total, last_24h, errors_24h) rows from the answer to `memory_stats`; NULL reads as 0."""
+    index = {name: i for i, name in enumerate(columns)}
+    picks = [index.get(name, -1) for name in ("memory_type", "total", "last_24h", "errors_24h")]
+    out: list[tuple[str, int, int, int]] = []
+    for raw in data:
+        mt, total, recent, errors = (raw[i] if i >= 0 else None for i in picks)
+        out.append((_text(mt), int(total or 0), int(recent or 0), int(errors or 0)))
+    return out
+
+
+def select_ids(measurement: str, org_id: str, ids: Sequence[str]) -> str:
+    """Which of `ids` Arc already holds for the org (rows carry only `id`; decode with `rows_from_arc`).
+
+    The answer is meant as a membership set: when the ids do not fit Arc's query cap as an IN list,
+    the query asks for every id in [min(ids), max(ids)] instead, a superset that answers the same
+    membership questions for `ids`. Raises ValueError for an empty `ids`.
+    """
+    if not ids:
+        raise ValueError("select_ids needs at least one id")
+    table = quote_ident(measurement)
+    listed = _in_list(ids, _MEMORY_ID_RE, "id")
+    sql = f"SELECT DISTINCT id FROM {table} WHERE {_org(org_id)} AND id IN ({listed})"
+    if len(sql) <= MAX_SQL_CHARS:
+        return sql
+    low, high = quote_literal(min(ids)), quote_literal(max(ids))
+    return f"SELECT DISTINCT id FROM {table} WHERE {_org(org_id)} AND id >= {low} AND id <= {high}"
 
 
 def existing_dedup_keys(measurement: str, org_id: str, keys: Sequence[str], since_us: int) -> str:
@@ -249,9 +283,7 @@ def existing_dedup_keys(measurement: str, org_id: str, keys: Sequence[str], sinc
     return _capped(f"SELECT DISTINCT dedup_key FROM {table} WHERE {' AND '.join(conds)}")
 
 
-def existing_dedup_keys_batches(
-    measurement: str, org_id: str, keys: Sequence[str], since_us: int
-) -> list[str]:
+def existing_dedup_keys_batches(measurement: str, org_id: str, keys: Sequence[str], since_us: int) -> list[str]:
     """`existing_dedup_keys` split into as few queries as Arc's 10,000-character cap allows."""
     unique = list(dict.fromkeys(keys))
     if not unique:
@@ -281,24 +313,33 @@ def rows_from_arc(columns: list[str], data: list[list[Any]]) -> list[MemoryRow]:
     """MemoryRows from Arc's row-major JSON answer, whatever columns it returned and in whatever order.
 
     Missing columns and NULLs read as "" (strings), 0.5 (importance) and 0 (time), so a measurement
-    written before a column existed still lists. `time` arrives as an RFC 3339 string.
+    written before a column existed still lists; a non-string value in a text column is str()'d.
+    `time` arrives as an RFC 3339 string. The rows are reordered into MemoryRow's (array-like) field
+    order and converted by msgspec in one call: ~3.5 µs a row (0.7 of it the time parse) against ~4.7 µs
+    building each Struct from keyword arguments.
     """
     if not data:
         return []
     index = {name: i for i, name in enumerate(columns)}
     picks = [index.get(name, -1) for name in COLUMNS]
-    i_time, i_imp = picks[1], picks[11]
-    text_fields = [(name, picks[n]) for n, name in enumerate(COLUMNS) if n not in (1, 11)]
-    rows: list[MemoryRow] = []
+    width = len(columns)
+    ordered = picks == list(range(len(COLUMNS)))
+    lists: list[list[Any]] = []
     for raw in data:
-        values = {name: (_text(raw[i]) if i >= 0 else "") for name, i in text_fields}
-        t = raw[i_time] if i_time >= 0 else None
-        imp = raw[i_imp] if i_imp >= 0 else None
-        rows.append(
-            MemoryRow(
-                time_us=0 if t is None else parse_arc_time(t),
-                importance=0.5 if imp is None else float(imp),
-                **values,
-            )
-        )
-    return rows
+        if ordered and len(raw) == width:
+            values = list(raw[: len(COLUMNS)])
+        else:
+            values = [raw[i] if 0 <= i < len(raw) else None for i in picks]
+        t, imp = values[1], values[11]
+        values[1] = 0 if t is None else parse_arc_time(t)
+        values[11] = 0.5 if imp is None else float(imp)
+        if None in values:
+            values = [("" if v is None else v) for v in values]
+        lists.append(values)
+    try:
+        return msgspec.convert(lists, list[MemoryRow])
+    except msgspec.ValidationError:  # a text column holding numbers or booleans: the slow, forgiving path
+        return [
+            msgspec.convert([v if n in (1, 11) else _text(v) for n, v in enumerate(values)], MemoryRow)
+            for values in lists
+        ]
