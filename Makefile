@@ -6,7 +6,7 @@ SDK_VENV := .venv-sdk
 INSTALLED := $(VENV)/.installed
 SDK_INSTALLED := $(SDK_VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest bench perf-report clean
+.PHONY: install run test lint typecheck pytest bench perf-report loadtest wrk clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,17 @@ test: lint typecheck pytest
 
 bench: $(INSTALLED)
 	$(BIN)/python -m pytest perf -q --benchmark-only --benchmark-columns=min,median,mean,ops,rounds
+
+# The pure-throughput ratios use wrk (Debian package); installed here when missing and we may.
+wrk:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
+	  || { echo "make perf-report needs wrk: apt-get install wrk"; exit 1; }
+
+perf-report: $(INSTALLED) wrk
+	$(BIN)/python tools/perf_report.py
+
+loadtest: $(INSTALLED)
+	$(BIN)/python loadtests/run.py --duration 8 --users 16 --orgs 4 --arcs 2 --workers 1
 
 clean:
 	rm -rf $(VENV) $(SDK_VENV) .mypy_cache .pytest_cache .ruff_cache

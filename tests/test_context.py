@@ -104,6 +104,10 @@ def test_cut_is_80_characters_and_why_is_inside_it() -> None:
         assert format_line(plain).endswith(": z")
     multi = mem(5, "2026-02-07T20:15:00Z", "episodic", "e", "a\r\nb\nc\rd\u2028e\x0bf")
     assert format_line(multi).endswith(": a b c d e f")
+    crlf = mem(6, "2026-02-07T20:15:00Z", "episodic", "e", "\r\n" * 100)  # 200 chars, 100 after joining
+    assert format_line(crlf).endswith(": " + " " * 80 + "...")
+    crlf81 = mem(7, "2026-02-07T20:15:00Z", "episodic", "e", "\r\n" * 80)  # exactly 80 after joining
+    assert format_line(crlf81).endswith(": " + " " * 80)
 
 
 def test_an_error_of_any_type_is_only_in_errors() -> None:

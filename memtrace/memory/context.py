@@ -27,6 +27,9 @@ from memtrace.memory.model import MemoryRow
 from memtrace.timeutil import format_seconds
 
 CONTENT_CHARS = 80
+# Input characters that surely yield more than CONTENT_CHARS output characters (a "\r\n" becomes one
+# space, nothing else shrinks), so long contents are cut before the per-character work.
+_ENOUGH = 2 * (CONTENT_CHARS + 1)
 TITLES: tuple[str, ...] = ("Recent Actions", "Decisions Made", "Errors", "Session State", "Known Entities")
 _ERRORS = 2
 _SECTION_OF_TYPE = {"episodic": 0, "decision": 1, "session": 3, "entity": 4}
@@ -71,10 +74,12 @@ def format_line(row: MemoryRow) -> str:
     applies to that whole text.
     """
     text = row.content
-    if row.memory_type == "decision" and row.metadata_json:
+    if len(text) > _ENOUGH:
+        text = text[:_ENOUGH]  # the cut is decided within this prefix; the rest would be dropped anyway
+    elif row.memory_type == "decision" and row.metadata_json:
         reason = _reasoning(row.metadata_json)
         if reason is not None:
-            text = f"{text} (why: {reason})"
+            text = f"{text} (why: {reason})"[:_ENOUGH]
     text = _one_line(text)
     if len(text) > CONTENT_CHARS:
         text = text[:CONTENT_CHARS] + "..."

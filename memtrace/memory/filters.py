@@ -5,7 +5,7 @@ filter runs twice: once as SQL in Arc, once here over local rows. Any difference
 appear or vanish depending on whether Arc has flushed it, so `tests/test_query.py` runs both against a
 real DuckDB on generated rows and requires identical answers. The shared rules:
 
-- agent_id, session_id: equality. memory_types, event_types, ids: membership; an empty tuple means
+- agent_id, session_id: equality. agent_ids, memory_types, event_types, ids: membership; an empty tuple means
   "no filter", never "match nothing".
 - tags: the memory carries every listed tag exactly (membership in `tags_csv.split(",")`).
 - content_contains: case-insensitive substring, every character literal; case folding is DuckDB's
@@ -57,6 +57,8 @@ def matches(row: MemoryRow, f: MemoryFilter) -> bool:
     if f.until_us is not None and row.time_us >= f.until_us:
         return False
     if f.agent_id is not None and row.agent_id != f.agent_id:
+        return False
+    if f.agent_ids and row.agent_id not in f.agent_ids:
         return False
     if f.session_id is not None and row.session_id != f.session_id:
         return False

@@ -140,6 +140,8 @@ def _conditions(org_id: str, f: MemoryFilter) -> list[str]:
     conds.append(_org(org_id))
     if f.agent_id is not None:
         conds.append(f"agent_id = {_checked(f.agent_id, _ID_RE, 'agent_id')}")
+    if f.agent_ids:
+        conds.append(f"agent_id IN ({_in_list(f.agent_ids, _ID_RE, 'agent_id')})")
     if f.session_id is not None:
         conds.append(f"session_id = {_checked(f.session_id, _ID_RE, 'session_id')}")
     if f.memory_types:
