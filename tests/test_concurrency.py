@@ -71,3 +71,32 @@ def test_revocation_is_seen_within_five_seconds(served: tuple[MemtraceServer, Te
                 break
             assert time.monotonic() - revoked_at < 5, f"still accepted after revocation: {codes}"
             time.sleep(0.1)
+
+
+def test_new_org_and_binding_from_the_cli_are_seen_without_restart(
+        served: tuple[MemtraceServer, Tenant, Path]) -> None:
+    server, tenant, data = served
+    db = str(data / "memtrace.db")
+
+    def admin(*args: str) -> dict[str, str]:
+        done = subprocess.run([sys.executable, "-m", "memtrace.admin", "--db", db, "--json", *args],
+                              capture_output=True, text=True, check=True)
+        result: dict[str, str] = json.loads(done.stdout)
+        return result
+
+    org = admin("org", "create", f"late-{uuid.uuid4().hex[:6]}")
+    key = admin("key", "create", "--org", org["id"], "--name", "k")["key"]
+    with httpx.Client(base_url=server.url, headers={"x-api-key": key}) as client:
+        first = client.post("/api/v1/memories", json={"agent_id": "a", "content": "before binding"})
+        assert first.status_code == 503
+        assert "arc instance" in first.json()["error"]
+        arc_url = admin("org", "show-arc", tenant.org_id)["url"]
+        admin("org", "add-arc", org["id"], "--url", arc_url, "--database", "late_db")
+        bound_at = time.monotonic()
+        while True:
+            resp = client.post("/api/v1/memories", json={"agent_id": "a", "content": "after binding"})
+            if resp.status_code == 201:
+                break
+            assert time.monotonic() - bound_at < 5, resp.text
+            time.sleep(0.1)
+        assert resp.json()["org_id"] == org["id"]

@@ -1,0 +1,73 @@
+"""Settings: file < env < flags, and loud, named failures, through the library and `memtrace serve`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from memtrace.config import ConfigError, Settings, load_settings
+from tests.procs import REPO, free_port
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_defaults() -> None:
+    s = Settings()
+    assert (s.server.host, s.server.port, s.storage.data_dir) == ("0.0.0.0", 9100, "./data")
+    assert s.metadata_path == Path("data/memtrace.db")
+    assert s.dedup.window_s == 24 * 3600
+    assert (s.limits.max_body_bytes, s.limits.max_content_bytes) == (8 * 1024 * 1024, 64 * 1024)
+
+
+def test_shipped_file_states_the_defaults() -> None:
+    assert load_settings(str(REPO / "memtrace.toml"), environ={}) == Settings()
+
+
+def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "m.toml", "[server]\nport = 9200\nworkers = 3\n[arc]\nbatch_size = 10\n")
+    s = load_settings(str(cfg), environ={})
+    assert (s.server.port, s.server.workers, s.arc.batch_size) == (9200, 3, 10)
+    s = load_settings(str(cfg), environ={"MEMTRACE_SERVER_PORT": "9300"})
+    assert (s.server.port, s.server.workers) == (9300, 3)
+    s = load_settings(str(cfg), {"server": {"port": 9400, "workers": None}}, environ={"MEMTRACE_SERVER_PORT": "9300"})
+    assert (s.server.port, s.server.workers) == (9400, 3)
+    assert load_settings(str(cfg), environ={"MEMTRACE_STORAGE_DATA_DIR": "/x"}).metadata_path == Path("/x/memtrace.db")
+
+
+@pytest.mark.parametrize(("toml", "env", "named"), [
+    ("[server]\nprot = 1\n", {}, "prot"),
+    ("[srever]\nport = 1\n", {}, "srever"),
+    ("[server]\nport = 'many'\n", {}, "server.port"),
+    ("[server]\nport = 70000\n", {}, "server.port"),
+    ("[arc]\nflush_interval_ms = 0\n", {}, "arc.flush_interval_ms"),
+    ("", {"MEMTRACE_SERVER_PROT": "1"}, "MEMTRACE_SERVER_PROT"),
+    ("", {"MEMTRACE_LIMITS_MAX_BODY_BYTES": "lots"}, "limits.max_body_bytes"),
+    ("[server\n", {}, "invalid TOML"),
+])
+def test_bad_settings_name_the_key(tmp_path: Path, toml: str, env: dict[str, str], named: str) -> None:
+    cfg = write(tmp_path / "m.toml", toml)
+    with pytest.raises(ConfigError) as info:
+        load_settings(str(cfg), environ=env)
+    assert named in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(str(tmp_path / "nope.toml"), environ={})
+
+
+def test_serve_refuses_bad_settings_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "MEMTRACE_SERVER_WORKERS": "zero", "MEMTRACE_STORAGE_DATA_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "memtrace", "serve", "--port", str(free_port())],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0
+    assert "server.workers" in result.stderr
