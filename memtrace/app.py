@@ -56,9 +56,13 @@ def binding_loader(metadata: MetadataDB) -> Callable[[], Awaitable[list[ArcBindi
     return load
 
 
-async def _every(interval: float, step: Callable[[], Awaitable[None]], name: str) -> None:
-    while True:
-        await asyncio.sleep(interval)
+async def _every(interval: float, step: Callable[[], Awaitable[None]], name: str, stopping: asyncio.Event) -> None:
+    """Run `step` every `interval` until `stopping` is set; a step in progress is never cancelled midway."""
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=interval)
+        if stopping.is_set():
+            return
         try:
             await step()
         except Exception:
@@ -82,6 +86,8 @@ def create_app(settings: Settings) -> Application:
     router.fallback = _fallback(router)
     errors.install(app)
     tasks: list[asyncio.Task[None]] = []
+    stopping = asyncio.Event()
+    health_task: list[asyncio.Task[None]] = []
     running: list[tuple[Deps, Deliverer]] = []
 
     async def on_start(application: Application) -> None:
@@ -96,7 +102,7 @@ def create_app(settings: Settings) -> Application:
         registry = ArcRegistry(binding_loader(metadata), ArcPool(settings.arc), settings.arc)
         await registry.refresh()
         agent_repo, session_repo = Agents(metadata), Sessions(metadata)
-        activity = ActivityTracker(agent_repo.touch, session_repo.touch)
+        activity = ActivityTracker(agent_repo.touch_many, session_repo.touch_many)
         auth = Authenticator(ApiKeys(metadata).get_by_lookup, settings.auth.cache_size, settings.auth.cache_ttl_s)
         deps = Deps(
             settings=settings, metadata=metadata, journal=journal, registry=registry, auth=auth,
@@ -122,19 +128,20 @@ def create_app(settings: Settings) -> Application:
                 await registry.refresh()
 
         tasks.extend([
-            asyncio.create_task(_every(settings.auth.refresh_interval_s, refresh_if_changed, "metadata refresh")),
-            asyncio.create_task(_every(ACTIVITY_FLUSH_S, activity.flush, "activity flush")),
-            asyncio.create_task(registry.run_health_checks(HEALTH_CHECK_S)),
+            asyncio.create_task(_every(settings.auth.refresh_interval_s, refresh_if_changed, "metadata refresh",
+                                       stopping)),
+            asyncio.create_task(_every(ACTIVITY_FLUSH_S, activity.flush, "activity flush", stopping)),
         ])
+        health_task.append(asyncio.create_task(registry.run_health_checks(HEALTH_CHECK_S)))
 
     async def on_stop(application: Application) -> None:
-        for task in tasks:
+        stopping.set()
+        for task in health_task:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *health_task, return_exceptions=True)
         for deps, deliverer in running:
             await deliverer.stop(settings.arc.shutdown_deadline_s)
-            with contextlib.suppress(Exception):
-                await deps.memories.activity.flush()
+            await deps.memories.activity.flush()
             await deps.journal.close()
             await deps.registry.pool.close()
             await deps.metadata.close()

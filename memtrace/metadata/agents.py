@@ -133,9 +133,13 @@ class Agents:
 
     async def touch(self, org_id: str, last_active: Mapping[str, int]) -> None:
         """Move last_active_at forward (never back) for many agents, given by id or name, in one batch."""
+        await self.touch_many({(org_id, key): us for key, us in last_active.items()})
+
+    async def touch_many(self, last_active: Mapping[tuple[str, str], int]) -> None:
+        """`touch` for (org_id, id or name) pairs of many orgs, in one transaction."""
         if not last_active:
             return
-        rows = [(format_us(us), org_id, key, key) for key, us in last_active.items()]
+        rows = [(format_us(us), org_id, key, key) for (org_id, key), us in last_active.items()]
         async with self._db.transaction() as tx:
             # Fixed-width timestamps compare correctly as strings, so `<` is chronological.
             await tx.executemany(

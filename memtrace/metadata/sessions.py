@@ -133,9 +133,13 @@ class Sessions:
 
     async def touch(self, org_id: str, last_active: Mapping[str, int]) -> None:
         """Move last_active_at forward (never back) for many sessions in one batch."""
+        await self.touch_many({(org_id, sid): us for sid, us in last_active.items()})
+
+    async def touch_many(self, last_active: Mapping[tuple[str, str], int]) -> None:
+        """`touch` for (org_id, session id) pairs of many orgs, in one transaction."""
         if not last_active:
             return
-        rows = [(format_us(us), org_id, sid) for sid, us in last_active.items()]
+        rows = [(format_us(us), org_id, sid) for (org_id, sid), us in last_active.items()]
         async with self._db.transaction() as tx:
             await tx.executemany(
                 "UPDATE sessions SET last_active_at = ?1 WHERE org_id = ?2 AND id = ?3 "
