@@ -13,8 +13,8 @@ from memtrace.api.deps import Deps
 from memtrace.api.http import decode, json_response, path_param, query_params, read_body
 from memtrace.api.params import list_filter
 from memtrace.api.resolve import agent_aliases
-from memtrace.memory.build import to_memory
-from memtrace.memory.model import Id, MemoryFilter, MemoryList
+from memtrace.memory.build import memory_list
+from memtrace.memory.model import Id, MemoryFilter
 
 DESCRIPTION_MAX = 4096
 
@@ -71,8 +71,7 @@ def register(router: Router, deps: Deps) -> None:
         f, page = list_filter(params, time.time_ns() // 1000, default_since="24h")
         f = msgspec.structs.replace(f, agent_ids=agent_ids)
         rows, has_more = await deps.memories.list_page(principal.org_id, f, page)
-        return json_response(200, MemoryList(memories=[to_memory(r) for r in rows], count=len(rows),
-                                             has_more=has_more))
+        return json_response(200, memory_list(rows, has_more))
 
     async def agent_stats(request: Request) -> Response:
         principal = await deps.principal(request, "read")

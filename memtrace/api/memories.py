@@ -19,11 +19,10 @@ from memtrace.api.http import (
 )
 from memtrace.api.params import list_filter, search_filter
 from memtrace.errors import Invalid, NotFound
-from memtrace.memory.build import to_memory
+from memtrace.memory.build import memory_list, to_memory
 from memtrace.memory.model import (
     MEMORY_ID_PATTERN,
     BatchCreated,
-    MemoryList,
     NewMemory,
     SearchRequest,
     SearchResults,
@@ -74,8 +73,7 @@ def register(router: Router, deps: Deps) -> None:
         principal = await deps.principal(request, "read")
         f, page = list_filter(query_params(request), time.time_ns() // 1000)
         rows, has_more = await service.list_page(principal.org_id, f, page)
-        return json_response(200, MemoryList(memories=[to_memory(r) for r in rows], count=len(rows),
-                                             has_more=has_more))
+        return json_response(200, memory_list(rows, has_more))
 
     async def get_memory(request: Request) -> Response:
         principal = await deps.principal(request, "read")

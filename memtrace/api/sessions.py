@@ -15,8 +15,8 @@ from memtrace.api.http import decode, json_response, path_param, query_params, r
 from memtrace.api.params import list_filter
 from memtrace.api.resolve import agent_aliases
 from memtrace.errors import Invalid, NotFound
-from memtrace.memory.build import to_memory
-from memtrace.memory.model import ID_PATTERN, Id, MemoryList, MemoryType
+from memtrace.memory.build import memory_list
+from memtrace.memory.model import ID_PATTERN, Id, MemoryType
 from memtrace.timeutil import parse_time_param
 
 _ID = re.compile(ID_PATTERN)
@@ -96,8 +96,7 @@ def register(router: Router, deps: Deps) -> None:
         params.pop("session_id", None)
         f, page = list_filter(params, time.time_ns() // 1000, session_id=_session_id(request))
         rows, has_more = await deps.memories.list_page(principal.org_id, f, page)
-        return json_response(200, MemoryList(memories=[to_memory(r) for r in rows], count=len(rows),
-                                             has_more=has_more))
+        return json_response(200, memory_list(rows, has_more))
 
     async def context(request: Request) -> Response:
         principal = await deps.principal(request, "read")

@@ -29,23 +29,9 @@ from typing import Any
 
 import msgspec
 
-from memtrace.memory.model import MemoryRow
+from memtrace.memory.model import ARC_COLUMNS, MemoryRow
 
-COLUMNS: tuple[str, ...] = (
-    "time",
-    "id",
-    "org_id",
-    "agent_id",
-    "session_id",
-    "memory_type",
-    "event_type",
-    "content",
-    "metadata_json",
-    "tags_csv",
-    "dedup_key",
-    "importance",
-    "parent_id",
-)
+COLUMNS = ARC_COLUMNS
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -53,8 +39,8 @@ _encoder = msgspec.msgpack.Encoder()
 def build_columns(rows: Sequence[MemoryRow]) -> dict[str, list[Any]]:
     """Column-major lists in COLUMNS order, with Arc's types enforced (see module docstring)."""
     return {
-        "time": [r.time_us for r in rows],
         "id": [r.id for r in rows],
+        "time": [r.time_us for r in rows],
         "org_id": [r.org_id for r in rows],
         "agent_id": [r.agent_id for r in rows],
         "session_id": [r.session_id or "" for r in rows],

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from memtrace.arc.binding import ArcBinding
 from memtrace.arc.breaker import Breaker
@@ -24,6 +24,7 @@ logger = logging.getLogger("memtrace.arc")
 
 NO_ARC_MESSAGE = "no arc instance configured for this org"
 
+T = TypeVar("T")
 BindingLoader = Callable[[], Awaitable[list[ArcBinding]]]
 
 
@@ -101,26 +102,12 @@ class ArcRegistry:
             logger.info("arc circuit for org %s closed", breaker.org_id)
         breaker.record_success()
 
-    async def write(self, org_id: str, body: bytes) -> None:
-        """Deliver an encoded columnar payload to the org's Arc, failing fast while its circuit is open."""
+    async def _call(self, org_id: str, call: Callable[[ArcBinding], Awaitable[T]]) -> T:
+        """One request to the org's Arc through its breaker: fail fast while open, record the outcome."""
         binding, breaker = self._route(org_id)
         breaker.before_call()
         try:
-            await self._pool.write_msgpack(binding, body)
-        except ArcUnavailable as exc:
-            self._failed(breaker, exc.message)
-            raise
-        except ArcRejected as exc:
-            breaker.record_rejected(exc.message)
-            raise
-        self._succeeded(breaker)
-
-    async def query(self, org_id: str, sql: str) -> ArcResult:
-        """Run an (already org-scoped) SELECT on the org's Arc, failing fast while its circuit is open."""
-        binding, breaker = self._route(org_id)
-        breaker.before_call()
-        try:
-            result = await self._pool.query(binding, sql)
+            result = await call(binding)
         except ArcUnavailable as exc:
             self._failed(breaker, exc.message)
             raise
@@ -129,6 +116,14 @@ class ArcRegistry:
             raise
         self._succeeded(breaker)
         return result
+
+    async def write(self, org_id: str, body: bytes) -> None:
+        """Deliver an encoded columnar payload to the org's Arc."""
+        await self._call(org_id, lambda binding: self._pool.write_msgpack(binding, body))
+
+    async def query(self, org_id: str, sql: str) -> ArcResult:
+        """Run an (already org-scoped) SELECT on the org's Arc."""
+        return await self._call(org_id, lambda binding: self._pool.query(binding, sql))
 
     def health_snapshot(self) -> dict[str, dict[str, Any]]:
         """Per-org Arc health for /ready, keyed by org id; contains hosts and states, never tokens."""

@@ -14,7 +14,7 @@ from memtrace.config import LimitsSettings
 from memtrace.errors import TooLarge
 from memtrace.ids import memory_id
 from memtrace.memory.dedup import dedup_key
-from memtrace.memory.model import Memory, MemoryRow, NewMemory
+from memtrace.memory.model import Memory, MemoryList, MemoryRow, NewMemory
 from memtrace.timeutil import format_us
 
 DEFAULT_IMPORTANCE = 0.5
@@ -59,6 +59,10 @@ def build_rows(
             )
         )
     return rows
+
+
+def memory_list(rows: list[MemoryRow], has_more: bool) -> MemoryList:
+    return MemoryList(memories=[to_memory(r) for r in rows], count=len(rows), has_more=has_more)
 
 
 def to_memory(row: MemoryRow) -> Memory:

@@ -87,6 +87,10 @@ class MemoryRow(Struct, array_like=True, kw_only=True):
     parent_id: str
 
 
+ARC_COLUMNS: tuple[str, ...] = tuple("time" if f == "time_us" else f for f in MemoryRow.__struct_fields__)
+"""The Arc columns of a memory, in MemoryRow field order (the row's `time_us` is Arc's `time`)."""
+
+
 class BatchCreated(Struct, kw_only=True):
     memories: list[Memory]
     count: int

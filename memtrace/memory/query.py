@@ -27,6 +27,7 @@ import msgspec
 from memtrace.errors import Invalid
 from memtrace.memory.filters import fold_case
 from memtrace.memory.model import (
+    ARC_COLUMNS,
     DEDUP_KEY_PATTERN,
     EVENT_TYPE_PATTERN,
     ID_PATTERN,
@@ -38,22 +39,7 @@ from memtrace.memory.model import (
 )
 from memtrace.timeutil import MAX_US, MIN_US, format_us, parse_arc_time
 
-COLUMNS: tuple[str, ...] = (
-    "id",
-    "time",
-    "org_id",
-    "agent_id",
-    "session_id",
-    "memory_type",
-    "event_type",
-    "content",
-    "metadata_json",
-    "tags_csv",
-    "dedup_key",
-    "importance",
-    "parent_id",
-)
-"""The Arc columns we select, in MemoryRow field order (`time` becomes `time_us`)."""
+COLUMNS = ARC_COLUMNS  # what every SELECT names, in MemoryRow field order
 
 MAX_SQL_CHARS = 10_000
 """Arc refuses longer queries with a 400."""
