@@ -368,34 +368,46 @@ class Journal:
         result: list[OrgBacklog] = await self._reader.run(_q)
         return result
 
-    async def pending_batch(self, org_id: str, limit: int) -> PendingBatch:
-        """The org's oldest undelivered rows, in acceptance order (order per org is kept)."""
+    async def pending_batches(self, org_ids: Sequence[str], limit: int) -> list[PendingBatch]:
+        """The oldest undelivered rows of these orgs, at most `limit` in all, one batch per org, each in
+        acceptance order (order per org is what delivery keeps)."""
 
-        def _q() -> PendingBatch:
-            cur = self._reader.conn.execute(
-                "SELECT seq, row FROM journal WHERE org_id = ? AND delivered_at IS NULL ORDER BY seq LIMIT ?",
-                (org_id, limit),
-            )
-            seqs, rows = [], []
-            for seq, blob in cur:
-                seqs.append(seq)
-                rows.append(decode_row(blob))
-            return PendingBatch(org_id, seqs, rows)
+        def _q() -> list[PendingBatch]:
+            batches: dict[str, PendingBatch] = {}
+            remaining = limit
+            for start in range(0, len(org_ids), 500):
+                if remaining <= 0:
+                    break
+                chunk = org_ids[start : start + 500]
+                sql = "SELECT seq, org_id, row FROM journal WHERE delivered_at IS NULL AND org_id IN "
+                params = (*chunk, remaining)
+                cur = self._reader.conn.execute(f"{sql}({_marks(len(chunk))}) ORDER BY seq LIMIT ?", params)
+                for seq, org_id, blob in cur:
+                    batch = batches.get(org_id)
+                    if batch is None:
+                        batch = batches[org_id] = PendingBatch(org_id, [], [])
+                    batch.seqs.append(seq)
+                    batch.rows.append(decode_row(blob))
+                    remaining -= 1
+            return list(batches.values())
 
-        batch: PendingBatch = await self._reader.run(_q)
-        return batch
+        result: list[PendingBatch] = await self._reader.run(_q)
+        return result
 
-    async def mark_delivered(self, batch: PendingBatch) -> None:
+    async def mark_delivered(self, batches: PendingBatch | Sequence[PendingBatch]) -> None:
+        """Mark rows delivered (one transaction for all the batches) and lower each org's pending count."""
+        todo = [batches] if isinstance(batches, PendingBatch) else list(batches)
+
         def _w() -> None:
             now = time.time()
             with self._reader.write() as conn:
-                changed = 0
-                for start in range(0, len(batch.seqs), 500):
-                    chunk = batch.seqs[start : start + 500]
-                    sql = "UPDATE journal SET delivered_at = ? WHERE delivered_at IS NULL AND seq IN "
-                    cur = conn.execute(f"{sql}({_marks(len(chunk))})", (now, *chunk))
-                    changed += cur.rowcount
-                conn.execute("UPDATE org_pending SET n = max(0, n - ?) WHERE org_id = ?", (changed, batch.org_id))
+                for batch in todo:
+                    changed = 0
+                    for start in range(0, len(batch.seqs), 500):
+                        chunk = batch.seqs[start : start + 500]
+                        sql = "UPDATE journal SET delivered_at = ? WHERE delivered_at IS NULL AND seq IN "
+                        changed += conn.execute(f"{sql}({_marks(len(chunk))})", (now, *chunk)).rowcount
+                    conn.execute("UPDATE org_pending SET n = max(0, n - ?) WHERE org_id = ?", (changed, batch.org_id))
 
         await self._reader.run(_w)
 

@@ -233,3 +233,23 @@ def test_sigterm_flushes_pending_memories_before_exit(tmp_path: Path) -> None:
     finally:
         server.stop()
         arc.stop()
+
+
+def test_orgs_sharing_an_arc_database_share_write_requests(tmp_path: Path) -> None:
+    arc = ArcLite(tmp_path / "arc")
+    data = tmp_path / "mt"
+    data.mkdir()
+    tenants = [provision(data / "memtrace.db", f"small{i}", arc.url, "shared") for i in range(20)]
+    server = MemtraceServer(data, env={"MEMTRACE_ARC_FLUSH_INTERVAL_MS": "1500"})
+    try:
+        expected: dict[str, set[str]] = {}
+        for tenant in tenants:
+            with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}) as client:
+                expected[tenant.org_id] = set(post_batch(client, "s", 5))
+        wait_for(lambda: arc_stats(arc)["rows_written"] == 100, 15, "all rows delivered")
+        assert arc_stats(arc)["write_requests"] <= 5  # not one request per org
+        for tenant in tenants:
+            assert set(ids_in_arc(arc, tenant)) == expected[tenant.org_id]
+    finally:
+        server.stop()
+        arc.stop()

@@ -76,11 +76,11 @@ async def test_delivery_state_and_recent_rows(tmp_path: Path) -> None:
         await journal.append("o", rows)
         backlog = await journal.backlog()
         assert [(b.org_id, b.pending) for b in backlog] == [("o", 5)]
-        batch = await journal.pending_batch("o", 3)
+        (batch,) = await journal.pending_batches(["o"], 3)
         assert [r.id for r in batch.rows] == ["mem_0", "mem_1", "mem_2"]  # acceptance order
-        await journal.mark_delivered(batch)
+        await journal.mark_delivered([batch])
         assert await journal.pending_total("o") == 2
-        assert [r.id for r in (await journal.pending_batch("o", 10)).rows] == ["mem_3", "mem_4"]
+        assert [r.id for r in (await journal.pending_batches(["o"], 10))[0].rows] == ["mem_3", "mem_4"]
         # delivered rows stay readable for the retention, then are pruned
         assert len(await journal.recent_rows("o")) == 5
         assert [r.id for r in await journal.recent_rows("o", ids=("mem_1",))] == ["mem_1"]
@@ -134,3 +134,21 @@ def test_dedup_is_exact_across_processes(tmp_path: Path) -> None:
     for p in procs:
         p.join(timeout=30)
     assert sum(stored) == 100
+
+
+async def test_pending_batches_of_many_orgs_keep_each_orgs_order_and_the_limit(tmp_path: Path) -> None:
+    journal = await Journal.open(config(tmp_path / "j.db"))
+    try:
+        for i in range(6):
+            for org in ("a", "b", "c"):
+                await journal.append(org, [row(org, f"k{i}", rid=f"mem_{org}{i}")])
+        batches = await journal.pending_batches(["a", "b"], 7)
+        assert sum(len(b.rows) for b in batches) == 7
+        by_org = {b.org_id: [r.id for r in b.rows] for b in batches}
+        assert by_org["a"] == [f"mem_a{i}" for i in range(len(by_org["a"]))]
+        assert by_org["b"] == [f"mem_b{i}" for i in range(len(by_org["b"]))]
+        await journal.mark_delivered(batches)
+        assert await journal.pending_total("a") + await journal.pending_total("b") == 12 - 7
+        assert await journal.pending_total("c") == 6
+    finally:
+        await journal.close()

@@ -92,7 +92,7 @@ class Deliverer:
                 last_lease = now
             if self.is_leader:
                 try:
-                    await self._schedule(force=False)
+                    await self._schedule()
                     if now - last_prune >= PRUNE_EVERY_S:
                         await self.journal.prune()
                         last_prune = now
@@ -102,43 +102,66 @@ class Deliverer:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self._tick_s)
             self._wakeup.clear()
 
-    async def _schedule(self, force: bool) -> None:
+    async def _schedule(self) -> None:
+        """Flush every Arc target with a due org: a full batch waits, or the oldest row waited the interval.
+
+        Orgs bound to one Arc database and measurement form one target, and a due target takes along its
+        other waiting orgs too: many small orgs then cost one request per interval, not one each.
+        """
         self._fresh.clear()
         now_wall = time.time()
         now = time.monotonic()
         interval = self.settings.flush_interval_ms / 1000
+        waiting: dict[tuple[str, ...], list[str]] = {}
+        due: set[tuple[str, ...]] = set()
         for backlog in await self.journal.backlog():
             state = self._orgs.setdefault(backlog.org_id, _OrgState())
-            if state.task is not None and not state.task.done():
+            if (state.task is not None and not state.task.done()) or now < state.not_before:
                 continue
-            if now < state.not_before and not force:
-                continue
-            due = backlog.pending >= self.settings.batch_size or now_wall - backlog.oldest_accepted_at >= interval
-            if due or force:
-                state.task = asyncio.create_task(self._flush_org(backlog.org_id, state), name=f"flush-{backlog.org_id}")
+            target = self._target(backlog.org_id)
+            waiting.setdefault(target, []).append(backlog.org_id)
+            if backlog.pending >= self.settings.batch_size or now_wall - backlog.oldest_accepted_at >= interval:
+                due.add(target)
+        for org_ids in (waiting[target] for target in due):
+            task = asyncio.create_task(self._flush(org_ids), name=f"flush-{org_ids[0]}")
+            for org_id in org_ids:
+                self._orgs[org_id].task = task
 
-    async def _flush_org(self, org_id: str, state: _OrgState) -> None:
-        """Send the org's pending rows in batches until none is left or Arc fails."""
+    def _target(self, org_id: str) -> tuple[str, ...]:
+        """Orgs bound to the same Arc database and measurement share write requests (rows carry org_id)."""
+        try:
+            b = self.registry.get(org_id)
+        except MemtraceError:
+            return ("unbound", org_id)
+        return (b.url, b.database, b.measurement, b.api_key or "")
+
+    async def _flush(self, org_ids: list[str]) -> None:
+        """Send these orgs' pending rows, oldest first, in requests of up to `batch_size` rows, until none
+        is left or Arc fails (then every org of the request backs off; its rows stay pending, in order)."""
         while True:
-            batch = await self.journal.pending_batch(org_id, self.settings.batch_size)
-            if not batch.rows:
+            batches = await self.journal.pending_batches(org_ids, self.settings.batch_size)
+            rows = [row for batch in batches for row in batch.rows]
+            if not rows:
                 return
+            lead = batches[0].org_id
             try:
-                binding = self.registry.get(org_id)
-                body = encode_rows(binding.measurement, batch.rows)
-                await self.registry.write(org_id, body)
+                body = encode_rows(self.registry.get(lead).measurement, rows)
+                await self.registry.write(lead, body)
             except MemtraceError as exc:
-                self._backoff(state)
+                for batch in batches:
+                    self._backoff(self._orgs.setdefault(batch.org_id, _OrgState()))
                 self.stats.failures += 1
-                log.warning("delivery to Arc failed for org %s (%d rows wait): %s", org_id, len(batch.rows),
-                            exc.message)
+                log.warning("delivery to Arc failed for org %s and %d more (%d rows wait): %s", lead,
+                            len(batches) - 1, len(rows), exc.message)
                 return
-            await self.journal.mark_delivered(batch)
-            state.failures = 0
-            state.not_before = 0.0
+            await self.journal.mark_delivered(batches)
+            for batch in batches:
+                state = self._orgs.setdefault(batch.org_id, _OrgState())
+                state.failures = 0
+                state.not_before = 0.0
             self.stats.requests += 1
-            self.stats.rows += len(batch.rows)
-            if len(batch.rows) < self.settings.batch_size:
+            self.stats.rows += len(rows)
+            if len(rows) < self.settings.batch_size:
                 return
 
     def _backoff(self, state: _OrgState) -> None:
@@ -167,7 +190,8 @@ class Deliverer:
         for state in self._orgs.values():
             if state.task is not None:
                 await asyncio.gather(state.task, return_exceptions=True)
+        due: dict[tuple[str, ...], list[str]] = {}
         for backlog in await self.journal.backlog():
-            state = self._orgs.setdefault(backlog.org_id, _OrgState())
-            state.not_before = 0.0
-            await self._flush_org(backlog.org_id, state)
+            due.setdefault(self._target(backlog.org_id), []).append(backlog.org_id)
+        for org_ids in due.values():
+            await self._flush(org_ids)
