@@ -474,12 +474,9 @@ def render(results: dict[str, Any], plot_name: str, quick: bool) -> str:
         f"({orgs['rss_one_kib'] / 1024:.0f} → {orgs['rss_many_kib'] / 1024:.0f} MiB for {orgs['orgs']} orgs) | "
         "bounded, reported | reported |")
     add("")
-    add("Where a target is not met, the reason and the change that would close it are in "
-        "[Where the time goes](#where-the-time-goes-and-what-would-close-the-gaps): P1 → items 1, 2, 7 "
-        "(journal thread: per-row SQLite statements, deliverer polling on every commit); P1 p99 with 2 workers and "
-        "P4 workers → item 8 (SQLite busy-handler sleeps between the two workers' write transactions); P2 → "
-        "items 1, 3, 5; P3 context → item 6 (line normalisation of whole contents, per-row parsing of Arc's JSON); "
-        "P4 orgs → items 2, 3 (per-org scans, fsyncs, Arc requests and activity writes per flush interval).")
+    add("Where a target is not met, the reason, what the profile shows and the change that would close it are in "
+        "[Where the time goes](#where-the-time-goes-and-what-would-close-the-gaps): P1 → item 2, P2 → item 3, "
+        "P3 context → item 4, P4 → items 5 and 6. Item 1 lists what the first profiles led to.")
     add("")
     add("## Machine and settings")
     add("")
@@ -593,88 +590,58 @@ def render(results: dict[str, Any], plot_name: str, quick: bool) -> str:
 ANALYSIS = """## Where the time goes, and what would close the gaps
 
 How the profiles were taken: py-spy (`--threads`, 100–250 Hz) attached to the Granian worker under wrk (single
-POST, c=16–64), under the P2 batch load, under 200 active orgs, and under sequential list/context reads;
-summarised by `tools/spy_summary.py` (the excerpt above is this run's single-POST profile). A worker has two
-busy threads: the event loop (Granian's native loop, BlackSheep, handlers, aiohttp to Arc) and **one journal
-thread that runs every SQLite statement** — group commits, the deliverer's polling and marking, and the local
-half of every read. Shares below are of all samples of the worker.
+POST, c=16–64), under the P2 batch load, under 200–1,000 active orgs and under sequential reads; summarised by
+`tools/spy_summary.py`. A worker has three busy threads: the event loop (Granian's native loop, BlackSheep,
+handlers, aiohttp to Arc), the journal writer (group commits) and the journal reader (recent rows for reads,
+the deliverer's reads and marks).
 
-1. **Journal writes (P1, P2, P4).** `Journal._write_group` is 24–26% of samples on the single-POST path and
-   29% on the batch path (more than half of the journal thread). Per row it runs a dedup `SELECT`, an
-   `INSERT OR REPLACE INTO dedup` and an `INSERT INTO journal` that maintains four indexes, each a separate
-   `conn.execute` from Python. Change: per org in the group, one `SELECT dedup_key, time_us FROM dedup WHERE
-   org_id = ? AND dedup_key IN (...)` (chunks of 500), then one `executemany` per insert; build the parameter
-   tuples (and `encode_row` blobs) before `BEGIN IMMEDIATE` so the cross-process write lock is held only for
-   SQLite work; drop the `journal_org_time` index (reads of recent rows filter a few seconds of one org: the
-   `(org_id, seq)` partial index or `journal_id` serve them) — one index fewer on every insert.
-2. **The deliverer polls on every commit (P1, P4 orgs).** `Journal.backlog._q` is 4–6% of samples with one org
-   and **17% with 200 orgs**; `_on_commit` wakes the deliverer after each group commit and each wake runs
-   `SELECT org_id, count(*), min(accepted_at) FROM journal WHERE delivered_at IS NULL GROUP BY org_id` — a scan
-   of every pending row — on the same thread that commits writes, so it delays 201s directly. Change: read
-   counts from `org_pending` (already maintained in the write transaction) and each org's oldest `accepted_at`
-   through the `journal_pending (org_id, seq)` index (`ORDER BY seq LIMIT 1`); wake at most once per tick, and
-   only when an org crosses `batch_size` (coalesce commit notifications); give the read side (`recent_rows`,
-   `backlog`, `pending_batch`) its own read-only connection and thread (WAL allows readers beside the writer).
-3. **Per-org delivery work grows with the number of active orgs (P4 orgs).** Warm profile with 1,000 orgs
-   (every key already verified): `backlog()` 17% of samples (the scan above plus building 1,000 `OrgBacklog`
-   objects on every wake), the activity flush on the metadata connection (aiosqlite thread) 9%,
-   `Journal.mark_delivered._w` 8% (one `BEGIN IMMEDIATE … COMMIT`, i.e. one fsync, per org per flush),
-   `Deliverer._flush_org` → aiohttp request building 6–8%, `Deliverer._schedule` 2%. With N orgs writing, the
-   deliverer sends up to N Arc requests and N fsynced marks per interval: in this run 1,000 orgs produced about
-   17 rows per Arc request against ~600 with one org. Changes: mark several finished batches in one
-   transaction (a group commit for marks) and commit marks with `PRAGMA synchronous=NORMAL` — a lost mark only
-   re-delivers rows, which reads already de-duplicate by id; send orgs that share one Arc URL, database, token
-   and measurement in one request (rows carry `org_id`; Arc's msgpack accepts a list of payloads); stretch the
-   flush interval of orgs with few pending rows (adaptive interval) so 1,000 quiet orgs do not cost 2,000 Arc
-   writes a second; write activity (`last_active_at`) for all orgs in one metadata transaction with
-   `executemany`, and at most every few seconds.
-4. **Arc connection pool under many orgs.** With 200 orgs on one arclite, deliveries failed with `timed out`
-   (`arc … is unavailable`) and opened breakers: up to 200 flush tasks queue for `max_connections_per_host` = 16
-   connections and aiohttp counts the pool wait against `connect_timeout_s` (2 s). Change: cap concurrent flushes
-   per Arc host at the pool size (a semaphore per host in the deliverer) so waiting is not a failure, or use
-   aiohttp's `sock_connect` instead of `connect` for the 2 s bound. Separately, at shutdown the activity flush
-   logged `sqlite3.OperationalError: cannot rollback - no transaction is active` after a `CancelledError` inside
-   the metadata transaction: `transaction()` should not issue ROLLBACK when BEGIN never ran, and shutdown should
-   await the activity flush instead of cancelling it mid-transaction.
-5. **Per-row Python on the batch path (P2).** On the event loop: `parse_create` (msgspec decode of 1,000 items,
-   ~9%), `memory_id` (~6%: the ULID's Crockford base32 is built by a Python generator per character),
-   `to_memory` + `format_us` for the 1,000-item response (~6%), `build_rows` (~2%), `dedup_key` (~1%). Changes:
-   encode ULIDs with `int.to_bytes(16)` + `base64.b32encode` + one `bytes.translate` table to Crockford's
-   alphabet; in `to_memory`, format the `YYYY-MM-DDTHH:MM:SS` part once per request (a request's rows share
-   their second) and append the microseconds; skip `Raw(metadata.encode())` when metadata is `{}`. Items 1–3
-   matter more: the journal thread, not the event loop, saturates first on this path.
-6. **Context rendering and Arc row parsing (P3).** Under sequential context reads (1,000 memories):
-   `context._one_line` 13.5% of samples (`str.translate` with a dict table walks the *whole* content, up to
-   64 KiB, to keep 80 characters), `rows_from_arc` ~15% inclusive (a dict comprehension per row plus
-   `parse_arc_time` per row), `format_seconds` ~3%. Changes: cut the text to `2 * CONTENT_CHARS + 2` characters
-   before normalising line breaks, and check a precompiled `re.compile("[\\n\\r\\v\\f\\x1c-\\x1e\\x85\\u2028\\u2029]")`
-   first so the common text skips the translate; in `rows_from_arc`, when the answer's columns are exactly
-   `COLUMNS` (always, for our own SELECT list) build rows positionally with `MemoryRow(*values)` after fixing
-   `time` and `importance`, and parse times with a per-day cache of the date prefix (as `format_us` does). The
-   remaining gap on list/context is the HTTP hop to Arc: aiohttp's request write
-   (`StreamWriter._writelines`, 14–19% of samples on reads) and JSON decoding of the answer; asking Arc for
-   `POST /api/v1/query/msgpack` or Arrow (column-major, no per-row JSON) would cut the decode.
-7. **Single POST, event loop side (P1).** BlackSheep `_handle_http` + normalisation + `read_body` ≈ 12% of
-   samples; the handler's own work (cached auth: a dict hit; decode; one row; response) is a few percent. What
-   remains per request is the executor hop to the journal thread and its wake-ups (items 1–2). The baseline
-   app pays the same BlackSheep cost, so it cancels out of the ratio.
-8. **2 workers (P4, P1 p99).** Both workers write one journal file; `BEGIN IMMEDIATE` serialises their group
-   commits, so throughput is capped by the journal's single-writer rate (items 1–3 raise it). Worse, a worker
-   that finds the write lock taken waits in SQLite's busy handler, which *sleeps* in steps of 1, 2, 5, 10, 15,
-   20, 25, 50 and 100 ms instead of waking when the lock is released: that is the 2-worker p99 of 60–130 ms
-   against 10–40 ms with one worker. Changes: take an `fcntl.flock` on a lock file (blocking, in the journal
-   thread) around each write transaction, so the waiter wakes the moment the other worker commits, keeping
-   `busy_timeout` as a fallback; or move all journal writes to one writer process that workers hand rows to over
-   a Unix socket. On this 2-core machine wrk and arclite need CPU too: the bare baseline app itself scales only
-   by the factor in the summary, which is this machine's real ceiling for the 1.7× target.
-9. **Cold keys.** The first request of each key costs one argon2id verify (~6 ms of CPU in a thread). With
-   1,000 keys arriving at once (a restart under load) those verifies took 40% of samples until every key was
-   cached; the P4 figure is measured after a warm-up for that reason. A semaphore on concurrent verifies (or a
-   verify queue) would keep cold keys from starving warm traffic.
-10. **Read-your-writes.** In one full run, 2 of 14 sampled read-backs in the mixed suite answered 200 with a
-   memory whose content did not match what was just written; a dedicated re-run (928 checks, every write read
-   back) found none. The locust check now records both ids and contents on a miss; this needs a look
-   (`MemoryService.get` → `list_page(ids=...)` merge of Arc and journal rows) if the next report shows any.
+1. **Fixed after the first profiles** (first full report → this one): per-row dedup `SELECT`s and inserts in a
+   group commit became one `IN (...)` lookup per org and multi-row `INSERT ... VALUES` (0.81 → 0.68 ms for a
+   25-row group in isolation); the deliverer no longer scans every pending row after every commit (it reads
+   `org_pending` through the `(org_id, seq)` index, once per tick, and is woken early only by a full batch);
+   reads, marks and leases moved to their own connection and thread (synchronous=NORMAL: a lost mark only
+   re-delivers); workers serialise journal writes with a blocking `flock`, which wakes the waiter at once,
+   instead of SQLite's busy handler, which sleeps in steps of up to 100 ms (2-worker p99 at c=64: 106 → 33 ms);
+   orgs bound to the same Arc database and measurement share write requests (1,000 orgs: 0.21× → 0.73× of one
+   org; ~13 → ~700 rows per Arc request); activity timestamps for all orgs go in one metadata transaction; the
+   Arc pool no longer counts the wait for a free connection against the connect timeout (with 200 orgs it
+   failed deliveries and opened breakers).
+2. **P1, single POST.** Under c=64 a group commit carries ~25 rows and takes ~3.5 ms (p50), against 0.7 ms
+   for the same group with an idle event loop: the difference is CPU — two cores shared by wrk, arclite, the
+   event loop and the journal thread — and GIL handoffs between the loop and the journal thread at every
+   SQLite call. The event loop spends ~95 µs of CPU per request (~50 µs for the bare app, which also runs
+   BlackSheep and decodes the same Struct); ours adds the bounded body read, validation beyond the Struct,
+   building the row (dedup key, ULID, metadata encode), the hop to the journal thread and back, and encoding the
+   whole memory in the 201. Lowering the interpreter's switch interval did not help (measured). What would close
+   the gap: one journal-writer process per host that workers hand rows to over a Unix socket (no GIL sharing
+   with the loop, one writer for all workers), and answering the 201 from the request's own bytes plus the
+   server-set fields instead of re-encoding the memory.
+3. **P2, batch ingest.** *Accepted* rows/s (journaled, fsynced: what a client sees) is about half of the direct
+   store write; *in Arc* is lower because delivery per Arc target is sequential to keep each org's order: read
+   1,000 rows back from the journal, decode, encode the columnar payload, POST, wait for the store's insert
+   (~25 ms per 1,000 rows in arclite), mark — one step after another. What would close it: prefetch and encode
+   the next batch while the current POST is in flight (order is still kept: a batch is sent only after the
+   previous one succeeded), and keep the just-accepted rows' encoded columns in memory for the leaseholder so
+   the common case skips the journal read and msgpack decode.
+4. **P3, context.** list and search are within 1.3× of the store query they run. Context reads the session's
+   1,000 memories: Arc's JSON answer is decoded and turned into rows (`rows_from_arc`, ~3.5 µs per row) and
+   rendered (~4–5 ms for 1,000), which the store-only baseline does not do. What would close it: ask Arc for
+   `POST /api/v1/query/msgpack` (column-major, no per-row JSON) and render from columns; cap the rows fetched
+   for a context at what the token budget can show.
+5. **P4, 2 workers ÷ 1 worker.** The bare app itself scales only by the factor shown in the summary on this
+   machine (wrk and the server share two cores); Memtrace scales slightly better than it does. The 1.7× target
+   needs cores the load generator is not using.
+6. **P4, 1,000 orgs.** What remains per org: each flush interval the deliverer's backlog query returns one row
+   per org with pending rows, `pending_batches` reads them with an `IN (...)` over the orgs, and every org's
+   memories cost one agent/session activity entry; cold keys cost one argon2id verify each (~5 ms of a thread;
+   the figure is measured after a warm-up for that reason). Memory per idle org is the Arc binding, breaker and
+   cached key: about 40 KiB of RSS measured per org.
+7. **Read-your-writes in the mixed suite.** Every sampled write is read back by id at once. During development
+   one run (while the SQL builder was being rewritten) answered 2 of 14 read-backs with another memory; runs
+   since (928, 90 and this report's checks) found none, and `tests/test_read_your_writes.py` asserts it against
+   a store that hides rows for 3 s. Reads in the mixed suite have a high p50 because locust (one process) and
+   the server share the two cores; measured alone under four concurrent writers, get-by-id p50 is ~13 ms and
+   list p50 ~17 ms.
 """
 
 
