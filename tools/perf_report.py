@@ -629,8 +629,9 @@ the deliverer's reads and marks).
    `POST /api/v1/query/msgpack` (column-major, no per-row JSON) and render from columns; cap the rows fetched
    for a context at what the token budget can show.
 5. **P4, 2 workers ÷ 1 worker.** The bare app itself scales only by the factor shown in the summary on this
-   machine (wrk and the server share two cores); Memtrace scales slightly better than it does. The 1.7× target
-   needs cores the load generator is not using.
+   machine (wrk, arclite and the server share two cores; between runs it has measured 0.9–1.4×), and
+   Memtrace's factor tracks it within a few percent in every run. The 1.7× target needs cores that the load
+   generator and the store are not using; on this machine it measures the machine, not the server.
 6. **P4, 1,000 orgs.** What remains per org: each flush interval the deliverer's backlog query returns one row
    per org with pending rows, `pending_batches` reads them with an `IN (...)` over the orgs, and every org's
    memories cost one agent/session activity entry; cold keys cost one argon2id verify each (~5 ms of a thread;
