@@ -620,10 +620,10 @@ the deliverer's reads and marks).
    store write; *in Arc* is lower because delivery per Arc target keeps each org's order with one request in
    flight: read 1,000 rows back from the journal and decode them (~3 ms), encode (~0.5 ms), POST and wait for
    the store's insert (~25 ms per 1,000 rows in arclite), mark (~1 ms). The store's insert dominates, and the
-   direct baseline keeps 4 requests in flight. What would close it: larger requests when an org is backlogged
-   (`arc.batch_size` 5,000: arclite inserts 10,000-row requests ~40% faster per row than 1,000-row ones), and
-   requests to different orgs' targets in flight together (order is per org, so only one org's consecutive
-   batches must wait on each other); prefetching the next batch during the POST would save the remaining ~15%.
+   direct baseline keeps 4 requests in flight. What would close it: several requests in flight per target
+   while keeping order per org (an org's next batch waits only for its own previous one, so a target with many
+   backlogged orgs can have one request per org in flight), and prefetching the next batch during the POST
+   (the local ~4 ms of each ~30 ms cycle).
 4. **P3, context.** list and search are within 1.3× of the store query they run. Context reads the session's
    1,000 memories: Arc's JSON answer is decoded and turned into rows (`rows_from_arc`, ~3.5 µs per row) and
    rendered (~4–5 ms for 1,000), which the store-only baseline does not do. What would close it: ask Arc for
