@@ -34,14 +34,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """arclite + Memtrace (1 worker) + org `acme` bound to it, with a read,write key."""
     base = tmp_path_factory.mktemp("stack")
     arc = ArcLite(base / "arc")
-    data_dir = base / "memtrace"
-    data_dir.mkdir()
-    tenant = provision(data_dir / "memtrace.db", "acme", arc.url)
-    server = MemtraceServer(data_dir)
     try:
-        yield Stack(arc, server, data_dir, tenant)
+        data_dir = base / "memtrace"
+        data_dir.mkdir()
+        tenant = provision(data_dir / "memtrace.db", "acme", arc.url)
+        server = MemtraceServer(data_dir)
+        try:
+            yield Stack(arc, server, data_dir, tenant)
+        finally:
+            server.stop()
     finally:
-        server.stop()
         arc.stop()
 
 

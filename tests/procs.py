@@ -59,6 +59,14 @@ class Proc:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
 
+    def start_or_stop(self, url: str, timeout: float = 30.0) -> None:
+        """Wait until `url` answers; if it never does, stop the process before raising (no strays)."""
+        try:
+            self.wait_ready(url, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
     def wait_ready(self, url: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
@@ -103,7 +111,7 @@ class ArcLite(Proc):
         if token:
             args += ["--token", token]
         super().__init__(args)
-        self.wait_ready(f"{self.url}/health")
+        self.start_or_stop(f"{self.url}/health")
 
     @property
     def url(self) -> str:
@@ -130,7 +138,7 @@ class MemtraceServer(Proc):
         args = [sys.executable, "-m", "memtrace", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                 "--workers", str(workers)]
         super().__init__(args, env=settings_env, cwd=data_dir)
-        self.wait_ready(f"{self.url}/health")
+        self.start_or_stop(f"{self.url}/health")
 
     @property
     def url(self) -> str:
