@@ -26,7 +26,6 @@ from memtrace.memory.model import MEMORY_TYPES, MemoryFilter, MemoryRow
 from memtrace.memory.query import (
     COLUMNS,
     MAX_SQL_CHARS,
-    agent_stats,
     count_memories,
     existing_dedup_keys,
     existing_dedup_keys_batches,
@@ -469,7 +468,7 @@ def test_time_bounds_use_the_shape_arcs_partition_pruner_reads() -> None:
     sql = select_memories("events", "org_a", MemoryFilter(since_us=BASE_US, until_us=BASE_US + 1), "desc", 1, 0)
     assert "time >= '2026-02-07T20:15:00.000000Z'" in sql
     assert "time < '2026-02-07T20:15:00.000001Z'" in sql
-    stats = agent_stats("events", "org_a", "a1", BASE_US)
+    stats = memory_stats("events", "org_a", MemoryFilter(agent_id="a1"), BASE_US)
     assert not re.search(r"time\s*[<>]=?\s*'", stats)  # a pruner would cut the all-time total to 24 h
 
 
@@ -487,7 +486,7 @@ def test_agent_stats_counts_distinct_memories_per_type(db: duckdb.DuckDBPyConnec
             row(5, org_id="org_b"),
         ],
     )
-    got = db.execute(agent_stats("events", "org_a", "a1", BASE_US)).fetchall()
+    got = db.execute(memory_stats("events", "org_a", MemoryFilter(agent_id="a1"), BASE_US)).fetchall()
     assert got == [("decision", 2, 1, 0), ("episodic", 2, 1, 1)]
 
 

@@ -223,11 +223,6 @@ def memory_stats(measurement: str, org_id: str, f: MemoryFilter, since_24h_us: i
     )
 
 
-def agent_stats(measurement: str, org_id: str, agent_id: str, since_24h_us: int) -> str:
-    """`memory_stats` for one agent's memories."""
-    return memory_stats(measurement, org_id, MemoryFilter(agent_id=agent_id), since_24h_us)
-
-
 def stats_from_arc(columns: list[str], data: list[list[Any]]) -> list[tuple[str, int, int, int]]:
     """(memory_type, total, last_24h, errors_24h) rows from the answer to `memory_stats`; NULL reads as 0."""
     index = {name: i for i, name in enumerate(columns)}
