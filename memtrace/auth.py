@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from memtrace.errors import Forbidden, Unauthorized
-from memtrace.keys import lookup_id, verify_key
+from memtrace.keys import has_permission, lookup_id, verify_key
 from memtrace.metadata.api_keys import KeyRecord
 
 MISSING = "missing API key"
@@ -39,9 +39,8 @@ class Principal:
     expires_at_us: int | None
 
     def require(self, permission: str) -> None:
-        if "admin" in self.permissions or permission in self.permissions:
-            return
-        raise Forbidden(f"this API key lacks the '{permission}' permission")
+        if not has_permission(self.permissions, permission):
+            raise Forbidden(f"this API key lacks the '{permission}' permission")
 
 
 def key_from_headers(x_api_key: bytes | None, authorization: bytes | None) -> str | None:

@@ -49,7 +49,7 @@ def is_well_formed(key: str) -> bool:
 
 def lookup_id(key: str) -> str | None:
     """The non-secret index of a key, or None when the text cannot be a Memtrace key (skip the DB)."""
-    if not _KEY_RE.fullmatch(key):
+    if not is_well_formed(key):
         return None
     return key[len(KEY_PREFIX) : len(KEY_PREFIX) + LOOKUP_ID_LEN]
 

@@ -47,11 +47,3 @@ def install(app: Application) -> None:
     for status in (400, 404, 405, 413):
         app.exceptions_handlers[status] = _on_http_exception
     app.exceptions_handlers[Exception] = _on_unexpected
-    app.handle_internal_server_error = _internal_error_handler(app)  # type: ignore[method-assign]
-
-
-def _internal_error_handler(app: Application) -> Any:
-    async def handler(request: Request, exc: Exception) -> Response:
-        return await _on_unexpected(app, request, exc)
-
-    return handler
