@@ -1,0 +1,136 @@
+"""Durable local record of accepted memories until Arc has them, plus the dedup ledger.
+
+Why a journal: a 201 must survive `kill -9` of every server process and an Arc outage, and reads must see
+a memory before Arc makes it queryable. One SQLite file (WAL) shared by every worker process on the host
+holds:
+
+- `journal`: each accepted memory as a compact msgpack row (`rows.py`), pending until delivered to Arc,
+  then kept for `retention_s` more (Arc's own buffer age) so reads can merge it; pruned after that.
+- `dedup`: `(org_id, dedup_key) → time` for the whole dedup window, checked and written in the same
+  transaction as the journal insert (`committer.py`).
+- `org_pending`: per-org count of undelivered rows, the bound for backpressure.
+- `lease`: which process delivers to Arc (`lease.py`).
+
+Each process opens two connections, each on its own thread (`_sqlite.py`): the *commit* connection
+(synchronous=FULL, group commits only) and the *bookkeeping* connection (reads, delivery marks, pruning,
+leases; synchronous=NORMAL), so reads never queue behind a commit.
+
+    committer.py   group commit, backpressure and dedup rules       → GroupCommitter
+    outbox.py      pending batches, delivery marks, pruning          → Outbox
+    reads.py       recent rows for read-your-writes                  → RecentRows
+    lease.py       the delivery lease                                → Leases
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from memtrace.journal._sqlite import ThreadedConnection
+from memtrace.journal.committer import AcceptRules, AppendResult, CommitObserver, CommitStats, GroupCommitter
+from memtrace.journal.lease import Leases, holder_alive, holder_id
+from memtrace.journal.outbox import OrgBacklog, Outbox, PendingBatch
+from memtrace.journal.reads import RecentRows
+from memtrace.memory.model import MemoryRow
+
+__all__ = [
+    "AppendResult",
+    "Journal",
+    "JournalConfig",
+    "OrgBacklog",
+    "PendingBatch",
+    "holder_alive",
+    "holder_id",
+]
+
+
+@dataclass
+class JournalConfig:
+    path: Path
+    dedup_window_s: int
+    retention_s: float
+    max_pending_per_org: int
+    max_group_rows: int = 5000
+    retry_after_s: int = 2
+
+
+class Journal:
+    """The journal of one process: its two connections and the parts that use them.
+
+    Create with `await Journal.open(config)`; every method is safe to call from the event loop.
+    """
+
+    def __init__(self, config: JournalConfig, commits: ThreadedConnection, bookkeeping: ThreadedConnection) -> None:
+        self.config = config
+        self._commits = commits
+        self._bookkeeping = bookkeeping
+        self.committer = GroupCommitter(commits, AcceptRules(
+            config.dedup_window_s, config.max_pending_per_org, config.max_group_rows, config.retry_after_s))
+        self.outbox = Outbox(bookkeeping, config.dedup_window_s, config.retention_s)
+        self.recent = RecentRows(bookkeeping)
+        self.leases = Leases(bookkeeping)
+
+    @classmethod
+    async def open(cls, config: JournalConfig) -> Journal:
+        config.path.parent.mkdir(parents=True, exist_ok=True)
+        commits = await ThreadedConnection.open(config.path, "FULL", "journal-commit")
+        await commits.run(commits.create_schema)
+        bookkeeping = await ThreadedConnection.open(config.path, "NORMAL", "journal-bookkeeping")
+        journal = cls(config, commits, bookkeeping)
+        journal.committer.start()
+        return journal
+
+    async def close(self) -> None:
+        await self.committer.close()
+        await self._commits.close()
+        await self._bookkeeping.close()
+
+    @property
+    def stats(self) -> CommitStats:
+        return self.committer.stats
+
+    @property
+    def on_commit(self) -> list[CommitObserver]:
+        return self.committer.observers
+
+    async def append(self, org_id: str, rows: Sequence[MemoryRow]) -> AppendResult:
+        """Durably store `rows` for `org_id`, skipping duplicates within the dedup window.
+
+        Returns after the group's fsync. Raises Overloaded when the org's undelivered rows would pass
+        its bound; then nothing of this request is stored.
+        """
+        return await self.committer.append(org_id, rows)
+
+    async def recent_rows(
+        self,
+        org_id: str,
+        *,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        since_us: int | None = None,
+        ids: Sequence[str] = (),
+    ) -> list[MemoryRow]:
+        """The org's rows that Arc may not show yet (pending, or delivered within the retention)."""
+        return await self.recent.fetch(org_id, agent_id=agent_id, session_id=session_id, since_us=since_us, ids=ids)
+
+    async def backlog(self) -> list[OrgBacklog]:
+        return await self.outbox.backlog()
+
+    async def pending_batches(self, org_ids: Sequence[str], limit: int) -> list[PendingBatch]:
+        return await self.outbox.pending_batches(org_ids, limit)
+
+    async def mark_delivered(self, batches: PendingBatch | Sequence[PendingBatch]) -> None:
+        await self.outbox.mark_delivered(batches)
+
+    async def prune(self) -> tuple[int, int]:
+        return await self.outbox.prune()
+
+    async def pending_total(self, org_id: str) -> int:
+        return await self.outbox.pending_total(org_id)
+
+    async def try_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        return await self.leases.try_take(name, holder, ttl_s)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self.leases.release(name, holder)

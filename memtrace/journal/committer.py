@@ -1,0 +1,197 @@
+"""Group commit with the accept rules: backpressure per org and exact dedup, in one transaction.
+
+Requests queue their rows; one task writes everything queued in one SQLite transaction, so concurrent
+requests share one fsync. In that transaction it looks up the group's dedup keys (one `IN (...)` per 500
+keys), refuses a request whose org would pass its pending bound, records new keys, inserts the rows and
+updates each org's pending counter. `BEGIN IMMEDIATE` under the flock serialises the transaction across
+processes, so dedup is exact across concurrent requests and workers without asking Arc.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from memtrace.errors import Overloaded
+from memtrace.journal._sqlite import ThreadedConnection, chunks, insert_many, marks
+from memtrace.journal.rows import encode_row
+from memtrace.memory.model import MemoryRow
+from memtrace.timeutil import now_us
+
+log = logging.getLogger("memtrace.journal")
+
+CommitObserver = Callable[[dict[str, int]], None]
+
+
+@dataclass(slots=True)
+class AppendResult:
+    """What one request's rows became: stored rows in request order, and how many were duplicates."""
+
+    stored: list[MemoryRow]
+    duplicate_indexes: list[int]
+
+
+@dataclass(slots=True)
+class AcceptRules:
+    dedup_window_s: int
+    max_pending_per_org: int
+    max_group_rows: int
+    retry_after_s: int
+
+
+@dataclass(slots=True)
+class _Request:
+    org_id: str
+    rows: Sequence[MemoryRow]
+    future: asyncio.Future[AppendResult]
+
+
+@dataclass
+class CommitStats:
+    groups: int = 0
+    rows: int = 0
+
+
+class GroupCommitter:
+    """Owns the commit connection (synchronous=FULL); `append` returns after the group's fsync."""
+
+    def __init__(self, db: ThreadedConnection, rules: AcceptRules) -> None:
+        self._db = db
+        self._rules = rules
+        self._queue: deque[_Request] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.stats = CommitStats()
+        # Told, after each group commit in this process, how many rows each org got.
+        self.observers: list[CommitObserver] = []
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="journal-committer")
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop; later appends are refused."""
+        self._closed = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+
+    async def append(self, org_id: str, rows: Sequence[MemoryRow]) -> AppendResult:
+        if self._closed:
+            raise Overloaded("server is shutting down", retry_after=self._rules.retry_after_s)
+        future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Request(org_id, rows, future))
+        self._wakeup.set()
+        return await future
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                await self._commit(self._take_group())
+            if self._closed:
+                return
+
+    def _take_group(self) -> list[_Request]:
+        group: list[_Request] = []
+        taken = 0
+        queue = self._queue
+        while queue and (not group or taken + len(queue[0].rows) <= self._rules.max_group_rows):
+            item = queue.popleft()
+            group.append(item)
+            taken += len(item.rows)
+        return group
+
+    async def _commit(self, group: list[_Request]) -> None:
+        try:
+            outcomes = await self._db.run(self._write_group, group, now_us())
+        except BaseException as exc:
+            outcomes = [exc] * len(group)
+        stored: dict[str, int] = {}
+        for item, outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if not item.future.done():
+                    item.future.set_exception(outcome)
+                continue
+            if not item.future.done():  # a cancelled request's rows are stored all the same
+                item.future.set_result(outcome)
+            if outcome.stored:
+                stored[item.org_id] = stored.get(item.org_id, 0) + len(outcome.stored)
+        self.stats.groups += 1
+        for observer in self.observers:
+            try:
+                observer(stored)
+            except Exception:
+                # An observer's bug must never stop the committer: every later POST would hang.
+                log.exception("journal commit observer failed")
+
+    def _write_group(self, group: list[_Request], at_us: int) -> list[AppendResult | BaseException]:
+        """One transaction for the whole group: batched dedup lookup, journal inserts, pending counters."""
+        rules = self._rules
+        window_start = at_us - rules.dedup_window_s * 1_000_000
+        accepted_at = at_us / 1e6
+        blobs = [[encode_row(row) for row in item.rows] for item in group]  # before taking the lock
+        keys_by_org: dict[str, set[str]] = {}
+        for item in group:
+            keys_by_org.setdefault(item.org_id, set()).update(row.dedup_key for row in item.rows)
+        outcomes: list[AppendResult | BaseException] = []
+        with self._db.write() as conn:
+            seen = _recent_keys(conn, keys_by_org, window_start)
+            pending = _pending_counts(conn, keys_by_org)
+            dedup_rows: list[tuple[str, str, int]] = []
+            journal_rows: list[tuple[str, str, str, str, int, float, bytes]] = []
+            for item, item_blobs in zip(group, blobs, strict=True):
+                org_seen = seen.setdefault(item.org_id, set())
+                if pending.get(item.org_id, 0) + len(item.rows) > rules.max_pending_per_org:
+                    outcomes.append(Overloaded("too many memories waiting for this org's Arc; retry later",
+                                               retry_after=rules.retry_after_s))
+                    continue
+                result = AppendResult([], [])
+                for index, (row, blob) in enumerate(zip(item.rows, item_blobs, strict=True)):
+                    if row.dedup_key in org_seen:
+                        result.duplicate_indexes.append(index)
+                        continue
+                    org_seen.add(row.dedup_key)
+                    dedup_rows.append((item.org_id, row.dedup_key, row.time_us))
+                    journal_rows.append((item.org_id, row.id, row.agent_id, row.session_id, row.time_us,
+                                         accepted_at, blob))
+                    result.stored.append(row)
+                pending[item.org_id] = pending.get(item.org_id, 0) + len(result.stored)
+                outcomes.append(result)
+            insert_many(conn, "INSERT OR REPLACE INTO dedup(org_id, dedup_key, time_us) VALUES ", 3, dedup_rows)
+            insert_many(
+                conn,
+                "INSERT INTO journal(org_id, id, agent_id, session_id, time_us, accepted_at, row) VALUES ",
+                7,
+                journal_rows,
+            )
+            insert_many(conn, "INSERT INTO org_pending(org_id, n) VALUES ", 2, list(pending.items()),
+                        " ON CONFLICT(org_id) DO UPDATE SET n = excluded.n")
+        self.stats.rows += len(journal_rows)
+        return outcomes
+
+
+def _recent_keys(conn: sqlite3.Connection, keys_by_org: dict[str, set[str]], window_start: int
+                 ) -> dict[str, set[str]]:
+    """The keys of this group already stored within the window, per org: one lookup per 500 keys."""
+    seen: dict[str, set[str]] = {}
+    for org_id, keys in keys_by_org.items():
+        found = seen.setdefault(org_id, set())
+        for chunk in chunks(list(keys)):
+            sql = "SELECT dedup_key FROM dedup WHERE org_id = ? AND time_us >= ? AND dedup_key IN "
+            cur = conn.execute(f"{sql}({marks(len(chunk))})", (org_id, window_start, *chunk))
+            found.update(key for (key,) in cur)
+    return seen
+
+
+def _pending_counts(conn: sqlite3.Connection, org_ids: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for org_id in org_ids:
+        found = conn.execute("SELECT n FROM org_pending WHERE org_id = ?", (org_id,)).fetchone()
+        counts[org_id] = int(found[0]) if found else 0
+    return counts

@@ -1,0 +1,115 @@
+"""The delivery side of the journal: what waits for Arc, marking it delivered, and pruning.
+
+Delivered rows stay `retention_s` longer so reads can merge them while Arc's buffer hides them; then
+they are pruned, together with dedup keys older than the window. Delivery marks run at
+synchronous=NORMAL: a mark lost in a power cut only means a row is delivered again, which readers
+already de-duplicate by id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from memtrace.journal._sqlite import ThreadedConnection, chunks, marks
+from memtrace.journal.rows import decode_row
+from memtrace.memory.model import MemoryRow
+
+
+@dataclass(slots=True)
+class PendingBatch:
+    """Undelivered rows of one org, oldest first, as the deliverer reads them."""
+
+    org_id: str
+    seqs: list[int]
+    rows: list[MemoryRow]
+
+
+@dataclass(slots=True)
+class OrgBacklog:
+    org_id: str
+    pending: int
+    oldest_accepted_at: float
+
+
+class Outbox:
+    def __init__(self, db: ThreadedConnection, dedup_window_s: int, retention_s: float) -> None:
+        self._db = db
+        self._dedup_window_s = dedup_window_s
+        self._retention_s = retention_s
+
+    async def backlog(self) -> list[OrgBacklog]:
+        """Orgs with undelivered rows, with their count and the age of their oldest row (index lookups only)."""
+
+        def _q() -> list[OrgBacklog]:
+            cur = self._db.conn.execute(
+                "SELECT p.org_id, p.n, (SELECT j.accepted_at FROM journal j WHERE j.org_id = p.org_id"
+                " AND j.delivered_at IS NULL ORDER BY j.seq LIMIT 1) FROM org_pending p WHERE p.n > 0"
+            )
+            return [OrgBacklog(o, int(n), float(t)) for o, n, t in cur if t is not None]
+
+        return await self._db.run(_q)
+
+    async def pending_batches(self, org_ids: Sequence[str], limit: int) -> list[PendingBatch]:
+        """The oldest undelivered rows of these orgs, at most `limit` in all, one batch per org, each in
+        acceptance order (order per org is what delivery keeps)."""
+
+        def _q() -> list[PendingBatch]:
+            batches: dict[str, PendingBatch] = {}
+            remaining = limit
+            for chunk in chunks(org_ids):
+                if remaining <= 0:
+                    break
+                sql = "SELECT seq, org_id, row FROM journal WHERE delivered_at IS NULL AND org_id IN "
+                cur = self._db.conn.execute(f"{sql}({marks(len(chunk))}) ORDER BY seq LIMIT ?", (*chunk, remaining))
+                for seq, org_id, blob in cur:
+                    batch = batches.get(org_id)
+                    if batch is None:
+                        batch = batches[org_id] = PendingBatch(org_id, [], [])
+                    batch.seqs.append(seq)
+                    batch.rows.append(decode_row(blob))
+                    remaining -= 1
+            return list(batches.values())
+
+        return await self._db.run(_q)
+
+    async def mark_delivered(self, batches: PendingBatch | Sequence[PendingBatch]) -> None:
+        """Mark rows delivered (one transaction for all the batches) and lower each org's pending count."""
+        todo = [batches] if isinstance(batches, PendingBatch) else list(batches)
+
+        def _w() -> None:
+            now = time.time()
+            with self._db.write() as conn:
+                for batch in todo:
+                    changed = 0
+                    for chunk in chunks(batch.seqs):
+                        sql = "UPDATE journal SET delivered_at = ? WHERE delivered_at IS NULL AND seq IN "
+                        changed += conn.execute(f"{sql}({marks(len(chunk))})", (now, *chunk)).rowcount
+                    conn.execute("UPDATE org_pending SET n = max(0, n - ?) WHERE org_id = ?", (changed, batch.org_id))
+
+        await self._db.run(_w)
+
+    async def prune(self) -> tuple[int, int]:
+        """Drop rows Arc surely shows now, and dedup keys older than the window."""
+
+        def _w() -> tuple[int, int]:
+            now = time.time()
+            cutoff_us = int((now - self._dedup_window_s) * 1_000_000)
+            with self._db.write() as conn:
+                rows = conn.execute(
+                    "DELETE FROM journal WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+                    (now - self._retention_s,),
+                ).rowcount
+                keys = conn.execute("DELETE FROM dedup WHERE time_us < ?", (cutoff_us,)).rowcount
+                conn.execute("DELETE FROM org_pending WHERE n = 0")
+            return rows, keys
+
+        return await self._db.run(_w)
+
+    async def pending_total(self, org_id: str) -> int:
+        def _q() -> int:
+            found = self._db.conn.execute("SELECT n FROM org_pending WHERE org_id = ?", (org_id,)).fetchone()
+            return int(found[0]) if found else 0
+
+        return await self._db.run(_q)
