@@ -31,7 +31,7 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy --strict memtrace
 
-pytest: $(INSTALLED) $(SDK_INSTALLED)
+pytest: $(INSTALLED) $(SDK_INSTALLED) wrk
 	MEMTRACE_SDK_PYTHON=$(abspath $(SDK_VENV))/bin/python $(BIN)/python -m pytest -q --benchmark-disable
 
 test: lint typecheck pytest

@@ -6,13 +6,13 @@ local agents = tonumber(os.getenv("MT_AGENTS") or "50")
 local sessions = tonumber(os.getenv("MT_SESSIONS") or "200")
 local run = os.getenv("MT_RUN") or tostring(os.time())
 local counter = 0
-local tid = 0
-local statuses = {}
+-- `tid` is a global set per thread by setup() (never declare it local: request() would see the local).
+statuses = {}
 
-local thread_ids = 0
+local threads = {}
 function setup(thread)
-  thread_ids = thread_ids + 1
-  thread:set("tid", thread_ids)
+  threads[#threads + 1] = thread
+  thread:set("tid", #threads)
 end
 
 function init(args)
@@ -35,6 +35,15 @@ function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
 end
 
--- per-thread status counts are not merged by wrk; print what the main thread's copy of `done` can see
+-- Each thread counts its own statuses; done() runs in the main state and merges the threads' copies.
 function done(summary, latency, requests)
+  local merged = {}
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("statuses") or {}) do
+      merged[status] = (merged[status] or 0) + n
+    end
+  end
+  for status, n in pairs(merged) do
+    io.write(string.format("status %d: %d\n", status, n))
+  end
 end
