@@ -474,9 +474,8 @@ def render(results: dict[str, Any], plot_name: str, quick: bool) -> str:
         f"({orgs['rss_one_kib'] / 1024:.0f} → {orgs['rss_many_kib'] / 1024:.0f} MiB for {orgs['orgs']} orgs) | "
         "bounded, reported | reported |")
     add("")
-    add("Where a target is not met, the reason, what the profile shows and the change that would close it are in "
-        "[Where the time goes](#where-the-time-goes-and-what-would-close-the-gaps): P1 → item 2, P2 → item 3, "
-        "P3 context → item 4, P4 → items 5 and 6. Item 1 lists what the first profiles led to.")
+    add("Where a target is not met, the hand-written [analysis](ANALYSIS.md) says what the profile of its run showed "
+        "and what would close the gap.")
     add("")
     add("## Machine and settings")
     add("")
@@ -583,68 +582,13 @@ def render(results: dict[str, Any], plot_name: str, quick: bool) -> str:
         add(results["p1"]["profile"])
         add("```")
         add("")
-    add(ANALYSIS)
+    add("## Analysis")
+    add("")
+    add("Profiles and the reasoning behind them cannot be recomputed by this tool: they are hand-written in "
+        "[ANALYSIS.md](ANALYSIS.md), which names the run it refers to. Numbers in this file come from this run only.")
     return "\n".join(lines) + "\n"
 
 
-ANALYSIS = """## Where the time goes, and what would close the gaps
-
-How the profiles were taken: py-spy (`--threads`, 100–250 Hz) attached to the Granian worker under wrk (single
-POST, c=16–64), under the P2 batch load, under 200–1,000 active orgs and under sequential reads; summarised by
-`tools/spy_summary.py`. A worker has three busy threads: the event loop (Granian's native loop, BlackSheep,
-handlers, aiohttp to Arc), the journal writer (group commits) and the journal reader (recent rows for reads,
-the deliverer's reads and marks).
-
-1. **Fixed after the first profiles** (first full report → this one): per-row dedup `SELECT`s and inserts in a
-   group commit became one `IN (...)` lookup per org and multi-row `INSERT ... VALUES` (0.81 → 0.68 ms for a
-   25-row group in isolation); the deliverer no longer scans every pending row after every commit (it reads
-   `org_pending` through the `(org_id, seq)` index, once per tick, and is woken early only by a full batch);
-   reads, marks and leases moved to their own connection and thread (synchronous=NORMAL: a lost mark only
-   re-delivers); workers serialise journal writes with a blocking `flock`, which wakes the waiter at once,
-   instead of SQLite's busy handler, which sleeps in steps of up to 100 ms (2-worker p99 at c=64: 106 → 33 ms);
-   orgs bound to the same Arc database and measurement share write requests (1,000 orgs: 0.21× → 0.73× of one
-   org; ~13 → ~700 rows per Arc request); activity timestamps for all orgs go in one metadata transaction; the
-   Arc pool no longer counts the wait for a free connection against the connect timeout (with 200 orgs it
-   failed deliveries and opened breakers).
-2. **P1, single POST.** Under c=64 a group commit carries ~25 rows and takes ~3.5 ms (p50), against 0.7 ms
-   for the same group with an idle event loop: the difference is CPU — two cores shared by wrk, arclite, the
-   event loop and the journal thread — and GIL handoffs between the loop and the journal thread at every
-   SQLite call. The event loop spends ~95 µs of CPU per request (~50 µs for the bare app, which also runs
-   BlackSheep and decodes the same Struct); ours adds the bounded body read, validation beyond the Struct,
-   building the row (dedup key, ULID, metadata encode), the hop to the journal thread and back, and encoding the
-   whole memory in the 201. Lowering the interpreter's switch interval did not help (measured). What would close
-   the gap: one journal-writer process per host that workers hand rows to over a Unix socket (no GIL sharing
-   with the loop, one writer for all workers), and answering the 201 from the request's own bytes plus the
-   server-set fields instead of re-encoding the memory.
-3. **P2, batch ingest.** *Accepted* rows/s (journaled, fsynced: what a client sees) is 0.4–0.5× the direct
-   store write; *in Arc* is lower because delivery per Arc target keeps each org's order with one request in
-   flight: read 1,000 rows back from the journal and decode them (~3 ms), encode (~0.5 ms), POST and wait for
-   the store's insert (~25 ms per 1,000 rows in arclite), mark (~1 ms). The store's insert dominates, and the
-   direct baseline keeps 4 requests in flight. What would close it: several requests in flight per target
-   while keeping order per org (an org's next batch waits only for its own previous one, so a target with many
-   backlogged orgs can have one request per org in flight), and prefetching the next batch during the POST
-   (the local ~4 ms of each ~30 ms cycle).
-4. **P3, context.** list and search are within 1.3× of the store query they run. Context reads the session's
-   1,000 memories: Arc's JSON answer is decoded and turned into rows (`rows_from_arc`, ~3.5 µs per row) and
-   rendered (~4–5 ms for 1,000), which the store-only baseline does not do. What would close it: ask Arc for
-   `POST /api/v1/query/msgpack` (column-major, no per-row JSON) and render from columns; cap the rows fetched
-   for a context at what the token budget can show.
-5. **P4, 2 workers ÷ 1 worker.** The bare app itself scales only by the factor shown in the summary on this
-   machine (wrk, arclite and the server share two cores; between runs it has measured 0.9–1.4×), and
-   Memtrace's factor tracks it within a few percent in every run. The 1.7× target needs cores that the load
-   generator and the store are not using; on this machine it measures the machine, not the server.
-6. **P4, 1,000 orgs.** What remains per org: each flush interval the deliverer's backlog query returns one row
-   per org with pending rows, `pending_batches` reads them with an `IN (...)` over the orgs, and every org's
-   memories cost one agent/session activity entry; cold keys cost one argon2id verify each (~5 ms of a thread;
-   the figure is measured after a warm-up for that reason). Memory per idle org is the Arc binding, breaker and
-   cached key: about 40 KiB of RSS measured per org.
-7. **Read-your-writes in the mixed suite.** Every sampled write is read back by id at once. During development
-   one run (while the SQL builder was being rewritten) answered 2 of 14 read-backs with another memory; runs
-   since (928, 90 and this report's checks) found none, and `tests/test_read_your_writes.py` asserts it against
-   a store that hides rows for 3 s. Reads in the mixed suite have a high p50 because locust (one process) and
-   the server share the two cores; measured alone under four concurrent writers, get-by-id p50 is ~13 ms and
-   list p50 ~17 ms.
-"""
 
 
 def _jsonable(o: Any) -> Any:
