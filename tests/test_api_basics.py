@@ -18,17 +18,35 @@ def test_health_is_public_json(stack: Stack) -> None:
     assert resp.json()["status"] == "ok"
 
 
-def test_ready_reports_org_arc_health_without_secrets(stack: Stack) -> None:
+def _ready(stack: Stack, headers: dict[str, str] | None = None) -> httpx.Response:
+    """GET /ready until it answers 200 (Arc health becomes known within a probe interval)."""
     deadline = time.monotonic() + 10
     while True:
-        resp = httpx.get(f"{stack.server.url}/ready")
+        resp = httpx.get(f"{stack.server.url}/ready", headers=headers)
         if resp.status_code == 200 or time.monotonic() > deadline:
-            break
+            return resp
         time.sleep(0.2)
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    assert body["arc"][stack.tenant.org_id]["status"] == "ok"
-    assert stack.tenant.key not in resp.text
+
+
+def test_public_ready_gives_counts_only(stack: Stack) -> None:
+    for headers in (None, {"x-api-key": stack.tenant.key}, {"x-api-key": "mtk_" + "A" * 43}):
+        resp = _ready(stack, headers)
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == {"status": "ready", "metadata": "ok", "orgs": {"ok": 1, "degraded": 0, "unknown": 0}}
+        assert stack.tenant.org_id not in resp.text
+        assert "127.0.0.1" not in resp.text
+
+
+def test_admin_key_gets_per_org_arc_health_without_secrets(stack: Stack) -> None:
+    admin = add_key(stack.db, stack.tenant.org_id, "ops", "admin")
+    for headers in ({"x-api-key": admin}, {"Authorization": f"Bearer {admin}"}):
+        resp = _ready(stack, headers)
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["orgs"] == {"ok": 1, "degraded": 0, "unknown": 0}
+        org = body["arc"][stack.tenant.org_id]
+        assert (org["status"], org["circuit"], org["arc"]) == ("ok", "closed", stack.arc.url.removeprefix("http://"))
+        assert admin not in resp.text and stack.tenant.key not in resp.text
 
 
 def test_unknown_route_is_json_404(api: httpx.Client) -> None:
