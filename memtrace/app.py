@@ -69,12 +69,16 @@ async def _every(interval: float, step: Callable[[], Awaitable[None]], name: str
             log.exception("%s failed", name)
 
 
+def allowed_methods(router: Router, path: bytes) -> list[str]:
+    """The methods some route serves at `path`, for a 405's `Allow` header."""
+    return [m for m in METHODS if any(route.match_by_path(path) for route in router.routes.get(m.encode(), ()))]
+
+
 def _fallback(router: Router) -> Callable[[Request], Awaitable[Response]]:
     async def not_matched(request: Request) -> Response:
-        path = request.path.encode()
-        other_methods = (m.encode() for m in METHODS if m != request.method)
-        if any(route.match_by_path(path) for m in other_methods for route in router.routes[m]):
-            return error_response(405, "method not allowed")
+        allowed = allowed_methods(router, request.path.encode())
+        if allowed:
+            return error_response(405, "method not allowed", [(b"Allow", ", ".join(allowed).encode())])
         return error_response(404, "not found")
 
     return not_matched

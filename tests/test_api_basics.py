@@ -56,10 +56,15 @@ def test_unknown_route_is_json_404(api: httpx.Client) -> None:
     assert resp.json() == {"error": "not found"}
 
 
-def test_wrong_method_is_json_405(api: httpx.Client) -> None:
+def test_wrong_method_is_json_405_with_allow(api: httpx.Client) -> None:
     resp = api.patch("/api/v1/memories", json={})
     assert resp.status_code == 405
     assert resp.json() == {"error": "method not allowed"}
+    assert resp.headers["allow"] == "GET, POST"
+    for method, path, allow in (("POST", "/api/v1/agents/a1", "GET, DELETE"), ("DELETE", "/health", "GET"),
+                                ("GET", "/api/v1/search", "POST"), ("HEAD", "/api/v1/sessions/s1", "GET, PUT")):
+        resp = api.request(method, path)
+        assert (resp.status_code, resp.headers.get("allow")) == (405, allow), (method, path)
 
 
 def test_malformed_json_is_400(api: httpx.Client) -> None:
