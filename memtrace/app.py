@@ -17,7 +17,7 @@ import msgspec
 from blacksheep import Application, Request, Response, Router
 
 from memtrace.activity import ActivityTracker
-from memtrace.api import agents, errors, health, memories, sessions
+from memtrace.api import agents, docs, errors, health, memories, openapi, sessions
 from memtrace.api.deps import Deps
 from memtrace.api.http import error_response
 from memtrace.arc.binding import ArcBinding
@@ -89,6 +89,7 @@ def create_app(settings: Settings) -> Application:
     app = Application(router=router)
     router.fallback = _fallback(router)
     errors.install(app)
+    document = openapi.document_bytes(settings.limits)  # built once; a broken table fails here, at start-up
     tasks: list[asyncio.Task[None]] = []
     stopping = asyncio.Event()
     health_task: list[asyncio.Task[None]] = []
@@ -115,6 +116,7 @@ def create_app(settings: Settings) -> Application:
         )
         for resource in (health, memories, agents, sessions):
             resource.register(router, deps)
+        docs.register(router, document)
         router.apply_routes()  # routes need the started components, so they are added here, not at import
         router.sort_routes()  # type: ignore[no-untyped-call]
         deliverer = Deliverer(journal, registry, settings.arc)
