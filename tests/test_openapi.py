@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +94,41 @@ def test_every_operation_documents_its_error_answers() -> None:
         if op.params and op.permission:
             assert "404" in statuses, op.operation_id
         assert any(s.startswith("2") or s == "302" for s in statuses), op.operation_id
+
+
+class _Refs(HTMLParser):
+    """Every src/href of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.urls += [value for name, value in attrs if name in ("src", "href") and value]
+
+
+def test_docs_page_uses_only_its_own_assets(stack: Stack) -> None:
+    base = stack.server.url
+    page = httpx.get(f"{base}/docs")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    parser = _Refs()
+    parser.feed(page.text)
+    assert len(parser.urls) == 4, parser.urls
+    expected = {".css": "text/css", ".js": "text/javascript", ".png": "image/png"}
+    for url in parser.urls:
+        assert url.startswith("/") and not url.startswith("//"), f"{url} is not same-origin"
+        asset = httpx.get(base + url)
+        assert asset.status_code == 200, url
+        assert asset.headers["content-type"].startswith(expected[url[url.rindex("."):]]), url
+        assert len(asset.content) > 100, url
+    init = httpx.get(f"{base}/docs/assets/init.js").text
+    spec_urls = re.findall(r'url:\s*"([^"]+)"', init)
+    assert spec_urls == ["/openapi.json"]
+    assert httpx.get(base + spec_urls[0]).status_code == 200
+    assert httpx.get(f"{base}/docs/assets/nothing.js").status_code == 404
+
+
+def test_root_redirects_to_docs(stack: Stack) -> None:
+    resp = httpx.get(f"{stack.server.url}/")
+    assert (resp.status_code, resp.headers["location"]) == (302, "/docs")

@@ -78,6 +78,7 @@ class Operation:
     query: type[Struct] | None = None
     query_skip: tuple[str, ...] = ()  # query fields this route takes from its path instead
     params: dict[str, str] = field(default_factory=dict)  # path parameter → description
+    param_enums: dict[str, tuple[str, ...]] = field(default_factory=dict)  # path parameter → its only values
     optional_key: bool = False  # public, but a key changes the answer (/ready)
 
 
@@ -173,6 +174,13 @@ OPERATIONS: tuple[Operation, ...] = (
               optional_key=True),
     Operation("openapi", "GET", "/openapi.json", "This document", "operations",
               {200: Answer("The OpenAPI 3.1 document.", (dict[str, Any],))}),
+    Operation("docs", "GET", "/docs", "Interactive API docs (served locally, no internet needed)", "operations",
+              {200: Answer("The docs page.", (str,), media=(HTML,))}),
+    Operation("docsAsset", "GET", "/docs/assets/{asset}", "A static file of the docs page", "operations",
+              {200: Answer("The file.", (), media=tuple(dict.fromkeys(ASSET_MEDIA.values())))}, (404,),
+              params={"asset": "The file name."}, param_enums={"asset": DOC_ASSETS}),
+    Operation("root", "GET", "/", "Redirects to the docs page", "operations",
+              {302: Answer("To /docs.", headers=("Location",))}),
 )
 
 
@@ -217,6 +225,12 @@ def _query(op: Operation) -> list[dict[str, Any]]:
     return params
 
 
+def _path_schema(op: Operation, name: str) -> dict[str, Any]:
+    if name in op.param_enums:
+        return {"enum": list(op.param_enums[name])}
+    return {"type": "string", "minLength": 1}
+
+
 def _response(answer: Answer, schemas: dict[Any, dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"description": answer.description}
     if answer.media and (answer.body or answer.media != (JSON,)):
@@ -237,8 +251,7 @@ def _operation(op: Operation, schemas: dict[Any, dict[str, Any]], limits: Limits
     else:
         out["security"] = []
     parameters = [
-        {"name": name, "in": "path", "required": True, "description": text,
-         "schema": {"type": "string", "minLength": 1}}
+        {"name": name, "in": "path", "required": True, "description": text, "schema": _path_schema(op, name)}
         for name, text in op.params.items()
     ] + _query(op)
     if parameters:
