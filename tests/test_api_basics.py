@@ -123,3 +123,10 @@ def test_expired_key_is_refused(stack: Stack) -> None:
         resp = client.get("/api/v1/agents")
     assert resp.status_code == 401
     assert resp.json() == {"error": "invalid API key"}
+
+
+def test_offset_beyond_its_bound_is_400_not_an_arc_error(api: httpx.Client) -> None:
+    """Found by tests/test_fuzz_api.py: an unbounded offset reached Arc's SQL and came back as a 503."""
+    resp = api.get("/api/v1/memories", params={"offset": 30144451258})
+    assert resp.status_code == 400
+    assert "offset" in resp.json()["error"]

@@ -28,6 +28,7 @@ from memtrace.api.sessions import (
 )
 from memtrace.config import LimitsSettings
 from memtrace.memory.model import (
+    MAX_TAGS,
     BatchCreated,
     Memory,
     MemoryList,
@@ -37,6 +38,7 @@ from memtrace.memory.model import (
     SearchResults,
 )
 from memtrace.metadata.models import Agent, Session
+from memtrace.timeutil import _ISO, _RELATIVE
 
 JSON = "application/json"
 HTML = "text/html"
@@ -108,11 +110,20 @@ ASSET_MEDIA: dict[str, str] = {
     ".png": "image/png",
 }
 
-QUERY_TEXT = {
-    "tags": "Comma-separated tags; a memory must carry every one exactly.",
-    "since": "Relative (`30m`, `2h`, `7d`, `4w`) or ISO 8601 / RFC 3339.",
-    "until": "Relative (`30m`, `2h`, `7d`, `4w`) or ISO 8601 / RFC 3339.",
+# What the Structs' `str` fields cannot say: the grammar their handlers parse (timeutil, params.parse_tags).
+TIME_PATTERN = rf"^\s*(?:{_RELATIVE.pattern}|{_ISO.pattern})\s*$"
+TAGS_CSV_PATTERN = rf"^\s*[A-Za-z0-9_.-]{{1,64}}\s*(?:,\s*[A-Za-z0-9_.-]{{1,64}}\s*){{0,{MAX_TAGS - 1}}}$"
+TIME_FIELD = {"pattern": TIME_PATTERN, "description": "Relative (`30m`, `2h`, `7d`, `4w`) or ISO 8601 / RFC 3339."}
+QUERY_GRAMMAR: dict[str, dict[str, str]] = {
+    "since": TIME_FIELD,
+    "until": TIME_FIELD,
+    "tags": {"pattern": TAGS_CSV_PATTERN, "description": "Comma-separated tags; a memory must carry every one."},
 }
+BODY_GRAMMAR: dict[str, dict[str, dict[str, str]]] = {
+    "SearchRequest": {"since": TIME_FIELD, "until": TIME_FIELD},
+    "ContextRequest": {"since": TIME_FIELD},
+}
+
 
 # Reading memories may meet an unbound org or an unavailable Arc (503) or an Arc that refuses the query (502).
 MEMORY_READ = (502, 503)
@@ -209,6 +220,7 @@ def _not_null(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _query(op: Operation) -> list[dict[str, Any]]:
+    """Query parameters from the query Struct's fields; an empty value (`?order=`) counts as absent."""
     if op.query is None:
         return []
     _, components = msgspec.json.schema_components([op.query], ref_template=REF)
@@ -216,12 +228,15 @@ def _query(op: Operation) -> list[dict[str, Any]]:
     assert len(components) == 1, "query Structs hold scalars only, so parameters need no shared components"
     required = set(struct.get("required", ()))
     params = [
-        {"name": name, "in": "query", "required": name in required, "schema": _not_null(schema)}
+        {"name": name, "in": "query", "required": name in required, "allowEmptyValue": True,
+         "schema": _not_null(schema)}
         for name, schema in struct["properties"].items() if name not in op.query_skip
     ]
     for param in params:
-        if param["name"] in QUERY_TEXT:
-            param["description"] = QUERY_TEXT[param["name"]]
+        grammar = QUERY_GRAMMAR.get(param["name"])
+        if grammar:
+            param["description"] = grammar["description"]
+            param["schema"]["pattern"] = grammar["pattern"]
     return params
 
 
@@ -266,8 +281,18 @@ def _operation(op: Operation, schemas: dict[Any, dict[str, Any]], limits: Limits
     return out
 
 
-def _apply_limits(components: dict[str, Any], limits: LimitsSettings) -> None:
-    """Write the settings' size limits into the schemas (the Structs cannot know them)."""
+def _string_branch(schema: dict[str, Any]) -> dict[str, Any]:
+    """The `{"type": "string"}` part of an optional string field's schema."""
+    return next((s for s in schema.get("anyOf", ()) if s.get("type") == "string"), schema)
+
+
+def _refine(components: dict[str, Any], limits: LimitsSettings) -> None:
+    """Write in what the Structs cannot know: the settings' size limits and the grammar of parsed strings."""
+    for struct, fields in BODY_GRAMMAR.items():
+        for name, grammar in fields.items():
+            prop = components[struct]["properties"][name]
+            prop["description"] = grammar["description"]
+            _string_branch(prop)["pattern"] = grammar["pattern"]
     memory = components["NewMemory"]["properties"]
     memory["content"]["maxLength"] = limits.max_content_bytes
     memory["content"]["description"] = f"At most {limits.max_content_bytes} bytes (UTF-8)."
@@ -281,7 +306,7 @@ def build(limits: LimitsSettings) -> dict[str, Any]:
     types = list(dict.fromkeys(t for op in OPERATIONS for t in _types(op)))
     refs, components = msgspec.json.schema_components(types, ref_template=REF)
     schemas = dict(zip(types, refs, strict=True))
-    _apply_limits(components, limits)
+    _refine(components, limits)
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, schemas, limits)
