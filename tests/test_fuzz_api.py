@@ -83,6 +83,7 @@ def _drive(strategy: SearchStrategy[schemathesis.Case], stack: Stack, session: r
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_every_operation_answers_as_documented(fuzz_stack: Stack, mode: GenerationMode) -> None:
     document = httpx.get(f"{fuzz_stack.server.url}/openapi.json").json()

@@ -124,7 +124,6 @@ BODY_GRAMMAR: dict[str, dict[str, dict[str, str]]] = {
     "ContextRequest": {"since": TIME_FIELD},
 }
 
-
 # Reading memories may meet an unbound org or an unavailable Arc (503) or an Arc that refuses the query (502).
 MEMORY_READ = (502, 503)
 AGENT = {"agent": "The agent's id or name; a well-formed name never registered still matches its memories."}
@@ -316,7 +315,8 @@ def build(limits: LimitsSettings) -> dict[str, Any]:
             "title": "Memtrace",
             "version": __version__,
             "description": "Durable, queryable, multi-tenant memory for AI agents, stored in Arc. "
-                           "Every error is JSON `{\"error\": \"...\"}`; the org comes from the API key only.",
+                           "Every error is JSON `{\"error\": \"...\"}`; the org comes from the API key only. "
+                           "Any route may also answer 503 while a worker is at its concurrency limit (backpressure).",
         },
         "tags": [{"name": name} for name in dict.fromkeys(op.tag for op in OPERATIONS)],
         "paths": paths,
