@@ -17,7 +17,7 @@ import msgspec
 from blacksheep import Application, Request, Response, Router
 
 from memtrace.activity import ActivityTracker
-from memtrace.api import agents, errors, health, memories, sessions
+from memtrace.api import agents, docs, errors, health, memories, openapi, sessions
 from memtrace.api.deps import Deps
 from memtrace.api.http import error_response
 from memtrace.arc.binding import ArcBinding
@@ -69,12 +69,16 @@ async def _every(interval: float, step: Callable[[], Awaitable[None]], name: str
             log.exception("%s failed", name)
 
 
+def allowed_methods(router: Router, path: bytes) -> list[str]:
+    """The methods some route serves at `path`, for a 405's `Allow` header."""
+    return [m for m in METHODS if any(route.match_by_path(path) for route in router.routes.get(m.encode(), ()))]
+
+
 def _fallback(router: Router) -> Callable[[Request], Awaitable[Response]]:
     async def not_matched(request: Request) -> Response:
-        path = request.path.encode()
-        other_methods = (m.encode() for m in METHODS if m != request.method)
-        if any(route.match_by_path(path) for m in other_methods for route in router.routes[m]):
-            return error_response(405, "method not allowed")
+        allowed = allowed_methods(router, request.path.encode())
+        if allowed:
+            return error_response(405, "method not allowed", [(b"Allow", ", ".join(allowed).encode())])
         return error_response(404, "not found")
 
     return not_matched
@@ -85,6 +89,7 @@ def create_app(settings: Settings) -> Application:
     app = Application(router=router)
     router.fallback = _fallback(router)
     errors.install(app)
+    document = openapi.document_bytes(settings.limits)  # built once; a broken table fails here, at start-up
     tasks: list[asyncio.Task[None]] = []
     stopping = asyncio.Event()
     health_task: list[asyncio.Task[None]] = []
@@ -111,6 +116,7 @@ def create_app(settings: Settings) -> Application:
         )
         for resource in (health, memories, agents, sessions):
             resource.register(router, deps)
+        docs.register(router, document)
         router.apply_routes()  # routes need the started components, so they are added here, not at import
         router.sort_routes()  # type: ignore[no-untyped-call]
         deliverer = Deliverer(journal, registry, settings.arc)

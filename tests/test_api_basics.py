@@ -18,17 +18,35 @@ def test_health_is_public_json(stack: Stack) -> None:
     assert resp.json()["status"] == "ok"
 
 
-def test_ready_reports_org_arc_health_without_secrets(stack: Stack) -> None:
+def _ready(stack: Stack, headers: dict[str, str] | None = None) -> httpx.Response:
+    """GET /ready until it answers 200 (Arc health becomes known within a probe interval)."""
     deadline = time.monotonic() + 10
     while True:
-        resp = httpx.get(f"{stack.server.url}/ready")
+        resp = httpx.get(f"{stack.server.url}/ready", headers=headers)
         if resp.status_code == 200 or time.monotonic() > deadline:
-            break
+            return resp
         time.sleep(0.2)
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
-    assert body["arc"][stack.tenant.org_id]["status"] == "ok"
-    assert stack.tenant.key not in resp.text
+
+
+def test_public_ready_gives_counts_only(stack: Stack) -> None:
+    for headers in (None, {"x-api-key": stack.tenant.key}, {"x-api-key": "mtk_" + "A" * 43}):
+        resp = _ready(stack, headers)
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == {"status": "ready", "metadata": "ok", "orgs": {"ok": 1, "degraded": 0, "unknown": 0}}
+        assert stack.tenant.org_id not in resp.text
+        assert "127.0.0.1" not in resp.text
+
+
+def test_admin_key_gets_per_org_arc_health_without_secrets(stack: Stack) -> None:
+    admin = add_key(stack.db, stack.tenant.org_id, "ops", "admin")
+    for headers in ({"x-api-key": admin}, {"Authorization": f"Bearer {admin}"}):
+        resp = _ready(stack, headers)
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["orgs"] == {"ok": 1, "degraded": 0, "unknown": 0}
+        org = body["arc"][stack.tenant.org_id]
+        assert (org["status"], org["circuit"], org["arc"]) == ("ok", "closed", stack.arc.url.removeprefix("http://"))
+        assert admin not in resp.text and stack.tenant.key not in resp.text
 
 
 def test_unknown_route_is_json_404(api: httpx.Client) -> None:
@@ -38,10 +56,15 @@ def test_unknown_route_is_json_404(api: httpx.Client) -> None:
     assert resp.json() == {"error": "not found"}
 
 
-def test_wrong_method_is_json_405(api: httpx.Client) -> None:
+def test_wrong_method_is_json_405_with_allow(api: httpx.Client) -> None:
     resp = api.patch("/api/v1/memories", json={})
     assert resp.status_code == 405
     assert resp.json() == {"error": "method not allowed"}
+    assert resp.headers["allow"] == "GET, POST"
+    for method, path, allow in (("POST", "/api/v1/agents/a1", "GET, DELETE"), ("DELETE", "/health", "GET"),
+                                ("GET", "/api/v1/search", "POST"), ("HEAD", "/api/v1/sessions/s1", "GET, PUT")):
+        resp = api.request(method, path)
+        assert (resp.status_code, resp.headers.get("allow")) == (405, allow), (method, path)
 
 
 def test_malformed_json_is_400(api: httpx.Client) -> None:
@@ -100,3 +123,10 @@ def test_expired_key_is_refused(stack: Stack) -> None:
         resp = client.get("/api/v1/agents")
     assert resp.status_code == 401
     assert resp.json() == {"error": "invalid API key"}
+
+
+def test_offset_beyond_its_bound_is_400_not_an_arc_error(api: httpx.Client) -> None:
+    """Found by tests/test_fuzz_api.py: an unbounded offset reached Arc's SQL and came back as a 503."""
+    resp = api.get("/api/v1/memories", params={"offset": 30144451258})
+    assert resp.status_code == 400
+    assert "offset" in resp.json()["error"]

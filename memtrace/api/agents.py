@@ -15,6 +15,7 @@ from memtrace.api.params import list_filter
 from memtrace.api.resolve import agent_aliases
 from memtrace.memory.build import memory_list
 from memtrace.memory.model import Id, MemoryFilter
+from memtrace.metadata.models import Agent
 
 DESCRIPTION_MAX = 4096
 
@@ -36,6 +37,11 @@ class AgentStats(Struct, kw_only=True):
     memory_types: dict[str, int]
 
 
+class AgentList(Struct, kw_only=True):
+    agents: list[Agent]
+    count: int
+
+
 _create = msgspec.json.Decoder(AgentCreate)
 
 
@@ -51,7 +57,7 @@ def register(router: Router, deps: Deps) -> None:
     async def list_agents(request: Request) -> Response:
         principal = await deps.principal(request, "read")
         agents = await deps.agents.list(principal.org_id)
-        return json_response(200, {"agents": agents, "count": len(agents)})
+        return json_response(200, AgentList(agents=agents, count=len(agents)))
 
     async def get_agent(request: Request) -> Response:
         principal = await deps.principal(request, "read")

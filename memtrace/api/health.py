@@ -1,32 +1,98 @@
-"""`GET /health` (liveness) and `GET /ready` (readiness with per-org Arc health, no secrets)."""
+"""`GET /health` (liveness) and `GET /ready` (readiness).
+
+The public `/ready` body is overall status and counts only: org ids and Arc addresses are nobody's business
+but an operator's, so the per-org Arc health is added only when a valid `admin` key is presented.
+"""
 
 from __future__ import annotations
 
+from typing import Literal
+
+import msgspec
 from blacksheep import Request, Response, Router
+from msgspec import Struct
 
 from memtrace import __version__
 from memtrace.api.deps import Deps
 from memtrace.api.http import json_response
+from memtrace.auth import key_from_headers
+from memtrace.errors import Unauthorized
+from memtrace.keys import has_permission
+
+
+class Health(Struct, kw_only=True):
+    status: Literal["ok"]
+    version: str
+
+
+class OrgCounts(Struct, kw_only=True):
+    """Orgs by Arc health: `degraded` means its Arc is failing (circuit open); `unknown` means not probed yet."""
+
+    ok: int
+    degraded: int
+    unknown: int
+
+
+class OrgArcHealth(Struct, kw_only=True):
+    """One org's Arc health (admin only): the Arc host and circuit state, never a token."""
+
+    status: Literal["ok", "down", "unknown"]
+    circuit: Literal["closed", "open", "half_open"]
+    consecutive_failures: int
+    last_error: str | None
+    last_ok_at: str | None
+    arc: str
+
+
+class Readiness(Struct, kw_only=True, omit_defaults=True):
+    """Ready once the metadata DB answers and every org's Arc health is known; `arc` only for an admin key."""
+
+    status: Literal["ready", "not_ready"]
+    metadata: Literal["ok", "unavailable"]
+    orgs: OrgCounts
+    arc: dict[str, OrgArcHealth] | None = None
+
+
+_COUNTED = {"ok": "ok", "down": "degraded", "unknown": "unknown"}
+
+
+def org_counts(snapshot: dict[str, OrgArcHealth]) -> OrgCounts:
+    counts = {"ok": 0, "degraded": 0, "unknown": 0}
+    for org in snapshot.values():
+        counts[_COUNTED[org.status]] += 1
+    return OrgCounts(**counts)
 
 
 def register(router: Router, deps: Deps) -> None:
+    async def is_admin(request: Request) -> bool:
+        """A valid admin key unlocks the detail; any other key (or none) gets the public body, never a 401."""
+        key = key_from_headers(request.get_first_header(b"x-api-key"), request.get_first_header(b"authorization"))
+        if key is None:
+            return False
+        try:
+            principal = await deps.auth.authenticate(key)
+        except Unauthorized:
+            return False
+        return has_permission(principal.permissions, "admin")
+
     async def health(request: Request) -> Response:
-        return json_response(200, {"status": "ok", "version": __version__})
+        return json_response(200, Health(status="ok", version=__version__))
 
     async def ready(request: Request) -> Response:
-        orgs = deps.registry.health_snapshot()
+        snapshot = msgspec.convert(deps.registry.health_snapshot(), dict[str, OrgArcHealth])
         try:
             await deps.metadata.change_version()
             metadata_ok = True
         except Exception:
             metadata_ok = False
-        known = all(org.get("status") != "unknown" for org in orgs.values())
-        ready = metadata_ok and known
-        body = {
-            "status": "ready" if ready else "not_ready",
-            "metadata": "ok" if metadata_ok else "unavailable",
-            "arc": orgs,
-        }
+        counts = org_counts(snapshot)
+        ready = metadata_ok and counts.unknown == 0
+        body = Readiness(
+            status="ready" if ready else "not_ready",
+            metadata="ok" if metadata_ok else "unavailable",
+            orgs=counts,
+            arc=snapshot if metadata_ok and await is_admin(request) else None,
+        )
         return json_response(200 if ready else 503, body)
 
     router.add_get("/health", health)

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from blacksheep import Request, Response, Router
 from msgspec import Meta, Struct
 
 from memtrace.api.deps import Deps
-from memtrace.api.http import decode, json_response, path_param, query_params, read_body
+from memtrace.api.http import convert, decode, json_response, path_param, query_params, read_body
 from memtrace.api.params import list_filter
 from memtrace.api.resolve import agent_aliases
-from memtrace.errors import Invalid, NotFound
+from memtrace.errors import NotFound
 from memtrace.memory.build import memory_list
 from memtrace.memory.model import ID_PATTERN, Id, MemoryType
+from memtrace.metadata.models import Session
 from memtrace.timeutil import parse_time_param
 
 _ID = re.compile(ID_PATTERN)
@@ -28,7 +29,7 @@ class SessionCreate(Struct, kw_only=True):
 
 
 class SessionUpdate(Struct, kw_only=True):
-    status: str | None = None
+    status: Literal["active", "closed"] | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -36,6 +37,17 @@ class ContextRequest(Struct, kw_only=True):
     max_tokens: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
     include_types: Annotated[list[MemoryType], Meta(max_length=4)] | None = None
     since: str | None = None
+
+
+class SessionListParams(Struct, kw_only=True, forbid_unknown_fields=False):
+    """`GET /api/v1/sessions` query: an agent's id or name (sessions created under either match)."""
+
+    agent_id: str | None = None
+
+
+class SessionList(Struct, kw_only=True):
+    sessions: list[Session]
+    count: int
 
 
 class ContextResponse(Struct, kw_only=True):
@@ -49,7 +61,6 @@ class ContextResponse(Struct, kw_only=True):
 _create = msgspec.json.Decoder(SessionCreate)
 _update = msgspec.json.Decoder(SessionUpdate)
 _context = msgspec.json.Decoder(ContextRequest)
-STATUSES = ("active", "closed")
 
 
 def _session_id(request: Request) -> str:
@@ -72,10 +83,10 @@ def register(router: Router, deps: Deps) -> None:
 
     async def list_sessions(request: Request) -> Response:
         principal = await deps.principal(request, "read")
-        agent = query_params(request).get("agent_id")
+        agent = convert(query_params(request), SessionListParams).agent_id
         agent_ids = (await agent_aliases(deps, principal.org_id, agent))[0] if agent else None
         sessions = await deps.sessions.list(principal.org_id, agent_ids)
-        return json_response(200, {"sessions": sessions, "count": len(sessions)})
+        return json_response(200, SessionList(sessions=sessions, count=len(sessions)))
 
     async def get_session(request: Request) -> Response:
         principal = await deps.principal(request, "read")
@@ -85,8 +96,6 @@ def register(router: Router, deps: Deps) -> None:
         principal = await deps.principal(request, "write")
         session_id = _session_id(request)
         req = decode(_update, await read_body(request, limits.max_body_bytes))
-        if req.status is not None and req.status not in STATUSES:
-            raise Invalid(f"invalid status: must be one of {', '.join(STATUSES)}")
         session = await deps.sessions.update(principal.org_id, session_id, req.status, req.metadata)
         return json_response(200, session)
 

@@ -211,4 +211,5 @@ class Readiness(_Response):
 
     ready: bool = False
     status: str = ""
-    arc: Any = None
+    orgs: Any = None  # counts of orgs by Arc health: {"ok", "degraded", "unknown"}
+    arc: Any = None  # per-org Arc health, only for an admin key

@@ -29,7 +29,7 @@ Importance = Annotated[float, Meta(ge=0.0, le=1.0)]
 Content = Annotated[str, Meta(min_length=1)]
 DedupKey = Annotated[str, Meta(pattern=DEDUP_KEY_PATTERN)]
 Limit = Annotated[int, Meta(ge=1, le=1000)]
-Offset = Annotated[int, Meta(ge=0)]
+Offset = Annotated[int, Meta(ge=0, le=100_000)]  # bounded as in h1-input (MAX_OFFSET); unbounded reached Arc: 5xx
 
 
 class NewMemory(Struct, forbid_unknown_fields=False, kw_only=True):
