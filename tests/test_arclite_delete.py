@@ -163,7 +163,7 @@ def test_unknown_database_or_measurement_is_zero_and_creates_nothing(client: htt
 
 def test_confirmation_rules_and_thresholds(client: httpx.Client, arc: ArcLite) -> None:
     db = dbname()
-    write(client, arc, db, events(["a"], THRESHOLD + 2) | {})
+    write(client, arc, db, events(["a"], THRESHOLD + 2))
     base = {"database": db, "measurement": "events"}
     assert refused(delete(client, arc, {**base, "where": "id = 'm0'"})) == (
         "Confirmation required for delete operation. Set confirm=true or use dry_run=true to preview.")
