@@ -33,8 +33,9 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ArcLite, 
             cols = {"time": [T0 + i for i in n], "org_id": [f"org_{i % 4}" for i in n],
                     "id": [f"mem_{i:08d}" for i in n], "content": [f"memory number {i} " + "x" * 80 for i in n],
                     "importance": [0.5] * len(n)}
-            r = client.post(f"{arc.url}/api/v1/write/msgpack", content=ormsgpack.packb({"m": "events", "columns": cols}),
-                            headers={"Content-Type": "application/msgpack", "x-arc-database": DB})
+            payload = ormsgpack.packb({"m": "events", "columns": cols})
+            headers = {"Content-Type": "application/msgpack", "x-arc-database": DB}
+            r = client.post(f"{arc.url}/api/v1/write/msgpack", content=payload, headers=headers)
             assert r.status_code == 204, r.text
         yield arc, client
     finally:

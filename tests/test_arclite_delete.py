@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -332,3 +334,84 @@ def test_delete_survives_kill9_right_after_200(client: httpx.Client, tmp_path: P
         assert per_org(client, arc2, db) == {"b": 6}
     finally:
         assert arc2.stop() == 0
+
+
+def test_stats_count_deleted_rows(client: httpx.Client, arc: ArcLite) -> None:
+    db = dbname()
+    write(client, arc, db, events(["a", "b"], 4))
+    before = client.get(f"{arc.url}/api/v1/arclite/stats").json()
+    base = {"database": db, "measurement": "events"}
+    assert delete(client, arc, {**base, "where": "org_id = 'a'", "dry_run": True}).status_code == 200
+    assert delete(client, arc, {**base, "where": "org_id = 'a' AND id <> 'm0'", "confirm": True}).status_code == 200
+    assert delete(client, arc, {**base, "where": "nosuch = 1", "confirm": True}).status_code == 400
+    after = client.get(f"{arc.url}/api/v1/arclite/stats").json()
+    assert after["deleted_by_database"][db] == {"events": 3}
+    assert (after["delete_requests"] - before["delete_requests"], after["rows_deleted"] - before["rows_deleted"]) \
+        == (1, 3)
+
+
+def test_delete_past_timeout_is_504_and_rolled_back(client: httpx.Client, tmp_path: Path) -> None:
+    arc = ArcLite(tmp_path / "d", extra=["--delete-enabled", "--delete-max-rows-per-delete", "100000",
+                                         "--query-timeout-s", "0.3"])
+    try:
+        db = dbname()
+        write(client, arc, db, events(["a"], 20_000))
+        slow = "list_sum(list_transform(range(3000), lambda x: x * importance)) >= 0"  # ~2 s of CPU here
+        r = delete(client, arc, {"database": db, "measurement": "events", "where": slow, "confirm": True})
+        assert refused(r, 504) == "Delete timed out; nothing was deleted"
+        assert per_org(client, arc, db) == {"a": 20_000}
+        r = delete(client, arc, {"database": db, "measurement": "events", "where": "id = 'm5'", "confirm": True})
+        assert r.status_code == 200 and r.json()["deleted_count"] == 1, r.text  # the writer thread is free
+        write(client, arc, db, events(["b"], 1))
+        assert per_org(client, arc, db) == {"a": 19_999, "b": 1}
+    finally:
+        assert arc.stop() == 0
+
+
+def test_deletes_racing_buffered_writes_and_flushes_touch_one_org_only(client: httpx.Client, tmp_path: Path) -> None:
+    """Writers keep adding identical rows for orgs a and b while the buffer flushes every ~100 ms and org a
+    is deleted over and over: no error, b keeps every row, and a final delete leaves no a anywhere."""
+    arc = ArcLite(tmp_path / "d", extra=[*ENABLED, "--delete-max-rows-per-delete", "100000",
+                                         "--buffer-age-ms", "100"])
+    stop = threading.Event()
+    written_b: list[int] = []
+    errors: list[str] = []
+
+    def writer(offset: int) -> None:
+        with httpx.Client(timeout=30) as c:
+            i = offset
+            while not stop.is_set():
+                try:
+                    write(c, arc, db, events(["a", "b"], 5, start=i))
+                except AssertionError as exc:
+                    errors.append(str(exc))
+                    return
+                written_b.append(5)
+                i += 5
+
+    db = dbname()
+    try:
+        threads = [threading.Thread(target=writer, args=(k * 1_000_000,)) for k in range(2)]
+        for t in threads:
+            t.start()
+        deleted = rounds = 0
+        deadline = time.monotonic() + 15
+        while rounds < 30 or len(written_b) < 40:
+            assert time.monotonic() < deadline, (rounds, len(written_b), errors[:3])
+            rounds += 1
+            r = delete(client, arc, {"database": db, "measurement": "events", "where": "org_id = 'a'",
+                                     "confirm": True})
+            assert r.status_code == 200, r.text
+            deleted += r.json()["deleted_count"]
+        stop.set()
+        for t in threads:
+            t.join()
+        assert not errors, errors[:3]
+        r = delete(client, arc, {"database": db, "measurement": "events", "where": "org_id = 'a'", "confirm": True})
+        assert r.status_code == 200, r.text
+        flush(client, arc)
+        assert deleted > 0
+        assert per_org(client, arc, db) == {"b": sum(written_b)}
+    finally:
+        stop.set()
+        assert arc.stop() == 0

@@ -21,8 +21,10 @@ Guarantees:
 
 arclite extension (not in Arc):
 - `GET /api/v1/arclite/stats` -> `{"write_requests": n, "rows_written": n, "by_database": {db:
-  {"write_requests": n, "rows": {measurement: n}}}}`: successful msgpack writes since process start, for
-  tests and load tests that must prove no write was lost or doubled. Needs the token when one is set.
+  {"write_requests": n, "rows": {measurement: n}}}, "delete_requests": n, "rows_deleted": n,
+  "deleted_by_database": {db: {measurement: n}}}`: successful msgpack writes and (non-dry-run) deletes since
+  process start, for tests and load tests that must prove no write was lost or doubled. Needs the token
+  when one is set.
 - `--buffer-age-ms N` emulates Arc's ingest buffer: acknowledged rows wait, durable, in hidden staging
   tables (schema `_arclite_stage`) and become queryable N ms later or on
   `POST /api/v1/write/line-protocol/flush`.

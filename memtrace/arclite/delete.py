@@ -23,7 +23,7 @@ from aiohttp import web
 
 from memtrace.arclite import sqlguard
 from memtrace.arclite.ingest import DATABASE_RE, MEASUREMENT_RE
-from memtrace.arclite.registry import Registry
+from memtrace.arclite.registry import Registry, Stats
 from memtrace.arclite.storage import QueryJob, TooManyRows
 
 log = logging.getLogger("memtrace.arclite")
@@ -122,9 +122,10 @@ def _validate(req: _Request) -> bool:
 class DeleteHandler:
     """Holds the `[delete]` settings and the open databases; one instance serves both routes."""
 
-    def __init__(self, config: DeleteConfig, registry: Registry, timeout_s: float) -> None:
+    def __init__(self, config: DeleteConfig, registry: Registry, stats: Stats, timeout_s: float) -> None:
         self.config = config
         self.registry = registry
+        self.stats = stats
         self.timeout_s = timeout_s
 
     def register(self, app: web.Application) -> None:
@@ -175,6 +176,7 @@ class DeleteHandler:
                 count = exc.rows
             else:
                 log.info("deleted %d rows from %s.%s in %d ms", count, req.database, req.measurement, ms())
+                self.stats.record_delete(req.database, req.measurement, count)
                 return _response(success=True, deleted=count, affected=files if count else [],
                                  rewritten=1 if count else 0, ms=ms())
         if count == 0:

@@ -269,7 +269,7 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_post("/api/v1/query", query)
     app.router.add_get("/api/v1/measurements", measurements)
     app.router.add_get("/api/v1/arclite/stats", stats)
-    DeleteHandler(settings.delete, app[REGISTRY], settings.query_timeout_s).register(app)
+    DeleteHandler(settings.delete, app[REGISTRY], app[STATS], settings.query_timeout_s).register(app)
     app.cleanup_ctx.append(_lifecycle)
     return app
 
