@@ -50,17 +50,20 @@ Where arclite differs from Arc:
   request is refused with 400. All-null columns are not created until a value arrives. Column names must
   match `^[A-Za-z_][A-Za-z0-9_-]*$` and are case-insensitive (DuckDB), so `Host` and `host` are one column.
 - A request is one transaction: all of its batches are stored or none is.
-- Delete API (`POST /api/v1/delete`, `GET /api/v1/delete/config`): same request, response, status codes and
-  error texts as Arc; enabled by `--delete-enabled` (or `ARCLITE_DELETE_ENABLED=1`), thresholds by
-  `--delete-confirmation-threshold` / `--delete-max-rows-per-delete` instead of arc.toml's `[delete]` (the
-  error texts still name arc.toml, as Arc's do). Differences: Arc wants an *admin* token, arclite its one
-  token; it runs DuckDB `DELETE` in one transaction instead of rewriting Parquet files (`files_processed` is
-  the database file, `affected_files`/`rewritten_files` are 0 or 1, never a partial 207); `where` is admitted
-  by DuckDB's parser inside `SELECT count(*) FROM "<m>" WHERE (...)` rather than by Arc's keyword list: one
-  boolean expression over the measurement's columns, no subquery, table function, parameter or comment
-  (so keywords inside string literals are fine); a `where` naming no column (`1=1`, `true`, `2>1`) counts as
-  a full-table delete (Arc: only the exact texts `1=1`, `TRUE`, `1`). A `where` DuckDB cannot bind or
-  evaluate (unknown column, bad cast) is a 400 with DuckDB's message (Arc: 500); one running past
-  `--query-timeout-s` is interrupted and rolled back (504). Matching rows still in the ingest buffer are
-  deleted too (Arc's buffered rows would be written after the delete).
+- Delete API (`POST /api/v1/delete`, `GET /api/v1/delete/config`): same request, response, status codes,
+  error texts and order of checks as Arc; off unless `--delete-enabled` (or `ARCLITE_DELETE_ENABLED=1`),
+  thresholds from `--delete-confirmation-threshold` / `--delete-max-rows-per-delete` instead of arc.toml's
+  `[delete]` (the error texts still name arc.toml, as Arc's do). Differences: Arc wants an *admin* token,
+  arclite its one token. It runs DuckDB `DELETE` in one transaction instead of rewriting Parquet files, so
+  `files_processed` is the database file, `affected_files`/`rewritten_files` are 0 or 1 and there is never
+  a partial 207. `where` gets Arc's checks (`;`, `--`, `/*` and the words DROP, DELETE, SELECT, UNION, SET,
+  ... outside string literals) on DuckDB's tokens, and is then admitted only as DuckDB parses it inside
+  `SELECT count(*) FROM "<m>" WHERE (...)`: one boolean expression over the measurement's own columns, no
+  subquery (not even `FROM`-first), table function or parameter. A `where` naming no column (`1=1`,
+  `true`, `2>1`) is a full-table delete (Arc: only the exact texts `1=1`, `TRUE`, `1`). A `where` DuckDB
+  cannot bind or evaluate (unknown column, bad cast) is a 400 with DuckDB's message (Arc skips the files
+  it cannot count and answers 200 with `deleted_count` 0); one running past `--query-timeout-s` is
+  interrupted and rolled back (504). Rows still in the ingest buffer are matched and deleted too, through
+  the measurement's column types; Arc's delete reads only its Parquet files, so a client of a real Arc
+  must flush first or buffered rows reappear.
 """

@@ -30,7 +30,8 @@ log = logging.getLogger("memtrace.arclite")
 MAX_DELETE_BODY = 64 * 1024
 DISABLED = "Delete operations are disabled. Set delete.enabled=true in arc.toml to enable."
 # DuckDB errors a client's `where` can provoke (unknown column, bad cast, wrong types): 400, not 500.
-_CLIENT_ERRORS = (duckdb.ProgrammingError, duckdb.DataError, duckdb.NotSupportedError, duckdb.PermissionException)
+_CLIENT_ERRORS = (duckdb.ProgrammingError, duckdb.DataError, duckdb.NotSupportedError, duckdb.PermissionException,
+                  duckdb.OutOfMemoryException)
 
 
 @dataclass(frozen=True)

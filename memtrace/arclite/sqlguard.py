@@ -93,6 +93,12 @@ def _walk(node: Any) -> list[dict[str, Any]]:
     return out
 
 
+# Arc refuses these words outside string literals in a delete's `where` (internal/api/delete.go); arclite
+# does too, so that a `where` that works here also works against a real Arc.
+_ARC_FORBIDDEN_WORDS = frozenset({
+    "DROP", "DELETE", "INSERT", "UPDATE", "EXEC", "EXECUTE", "UNION", "SELECT", "CREATE", "ALTER", "COPY",
+    "ATTACH", "DETACH", "LOAD", "INSTALL", "PRAGMA", "CALL", "SET",
+})
 WHERE_REQUIRED = "WHERE clause is required. To delete all data, use WHERE clause '1=1' with confirm=true"
 
 
@@ -118,8 +124,7 @@ def check_where(measurement: str, where: str) -> bool:
         tokens = duckdb.tokenize(where)
     except duckdb.Error as exc:
         raise Refused(f"WHERE clause parse error: {first_line(exc)}") from exc
-    if any(kind == duckdb.token_type.comment for _, kind in tokens):
-        raise Refused("WHERE clause contains forbidden pattern: comment")
+    _arc_word_checks(where, tokens)
     sql = wrap_where(measurement, where, "SELECT count(*)")
     try:
         statements = duckdb.extract_statements(sql)
@@ -156,6 +161,19 @@ def check_where(measurement: str, where: str) -> bool:
         if cls == "COLUMN_REF":
             columns += 1
     return columns == 0
+
+
+def _arc_word_checks(where: str, tokens: list[tuple[int, Any]]) -> None:
+    """Arc's punctuation and keyword refusals, applied to DuckDB's tokens so string literals stay data."""
+    for i, (pos, kind) in enumerate(tokens):
+        end = tokens[i + 1][0] if i + 1 < len(tokens) else len(where)
+        text = where[pos:end].strip()
+        if kind == duckdb.token_type.comment:
+            raise Refused(f"WHERE clause contains forbidden pattern: {'--' if text.startswith('--') else '/*'}")
+        if kind == duckdb.token_type.operator and ";" in text:
+            raise Refused("WHERE clause contains forbidden pattern: ;")
+        if kind in (duckdb.token_type.keyword, duckdb.token_type.identifier) and text.upper() in _ARC_FORBIDDEN_WORDS:
+            raise Refused(f"WHERE clause contains forbidden keyword: {text.upper()}")
 
 
 def first_line(exc: BaseException) -> str:
