@@ -221,7 +221,7 @@ HOSTILE = [
     "org_id = 'a' RETURNING *",
     "",
     "   ",
-    "x" * 10_001,
+    "x" * 65_537,
 ]
 
 
@@ -246,6 +246,18 @@ def test_hostile_where_refused_and_nothing_deleted(client: httpx.Client, arc: Ar
     assert r.status_code == 200 and r.json()["deleted_count"] == 0, r.text
 
 
+def test_long_id_list_where(client: httpx.Client, arc: ArcLite) -> None:
+    """Deleting by ids: ~1,800 quoted ids fit in one `where`."""
+    db = dbname()
+    write(client, arc, db, events(["a", "b"], 40))
+    ids = [f"'m{i}'" for i in range(40)] + [f"'zz{i:024d}'" for i in range(1_700)]
+    where = f"org_id = 'a' AND id IN ({', '.join(ids)})"
+    assert len(where) > 50_000
+    r = delete(client, arc, {"database": db, "measurement": "events", "where": where, "confirm": True})
+    assert r.status_code == 200 and r.json()["deleted_count"] == 40, r.text[:300]
+    assert per_org(client, arc, db) == {"b": 40}
+
+
 @pytest.mark.parametrize("body", [
     {"measurement": "events", "where": "a = 1", "confirm": True},
     {"database": "", "measurement": "events", "where": "a = 1", "confirm": True},
@@ -268,7 +280,7 @@ def test_unparseable_bodies_400_or_413(client: httpx.Client, arc: ArcLite) -> No
     url = f"{arc.url}/api/v1/delete"
     for raw in (b"", b"{", b"[1, 2]", b"null"):
         assert refused(client.post(url, content=raw)).startswith("Invalid request body"), raw
-    big = b'{"database": "db", "measurement": "events", "where": "' + b"x" * 70_000 + b'"}'
+    big = b'{"database": "db", "measurement": "events", "where": "' + b"x" * 270_000 + b'"}'
     refused(client.post(url, content=big), 413)
 
 

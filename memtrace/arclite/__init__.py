@@ -63,7 +63,8 @@ Where arclite differs from Arc:
   `true`, `2>1`) is a full-table delete (Arc: only the exact texts `1=1`, `TRUE`, `1`). A `where` DuckDB
   cannot bind or evaluate (unknown column, bad cast) is a 400 with DuckDB's message (Arc skips the files
   it cannot count and answers 200 with `deleted_count` 0); one running past `--query-timeout-s` is
-  interrupted and rolled back (504). Rows still in the ingest buffer are matched and deleted too, through
+  interrupted and rolled back (504). `where` is at most 65,536 characters (about 2,000 quoted ids), the
+  body at most 256 KiB (413 above). Rows still in the ingest buffer are matched and deleted too, through
   the measurement's column types; Arc's delete reads only its Parquet files, so a client of a real Arc
   must flush first or buffered rows reappear.
 """

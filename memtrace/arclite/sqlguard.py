@@ -13,6 +13,8 @@ import duckdb
 import orjson
 
 MAX_SQL = 10_000
+MAX_WHERE = 65_536
+"""A delete's `where` may be longer than a query (Arc sets no limit there): ~2,000 quoted ids fit."""
 
 SHOW_DATABASES_RE = re.compile(r"(?i)^\s*SHOW\s+DATABASES\s*;?\s*$")
 SHOW_TABLES_RE = re.compile(r"(?i)^\s*SHOW\s+(?:TABLES|MEASUREMENTS)(?:\s+FROM\s+([\w-]+))?\s*;?\s*$")
@@ -118,8 +120,8 @@ def check_where(measurement: str, where: str) -> bool:
     """
     if not where.strip():
         raise Refused(WHERE_REQUIRED)
-    if len(where) > MAX_SQL:
-        raise Refused(f"WHERE clause exceeds maximum length ({MAX_SQL} characters)")
+    if len(where) > MAX_WHERE:
+        raise Refused(f"WHERE clause exceeds maximum length ({MAX_WHERE} characters)")
     try:
         tokens = duckdb.tokenize(where)
     except duckdb.Error as exc:
