@@ -4,30 +4,35 @@ It exists so that `make run` and the test suite need nothing outside PyPI: Memtr
 `arc-tsdb-client`) talk to it exactly as they talk to a real Arc — msgpack columnar writes answered 204,
 JSON SQL queries, databases chosen by `x-arc-database`, an optional token. Production points each org at a
 real Arc instead. Run it with `python -m memtrace.arclite --port 8000 --data-dir ./data/arc [--token T]
-[--buffer-age-ms N]`.
+[--buffer-age-ms N] [--delete-enabled]`.
 
 Layout: `ingest` (decompression and msgpack payload checks), `sqlguard` (query admission, via DuckDB's
 parser), `storage` (one DuckDB file per database), `registry` (open databases, writer threads, counters),
-`server` (aiohttp routes).
+`delete` (Arc's delete API), `server` (aiohttp routes).
 
 Guarantees:
 - A 204 means the rows are committed to DuckDB, whose COMMIT appends to the WAL and fdatasyncs it before
   returning; they survive `kill -9` and are replayed on the next start.
+- A delete's 200 (`POST /api/v1/delete`) is likewise sent only after its DuckDB transaction committed;
+  rows still in the ingest buffer (see `--buffer-age-ms`) that match are deleted in the same transaction, so
+  they never appear after the flush.
 - Queries run one parsed SELECT inside a READ ONLY transaction on a connection opened with
   `enable_external_access=false`, so SQL can neither change data nor touch files, URLs or extensions.
 
 arclite extension (not in Arc):
 - `GET /api/v1/arclite/stats` -> `{"write_requests": n, "rows_written": n, "by_database": {db:
-  {"write_requests": n, "rows": {measurement: n}}}}`: successful msgpack writes since process start, for
-  tests and load tests that must prove no write was lost or doubled. Needs the token when one is set.
+  {"write_requests": n, "rows": {measurement: n}}}, "delete_requests": n, "rows_deleted": n,
+  "deleted_by_database": {db: {measurement: n}}}`: successful msgpack writes and (non-dry-run) deletes since
+  process start, for tests and load tests that must prove no write was lost or doubled. Needs the token
+  when one is set.
 - `--buffer-age-ms N` emulates Arc's ingest buffer: acknowledged rows wait, durable, in hidden staging
   tables (schema `_arclite_stage`) and become queryable N ms later or on
   `POST /api/v1/write/line-protocol/flush`.
 
 Where arclite differs from Arc:
 - Storage is one DuckDB file per database (`<data-dir>/<db>.duckdb`), not Parquet files partitioned by time;
-  no retention, compaction, continuous queries, delete API, RBAC (no 403s), rate limiting (no 429s) or
-  clustering. `SHOW TABLES` reports the database file as `storage_path`, with `file_count` 1.
+  no retention, compaction, continuous queries, RBAC (no 403s except a disabled delete API), rate limiting
+  (no 429s) or clustering. `SHOW TABLES` reports the database file as `storage_path`, with `file_count` 1.
 - Only `POST /api/v1/write/msgpack` ingests; the line-protocol, Arrow and msgpack *query* endpoints are
   absent. The flush endpoint needs only the ordinary token (Arc wants an admin token).
 - Qualified names (`db.table`, `schema.table`) are refused even without `x-arc-database` (Arc would query the
@@ -45,4 +50,21 @@ Where arclite differs from Arc:
   request is refused with 400. All-null columns are not created until a value arrives. Column names must
   match `^[A-Za-z_][A-Za-z0-9_-]*$` and are case-insensitive (DuckDB), so `Host` and `host` are one column.
 - A request is one transaction: all of its batches are stored or none is.
+- Delete API (`POST /api/v1/delete`, `GET /api/v1/delete/config`): same request, response, status codes,
+  error texts and order of checks as Arc; off unless `--delete-enabled` (or `ARCLITE_DELETE_ENABLED=1`),
+  thresholds from `--delete-confirmation-threshold` / `--delete-max-rows-per-delete` instead of arc.toml's
+  `[delete]` (the error texts still name arc.toml, as Arc's do). Differences: Arc wants an *admin* token,
+  arclite its one token. It runs DuckDB `DELETE` in one transaction instead of rewriting Parquet files, so
+  `files_processed` is the database file, `affected_files`/`rewritten_files` are 0 or 1 and there is never
+  a partial 207. `where` gets Arc's checks (`;`, `--`, `/*` and the words DROP, DELETE, SELECT, UNION, SET,
+  ... outside string literals) on DuckDB's tokens, and is then admitted only as DuckDB parses it inside
+  `SELECT count(*) FROM "<m>" WHERE (...)`: one boolean expression over the measurement's own columns, no
+  subquery (not even `FROM`-first), table function or parameter. A `where` naming no column (`1=1`,
+  `true`, `2>1`) is a full-table delete (Arc: only the exact texts `1=1`, `TRUE`, `1`). A `where` DuckDB
+  cannot bind or evaluate (unknown column, bad cast) is a 400 with DuckDB's message (Arc skips the files
+  it cannot count and answers 200 with `deleted_count` 0); one running past `--query-timeout-s` is
+  interrupted and rolled back (504). `where` is at most 65,536 characters (about 2,000 quoted ids), the
+  body at most 256 KiB (413 above). Rows still in the ingest buffer are matched and deleted too, through
+  the measurement's column types; Arc's delete reads only its Parquet files, so a client of a real Arc
+  must flush first or buffered rows reappear.
 """

@@ -26,6 +26,10 @@ class Stats:
     write_requests: int = 0
     rows_written: int = 0
     by_database: dict[str, dict[str, Any]] = field(default_factory=dict)
+    delete_requests: int = 0
+    rows_deleted: int = 0
+    deleted_by_database: dict[str, dict[str, int]] = field(default_factory=dict)
+    """database -> measurement -> rows removed by successful deletes (dry runs and refusals not counted)."""
 
     def record(self, db: str, batches: list[Batch]) -> None:
         self.write_requests += 1
@@ -35,9 +39,16 @@ class Stats:
             self.rows_written += b.rows
             entry["rows"][b.measurement] = entry["rows"].get(b.measurement, 0) + b.rows
 
+    def record_delete(self, db: str, measurement: str, rows: int) -> None:
+        self.delete_requests += 1
+        self.rows_deleted += rows
+        per = self.deleted_by_database.setdefault(db, {})
+        per[measurement] = per.get(measurement, 0) + rows
+
     def as_json(self) -> dict[str, Any]:
         return {"write_requests": self.write_requests, "rows_written": self.rows_written,
-                "by_database": self.by_database}
+                "by_database": self.by_database, "delete_requests": self.delete_requests,
+                "rows_deleted": self.rows_deleted, "deleted_by_database": self.deleted_by_database}
 
 
 class Registry:
@@ -80,6 +91,12 @@ class Registry:
             self._dbs[name] = db
             log.info("opened database %s (%s)", name, db.path)
             return db
+
+    async def existing(self, name: str) -> Database | None:
+        """The database if it exists (open or on disk); never creates one."""
+        if name not in self._dbs and not self.path(name).exists():
+            return None
+        return await self.get(name, create=True)
 
     async def on_writer(self, name: str, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writers[name], fn, *args)
