@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from memtrace import logs, metrics
 from memtrace.app import SETTINGS_ENV, binding_loader
 from memtrace.config import Settings
 from memtrace.crypto import DecryptionError, MasterKeyError
@@ -61,8 +62,11 @@ def serve(settings: Settings, granian_toml: Path | None = None) -> int:
         print(f"memtrace: {exc}", file=sys.stderr)
         return 1
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
+    metrics.prepare_dir(Path(settings.storage.data_dir))
     server = settings.server
-    options: dict[str, Any] = {"loop": "uvloop", "log_level": server.log_level, **granian_options(granian_toml)}
+    options: dict[str, Any] = {"loop": "uvloop", "log_level": server.log_level,
+                               "log_dictconfig": logs.dictconfig(server.log_format, server.log_level),
+                               **granian_options(granian_toml)}
     Granian(
         "memtrace.app:app_from_env",
         factory=True,

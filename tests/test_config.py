@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from memtrace.config import ConfigError, Settings, load_settings
+from memtrace.config import ConfigError, Settings, StorageSettings, load_settings
 from tests.procs import REPO, free_port
 
 
@@ -27,7 +28,9 @@ def test_defaults() -> None:
 
 
 def test_shipped_file_states_the_defaults() -> None:
-    assert load_settings(str(REPO / "memtrace.toml"), environ={}) == Settings()
+    # Only the relative data dir differs: it is resolved against the config file's directory.
+    expected = msgspec.structs.replace(Settings(), storage=StorageSettings(data_dir=str(REPO / "data")))
+    assert load_settings(str(REPO / "memtrace.toml"), environ={}) == expected
 
 
 def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
