@@ -10,7 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 import msgspec
 from msgspec import Meta, Struct
@@ -182,10 +182,23 @@ def _explain(exc: msgspec.ValidationError) -> str:
     text = str(exc)
     if " - at `$." in text:
         message, _, where = text.rpartition(" - at `$.")
-        return f"bad setting {where.rstrip('`')}: {message}"
+        key = where.rstrip("`")
+        return f"bad setting {key}: {message}{_choices(key)}"
     if "Object contains unknown field" in text:
         return f"unknown setting: {text}"
     return f"bad settings: {text}"
+
+
+def _choices(key: str) -> str:
+    """`; expected one of: a, b` when the key only takes a fixed set of values."""
+    section, _, name = key.partition(".")
+    cls = SECTIONS.get(section)
+    if cls is None:
+        return ""
+    hint = get_type_hints(cls).get(name)
+    if get_origin(hint) is not Literal:
+        return ""
+    return "; expected one of: " + ", ".join(str(v) for v in get_args(hint))
 
 
 def load_settings(

@@ -73,7 +73,7 @@ class JsonFormatter(logging.Formatter):
         out: dict[str, Any] = {
             "time": stamp.replace("+00:00", "Z"),
             "level": record.levelname.lower(),
-            "logger": "granian" if record.name == "_granian" else record.name,
+            "logger": record.name.removeprefix("_"),  # Granian's Rust side logs as `_granian`
             "message": record.getMessage(),
         }
         rid = request_id.get()

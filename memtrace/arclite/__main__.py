@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
-import sys
 from pathlib import Path
 
+from memtrace import logs
 from memtrace.arclite.server import Settings, serve
 
 
@@ -24,13 +23,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="rows become queryable this long after their write is acknowledged (Arc's buffer)")
     p.add_argument("--query-timeout-s", type=float, default=30.0, help="queries running longer get 504")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-format", choices=("text", "json"),
+                   default=os.environ.get("MEMTRACE_SERVER_LOG_FORMAT", "text"),
+                   help="text, or json: one object per line, as Memtrace writes (default: $MEMTRACE_SERVER_LOG_FORMAT)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(args.log_format, args.log_level)
     if args.buffer_age_ms < 0:
         raise SystemExit("--buffer-age-ms must be >= 0")
     settings = Settings(data_dir=args.data_dir.resolve(), token=args.token, buffer_age_ms=args.buffer_age_ms,
