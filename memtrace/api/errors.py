@@ -14,7 +14,7 @@ from memtrace.metrics import m
 
 log = logging.getLogger("memtrace.api")
 
-NO_ARC_HINT = "run: python -m memtrace.admin org add-arc <org_id> --url URL --database DB"
+NO_ARC_HINT = "run: memtrace admin org add-arc <org id or name> --url URL --database DB"
 
 
 def response_for(exc: MemtraceError) -> Response:
