@@ -51,11 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     from memtrace import logs
 
     logs.configure(settings.server.log_format, settings.server.log_level)
-    log_sources(settings, args.config)
     if args.command == "serve":
         from memtrace.serve import serve
 
-        return serve(settings, args.granian_config)
+        return serve(settings, args.granian_config, announce=lambda: log_sources(settings, args.config))
     from memtrace.dev import run_dev
 
     return run_dev(settings, args.arc_port)

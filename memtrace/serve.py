@@ -11,6 +11,7 @@ import asyncio
 import os
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ async def preflight(settings: Settings) -> None:
     await journal.close()
 
 
-def serve(settings: Settings, granian_toml: Path | None = None) -> int:
+def serve(settings: Settings, granian_toml: Path | None = None, announce: Callable[[], None] | None = None) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
@@ -61,6 +62,8 @@ def serve(settings: Settings, granian_toml: Path | None = None) -> int:
     except (MasterKeyError, DecryptionError) as exc:
         print(f"memtrace: {exc}", file=sys.stderr)
         return 1
+    if announce is not None:
+        announce()  # after the checks, so a refused start stays one line
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
     metrics.prepare_dir(Path(settings.storage.data_dir))
     server = settings.server
