@@ -1,8 +1,7 @@
 """OpenAI Agents SDK integration: Memtrace memory tools and a Memtrace-backed `Session`.
 
 Install with ``pip install 'memtrace-server[openai-agents]'``. Everything here talks to a running Memtrace over HTTP
-with an
-``mtk_`` key through `memtrace.client.AsyncMemtraceClient`; nothing runs in-process with the server.
+with an ``mtk_`` key through `memtrace.client.AsyncMemtraceClient`; nothing runs in-process with the server.
 
 - `memtrace_tools(client, agent_id, ...)` returns function tools ``remember``, ``recall``, ``search`` and ``decide``
   bound to one client and agent id, to put in ``Agent(tools=...)``.
