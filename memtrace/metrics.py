@@ -138,6 +138,7 @@ def exposition() -> bytes:
     m()
     path = multiproc_dir()
     if path is not None and path.is_dir():
+        forget_dead_workers()
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, str(path))  # type: ignore[no-untyped-call]
         return generate_latest(registry)

@@ -6,6 +6,7 @@ mmap'd files as under `memtrace serve` (multiprocess mode). The difference is th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from memtrace import metrics
+from memtrace.logs import JsonFormatter
 from memtrace.observe import ROUTE_KEY, Observed
 
 SCOPE_HEADERS = [(b"host", b"localhost"), (b"x-api-key", b"mtk_x"), (b"content-type", b"application/json")]
@@ -65,3 +67,24 @@ def test_bench_observed_request(benchmark: BenchmarkFixture, multiproc: None) ->
     app = Observed(inner)
     benchmark(run_once, app)
     assert b"/api/v1/memories/:memory_id" in metrics.exposition()
+
+
+@pytest.mark.benchmark(group="observe")
+def test_bench_observed_request_with_json_access_line(benchmark: BenchmarkFixture, multiproc: None,
+                                                      tmp_path: Path) -> None:
+    """Same, with the access line on (log_level info) in JSON, written to a file."""
+    handler = logging.FileHandler(tmp_path / "access.log")
+    handler.setFormatter(JsonFormatter())
+    access = logging.getLogger("memtrace.access")
+    saved = (access.level, access.propagate)
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    access.addHandler(handler)
+    try:
+        benchmark(run_once, Observed(inner))
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(saved[0])
+        access.propagate = saved[1]
+        handler.close()
+    assert '"route":"/api/v1/memories/:memory_id"' in (tmp_path / "access.log").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -152,3 +153,22 @@ def test_grafana_dashboard_queries_only_exported_metrics(two: Two) -> None:
     for expr in exprs:
         for name in re.findall(r"\bmemtrace_[a-z_]+", expr):
             assert name in exported or name in families, f"dashboard queries unknown metric {name}"
+
+
+def test_live_gauges_of_dead_workers_are_forgotten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A respawned worker has a new pid: the dead one's live gauges (open circuits) must stop counting."""
+    import subprocess
+    import sys
+
+    from memtrace import metrics
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    dead_pid = int(gone.stdout)
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, str(tmp_path))
+    for pid in (dead_pid, os.getpid()):
+        (tmp_path / f"gauge_livesum_{pid}.db").write_bytes(b"")
+        (tmp_path / f"counter_{pid}.db").write_bytes(b"")
+    metrics.forget_dead_workers()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([f"counter_{dead_pid}.db", f"counter_{os.getpid()}.db", f"gauge_livesum_{os.getpid()}.db"])
