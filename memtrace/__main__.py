@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from pathlib import Path
 
-from memtrace.config import ConfigError, Settings, load_settings
+from memtrace import __version__
+from memtrace.config import HOME_ENV, ConfigError, Settings, find_config_file, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -30,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return admin_main(argv[1:])
     parser = argparse.ArgumentParser(prog="memtrace", description="Memtrace: memory for AI agents")
+    parser.add_argument("--version", action="version", version=f"memtrace {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="run the API server under Granian")
     _add_server_flags(serve_cmd)
@@ -44,13 +48,26 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"memtrace: {exc}", file=sys.stderr)
         return 1
+    from memtrace import logs
+
+    logs.configure(settings.server.log_format, settings.server.log_level)
     if args.command == "serve":
         from memtrace.serve import serve
 
-        return serve(settings, args.granian_config)
+        return serve(settings, args.granian_config, announce=lambda: log_sources(settings, args.config))
     from memtrace.dev import run_dev
 
     return run_dev(settings, args.arc_port)
+
+
+def log_sources(settings: Settings, config_arg: str | None) -> None:
+    """Say where settings and data come from, so two processes can be checked to share the same DBs."""
+    log = logging.getLogger("memtrace")
+    config = find_config_file(config_arg)
+    home = os.environ.get(HOME_ENV)
+    log.info("config file: %s", config or "(none: defaults and environment)")
+    log.info("data dir: %s%s", settings.storage.data_dir, f" (relative paths from {HOME_ENV}={home})" if home else "")
+    log.info("metadata db: %s; journal: %s", settings.metadata_path, settings.journal_path)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`python -m memtrace.admin`: provision orgs, Arc bindings and API keys, with the server up or down.
+"""`memtrace admin` (or `python -m memtrace.admin`): provision orgs, Arc bindings and API keys, server up or down.
 
 It writes the metadata DB directly; running servers notice through the DB's change counter within
 about a second (new orgs, rebinds, revocations), so nothing needs a restart.
@@ -9,6 +9,9 @@ so routine key management does not spread the master key to more shells than nec
 
 Exit status: 0 on success, 1 with one `error: ...` line on stderr for anything wrong (unknown org,
 duplicate name, bad URL, missing master key), 2 for command-line usage errors.
+
+Orgs are named by id or by name wherever a command takes one. `org delete` asks for confirmation on a
+terminal and refuses without `--yes` when stdin is not one (scripts must say so explicitly).
 """
 
 from __future__ import annotations
@@ -32,9 +35,9 @@ from memtrace.keys import DEFAULT_PERMISSIONS, format_permissions, parse_permiss
 from memtrace.metadata._util import now_us, parse_ts
 from memtrace.metadata.arc_instances import DEFAULT_MEASUREMENT, decrypt_binding
 from memtrace.metadata.db import MetadataDB, SchemaError, open_metadata
-from memtrace.metadata.models import ApiKeyInfo
+from memtrace.metadata.models import ApiKeyInfo, Org
 
-PROG = "python -m memtrace.admin"
+PROG = "memtrace admin"
 _DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -83,6 +86,22 @@ def _key_status(key: ApiKeyInfo, now: int) -> str:
     return "active"
 
 
+async def _org(db: MetadataDB, ref: str) -> Org:
+    """An org by id, else by name (names are unique)."""
+    org = await db.orgs.find(ref) or await db.orgs.find_by_name(ref)
+    if org is None:
+        raise NotFound(f"unknown org {ref!r} (give its id or name; see: {PROG} org list)")
+    return org
+
+
+def _confirm(question: str) -> None:
+    if not sys.stdin.isatty():
+        raise AdminError("refusing to delete without confirmation: stdin is not a terminal; pass --yes")
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise AdminError("not deleted")
+
+
 # --- commands -------------------------------------------------------------------------------------
 
 
@@ -100,17 +119,20 @@ async def _org_list(args: argparse.Namespace, db: MetadataDB) -> Output:
 
 
 async def _org_delete(args: argparse.Namespace, db: MetadataDB) -> Output:
-    if not await db.orgs.delete(args.org_id):
+    org = await _org(db, args.org_id)
+    if not args.yes:
+        _confirm(f"delete org {org.id} ({org.name}) with its Arc binding, API keys, agents and sessions?")
+    if not await db.orgs.delete(org.id):
         raise NotFound(f"unknown org {args.org_id!r}")
-    text = f"deleted org {args.org_id} with its Arc binding, API keys, agents and sessions (Arc data is kept)"
-    return text, {"deleted": args.org_id}
+    text = f"deleted org {org.id} with its Arc binding, API keys, agents and sessions (Arc data is kept)"
+    return text, {"deleted": org.id}
 
 
 async def _org_add_arc(args: argparse.Namespace, db: MetadataDB) -> Output:
     master = crypto.load_master_key() if args.api_key is not None else None
-    await db.orgs.get(args.org_id)
+    org = await _org(db, args.org_id)
     arc = await db.arc_instances.upsert(
-        args.org_id, args.url, args.database, args.measurement, args.api_key, master,
+        org.id, args.url, args.database, args.measurement, args.api_key, master,
         clear_api_key=args.clear_api_key,
     )
     key_state = "set" if arc.has_api_key else "none"
@@ -122,9 +144,9 @@ async def _org_add_arc(args: argparse.Namespace, db: MetadataDB) -> Output:
 
 
 async def _org_show_arc(args: argparse.Namespace, db: MetadataDB) -> Output:
-    await db.orgs.get(args.org_id)
-    row = await db.arc_instances.get_row(args.org_id)
-    arc = await db.arc_instances.get(args.org_id)
+    org = await _org(db, args.org_id)
+    row = await db.arc_instances.get_row(org.id)
+    arc = await db.arc_instances.get(org.id)
     if row is None or arc is None:
         raise NotFound(f"org {args.org_id!r} has no Arc binding (add one with: {PROG} org add-arc)")
     masked: str | None = None
@@ -143,17 +165,17 @@ async def _org_show_arc(args: argparse.Namespace, db: MetadataDB) -> Output:
 
 
 async def _org_remove_arc(args: argparse.Namespace, db: MetadataDB) -> Output:
-    await db.orgs.get(args.org_id)
-    if not await db.arc_instances.delete(args.org_id):
+    org = await _org(db, args.org_id)
+    if not await db.arc_instances.delete(org.id):
         raise NotFound(f"org {args.org_id!r} has no Arc binding")
-    return f"removed the Arc binding of org {args.org_id}", {"removed": args.org_id}
+    return f"removed the Arc binding of org {org.id}", {"removed": org.id}
 
 
 async def _key_create(args: argparse.Namespace, db: MetadataDB) -> Output:
     perms = parse_permissions(args.permissions) if args.permissions else DEFAULT_PERMISSIONS
     expires = None if args.expires_in is None else now_us() + parse_duration_s(args.expires_in) * 1_000_000
-    await db.orgs.get(args.org)
-    info, key = await db.api_keys.create(args.org, args.name, perms, expires)
+    org = await _org(db, args.org)
+    info, key = await db.api_keys.create(org.id, args.name, perms, expires)
     text = (
         f"created API key {info.id} ({info.name}) for org {info.org_id}: permissions "
         f"{format_permissions(perms)}, expires {info.expires_at or 'never'}\n{key}\n"
@@ -163,8 +185,8 @@ async def _key_create(args: argparse.Namespace, db: MetadataDB) -> Output:
 
 
 async def _key_list(args: argparse.Namespace, db: MetadataDB) -> Output:
-    await db.orgs.get(args.org)
-    keys = await db.api_keys.list(args.org)
+    org = await _org(db, args.org)
+    keys = await db.api_keys.list(org.id)
     now = now_us()
     rows = [
         (k.id, k.name, ",".join(k.permissions), k.created_at, k.expires_at or "never", _key_status(k, now))
@@ -208,11 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="org id (default: org_<random hex>)")
     p.set_defaults(handler=_org_create, creates_db=True)
     org.add_parser("list", parents=[common], help="list orgs").set_defaults(handler=_org_list)
-    p = org.add_parser("delete", parents=[common], help="delete an org and all its metadata")
-    p.add_argument("org_id")
+    p = org.add_parser("delete", parents=[common], help="delete an org and all its metadata (asks first)")
+    p.add_argument("org_id", metavar="org", help="org id or name")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.set_defaults(handler=_org_delete)
     p = org.add_parser("add-arc", parents=[common], help="bind an org to an Arc (or update its binding)")
-    p.add_argument("org_id")
+    p.add_argument("org_id", metavar="org", help="org id or name")
     p.add_argument("--url", required=True, help="Arc base URL, http(s)://host[:port]")
     p.add_argument("--database", required=True, help="Arc database for this org's memories")
     p.add_argument("--measurement", default=DEFAULT_MEASUREMENT, help="measurement name (default: events)")
@@ -221,21 +244,21 @@ def build_parser() -> argparse.ArgumentParser:
     key_opts.add_argument("--clear-api-key", action="store_true", help="remove the stored Arc token")
     p.set_defaults(handler=_org_add_arc)
     p = org.add_parser("show-arc", parents=[common], help="show an org's Arc binding (API key masked)")
-    p.add_argument("org_id")
+    p.add_argument("org_id", metavar="org", help="org id or name")
     p.set_defaults(handler=_org_show_arc)
     p = org.add_parser("remove-arc", parents=[common], help="remove an org's Arc binding")
-    p.add_argument("org_id")
+    p.add_argument("org_id", metavar="org", help="org id or name")
     p.set_defaults(handler=_org_remove_arc)
 
     key = groups.add_parser("key", help="Memtrace API keys").add_subparsers(dest="command", required=True)
     p = key.add_parser("create", parents=[common], help="create an API key (printed once)")
-    p.add_argument("--org", required=True, help="org id")
+    p.add_argument("--org", required=True, help="org id or name")
     p.add_argument("--name", required=True, help="a name unique within the org")
     p.add_argument("--permissions", help="comma list of read, write, admin (default: read,write)")
     p.add_argument("--expires-in", help="lifetime such as 30d, 12h, 4w (default: never)")
     p.set_defaults(handler=_key_create)
     p = key.add_parser("list", parents=[common], help="list an org's API keys")
-    p.add_argument("--org", required=True, help="org id")
+    p.add_argument("--org", required=True, help="org id or name")
     p.set_defaults(handler=_key_list)
     p = key.add_parser("revoke", parents=[common], help="revoke an API key")
     p.add_argument("key_id")

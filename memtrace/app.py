@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from blacksheep import Application, Request, Response, Router
 
+from memtrace import logs
 from memtrace.activity import ActivityTracker
-from memtrace.api import agents, docs, errors, health, memories, openapi, sessions
+from memtrace.api import agents, docs, errors, health, memories, metrics, openapi, sessions
 from memtrace.api.deps import Deps
 from memtrace.api.http import error_response
 from memtrace.arc.binding import ArcBinding
@@ -34,13 +35,13 @@ from memtrace.metadata.api_keys import ApiKeys
 from memtrace.metadata.arc_instances import ArcInstances, decrypt_bindings
 from memtrace.metadata.db import MetadataDB, open_metadata
 from memtrace.metadata.sessions import Sessions
+from memtrace.observe import Observed, RouteLabelRouter
 
 log = logging.getLogger("memtrace")
 
 SETTINGS_ENV = "MEMTRACE_SETTINGS_JSON"
 ACTIVITY_FLUSH_S = 1.0
 HEALTH_CHECK_S = 2.0
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 
 
@@ -85,7 +86,7 @@ def _fallback(router: Router) -> Callable[[Request], Awaitable[Response]]:
 
 
 def create_app(settings: Settings) -> Application:
-    router = Router()
+    router = RouteLabelRouter()
     app = Application(router=router)
     router.fallback = _fallback(router)
     errors.install(app)
@@ -114,7 +115,7 @@ def create_app(settings: Settings) -> Application:
             memories=MemoryService(journal, registry, settings.limits, activity),
             agents=agent_repo, sessions=session_repo,
         )
-        for resource in (health, memories, agents, sessions):
+        for resource in (health, memories, agents, sessions, metrics):
             resource.register(router, deps)
         docs.register(router, document)
         router.apply_routes()  # routes need the started components, so they are added here, not at import
@@ -157,9 +158,9 @@ def create_app(settings: Settings) -> Application:
     return app
 
 
-def app_from_env() -> Application:
+def app_from_env() -> Observed:
     """Granian's factory target: settings come serialised from `memtrace serve` (or are loaded afresh)."""
     raw = os.environ.get(SETTINGS_ENV)
     settings = msgspec.json.decode(raw, type=Settings) if raw else load_settings()
-    logging.basicConfig(level=settings.server.log_level.upper(), format=LOG_FORMAT)
-    return create_app(settings)
+    logs.configure(settings.server.log_format, settings.server.log_level)
+    return Observed(create_app(settings))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from memtrace.errors import Forbidden, Unauthorized
 from memtrace.keys import has_permission, lookup_id, verify_key
 from memtrace.metadata.api_keys import KeyRecord
+from memtrace.metrics import m
 
 MISSING = "missing API key"
 INVALID = "invalid API key"
@@ -77,6 +78,7 @@ class Authenticator:
             principal, cached_at = hit
             if time.monotonic() - cached_at < self._ttl_s and not _expired(principal):
                 self._cache.move_to_end(digest)
+                m().auth_cache_hits.inc()
                 return principal
             del self._cache[digest]
         pending = self._inflight.get(digest)
@@ -100,6 +102,7 @@ class Authenticator:
 
     async def _verify(self, key: str) -> Principal:
         self.misses += 1
+        m().auth_cache_misses.inc()
         lid = lookup_id(key)
         if lid is None:
             raise Unauthorized(INVALID)

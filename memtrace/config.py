@@ -10,7 +10,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 import msgspec
 from msgspec import Meta, Struct
@@ -22,7 +22,11 @@ Positive = Annotated[int, Meta(ge=1)]
 PositiveFloat = Annotated[float, Meta(gt=0)]
 
 # Env vars with the MEMTRACE_ prefix that are not settings overrides.
-RESERVED_ENV = frozenset({"MEMTRACE_MASTER_KEY", "MEMTRACE_CONFIG", "MEMTRACE_URL", "MEMTRACE_API_KEY"})
+RESERVED_ENV = frozenset({
+    "MEMTRACE_MASTER_KEY", "MEMTRACE_CONFIG", "MEMTRACE_URL", "MEMTRACE_API_KEY", "MEMTRACE_HOME",
+})
+# Relative storage paths resolve against $MEMTRACE_HOME, else the loaded config file's directory, else the cwd.
+HOME_ENV = "MEMTRACE_HOME"
 SEARCH_PATHS = (Path("memtrace.toml"), Path("/etc/memtrace/memtrace.toml"), Path("~/.memtrace/memtrace.toml"))
 
 
@@ -40,7 +44,9 @@ class ServerSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=
     workers: Annotated[int, Meta(ge=1, le=64)] = 1
     # Concurrent requests per worker before Granian answers 503 (backpressure at the socket).
     backpressure: Positive = 1024
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    # "text" for people, "json" (one object per line) for log pipelines; Granian's and arclite's lines too.
+    log_format: Literal["text", "json"] = "text"
 
 
 class StorageSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -176,10 +182,23 @@ def _explain(exc: msgspec.ValidationError) -> str:
     text = str(exc)
     if " - at `$." in text:
         message, _, where = text.rpartition(" - at `$.")
-        return f"bad setting {where.rstrip('`')}: {message}"
+        key = where.rstrip("`")
+        return f"bad setting {key}: {message}{_choices(key)}"
     if "Object contains unknown field" in text:
         return f"unknown setting: {text}"
     return f"bad settings: {text}"
+
+
+def _choices(key: str) -> str:
+    """`; expected one of: a, b` when the key only takes a fixed set of values."""
+    section, _, name = key.partition(".")
+    cls = SECTIONS.get(section)
+    if cls is None:
+        return ""
+    hint = get_type_hints(cls).get(name)
+    if get_origin(hint) is not Literal:
+        return ""
+    return "; expected one of: " + ", ".join(str(v) for v in get_args(hint))
 
 
 def load_settings(
@@ -197,7 +216,29 @@ def load_settings(
     if overrides:
         data = _merge(data, {s: {k: v for k, v in kv.items() if v is not None} for s, kv in overrides.items()})
     try:
-        return msgspec.convert(data, Settings, strict=False)
+        settings = msgspec.convert(data, Settings, strict=False)
     except msgspec.ValidationError as exc:
         where = f" (from {path})" if path else ""
         raise ConfigError(_explain(exc) + where) from exc
+    return _resolve_storage(settings, storage_base(path, environ))
+
+
+def storage_base(config_path: Path | None, environ: Mapping[str, str]) -> Path:
+    """Where relative storage paths start, so `serve` and `admin` run from any directory agree on the DBs."""
+    home = environ.get(HOME_ENV)
+    if home:
+        return Path(home).expanduser().resolve()
+    if config_path is not None:
+        return config_path.expanduser().resolve().parent
+    return Path.cwd()
+
+
+def _resolve_storage(settings: Settings, base: Path) -> Settings:
+    def absolute(raw: str) -> str:
+        return str(base / Path(raw).expanduser()) if raw else raw
+
+    storage = settings.storage
+    resolved = msgspec.structs.replace(storage, data_dir=absolute(storage.data_dir),
+                                       metadata_db=absolute(storage.metadata_db),
+                                       journal_db=absolute(storage.journal_db))
+    return msgspec.structs.replace(settings, storage=resolved)

@@ -21,7 +21,7 @@ MASTER_KEY_ENV = "MEMTRACE_MASTER_KEY"
 KEY_BYTES = 32
 NONCE_BYTES = 12
 _AAD_PREFIX = b"memtrace/arc_instances/api_key/"
-_HOW_TO = f"generate one with `python -m memtrace.admin keygen master` and export it as {MASTER_KEY_ENV}"
+_HOW_TO = f"generate one with `memtrace admin keygen master` and export it as {MASTER_KEY_ENV}"
 
 
 class MasterKeyError(Exception):

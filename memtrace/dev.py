@@ -10,6 +10,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -64,7 +65,7 @@ async def ensure_demo(settings: Settings, arc_url: str) -> str:
 
 def banner(key: str, base: str) -> str:
     return f"""
-Memtrace is starting on {base} (embedded Arc store, demo org '{DEMO_ORG_ID}').
+Memtrace is up on {base} (embedded Arc store, demo org '{DEMO_ORG_ID}').
 
   API key: {key}
 
@@ -73,8 +74,21 @@ Try it:
        -d '{{"agent_id": "agent_1", "content": "User prefers dark mode", "tags": ["prefs"]}}'
   curl -s '{base}/api/v1/memories?agent_id=agent_1' -H 'x-api-key: {key}'
 
-Ctrl-C stops both servers.
+Metrics: {base}/metrics    Ctrl-C stops both servers.
 """
+
+
+def announce_when_up(base: str, key: str, timeout: float = 300.0) -> None:
+    """Print the key and the curl example only once the server answers, so they are never a dead end."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=1):  # noqa: S310 - our own loopback URL
+                print(banner(key, base), flush=True)
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    print(f"memtrace: the server did not answer at {base}/health within {timeout:.0f}s", file=sys.stderr)
 
 
 def run_dev(settings: Settings, arc_port: int) -> int:
@@ -83,16 +97,18 @@ def run_dev(settings: Settings, arc_port: int) -> int:
     data_dir = Path(settings.storage.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     arc_url = f"http://127.0.0.1:{arc_port}"
+    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host  # noqa: S104
+    base = f"http://{host}:{settings.server.port}"
+    print(f"Memtrace: starting on {base} (data in {data_dir}); embedded Arc store on {arc_url} ...", flush=True)
     arc = subprocess.Popen(
         [sys.executable, "-m", "memtrace.arclite", "--host", "127.0.0.1", "--port", str(arc_port),
-         "--data-dir", str(data_dir / "arc")],
+         "--data-dir", str(data_dir / "arc"), "--log-format", settings.server.log_format],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         _wait_healthy(f"{arc_url}/health", arc)
         key = asyncio.run(ensure_demo(settings, arc_url))
-        host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::") else settings.server.host  # noqa: S104
-        print(banner(key, f"http://{host}:{settings.server.port}"), flush=True)
+        threading.Thread(target=announce_when_up, args=(base, key), daemon=True, name="announce").start()
         return serve(settings)
     finally:
         arc.terminate()

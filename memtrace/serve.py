@@ -11,11 +11,13 @@ import asyncio
 import os
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from memtrace import logs, metrics
 from memtrace.app import SETTINGS_ENV, binding_loader
 from memtrace.config import Settings
 from memtrace.crypto import DecryptionError, MasterKeyError
@@ -51,7 +53,7 @@ async def preflight(settings: Settings) -> None:
     await journal.close()
 
 
-def serve(settings: Settings, granian_toml: Path | None = None) -> int:
+def serve(settings: Settings, granian_toml: Path | None = None, announce: Callable[[], None] | None = None) -> int:
     from granian import Granian
     from granian.constants import Interfaces
 
@@ -60,9 +62,14 @@ def serve(settings: Settings, granian_toml: Path | None = None) -> int:
     except (MasterKeyError, DecryptionError) as exc:
         print(f"memtrace: {exc}", file=sys.stderr)
         return 1
+    if announce is not None:
+        announce()  # after the checks, so a refused start stays one line
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
+    metrics.prepare_dir(Path(settings.storage.data_dir))
     server = settings.server
-    options: dict[str, Any] = {"loop": "uvloop", "log_level": server.log_level, **granian_options(granian_toml)}
+    options: dict[str, Any] = {"loop": "uvloop", "log_level": server.log_level,
+                               "log_dictconfig": logs.dictconfig(server.log_format, server.log_level),
+                               **granian_options(granian_toml)}
     Granian(
         "memtrace.app:app_from_env",
         factory=True,

@@ -144,7 +144,9 @@ def test_round_trip(db: Path, master: str) -> None:
     ok(*d, "org", "remove-arc", "acme")
     assert "has no Arc binding" in fails(*d, "org", "show-arc", "acme")
     v4 = _counter(db)
-    ok(*d, "org", "delete", "acme")
+    assert "pass --yes" in fails(*d, "org", "delete", "acme")  # stdin is not a terminal here
+    assert _counter(db) == v4
+    ok(*d, "org", "delete", "acme", "--yes")
     assert _counter(db) > v4
     assert "acme" not in {o["id"] for o in ok_json(*d, "org", "list")}
 
@@ -283,3 +285,34 @@ def test_concurrent_cli_processes_on_a_fresh_db(db: Path) -> None:
         assert conn.execute("SELECT COUNT(*) FROM api_keys").fetchone()[0] == 20
     finally:
         conn.close()
+
+
+def test_orgs_are_addressed_by_name_as_well_as_id(db: Path) -> None:
+    d = ("--db", str(db))
+    org = ok_json(*d, "org", "create", "Acme Corp")
+    key = ok_json(*d, "key", "create", "--org", "Acme Corp", "--name", "k1")
+    assert key["org_id"] == org["id"]
+    ok(*d, "org", "add-arc", "Acme Corp", "--url", "http://127.0.0.1:8000", "--database", "acme")
+    assert ok_json(*d, "org", "show-arc", "Acme Corp")["org_id"] == org["id"]
+    assert [k["name"] for k in ok_json(*d, "key", "list", "--org", org["id"])] == ["k1"]
+    assert "memtrace admin org list" in fails(*d, "key", "list", "--org", "Nobody")
+    assert ok_json(*d, "org", "delete", "Acme Corp", "--yes")["deleted"] == org["id"]
+
+
+@pytest.mark.parametrize(("answer", "deleted"), [("n\n", False), ("\n", False), ("y\n", True)])
+def test_org_delete_asks_on_a_terminal(db: Path, answer: str, deleted: bool) -> None:
+    ok("--db", str(db), "org", "create", "Acme", "--id", "acme")
+    primary, secondary = os.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "memtrace.admin", "--db", str(db), "org", "delete", "Acme"],
+                                stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=_env(), cwd=REPO)
+        os.write(primary, answer.encode())
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert "delete org acme (Acme)" in err and "[y/N]" in err
+    assert (proc.returncode == 0) is deleted, err
+    remaining = {o["id"] for o in ok_json("--db", str(db), "org", "list")}
+    assert ("acme" in remaining) is not deleted

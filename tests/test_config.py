@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from memtrace.config import ConfigError, Settings, load_settings
-from tests.procs import REPO, free_port
+from memtrace.config import ConfigError, Settings, StorageSettings, load_settings
+from tests.procs import REPO, Proc, free_port
 
 
 def write(path: Path, text: str) -> Path:
@@ -27,7 +28,9 @@ def test_defaults() -> None:
 
 
 def test_shipped_file_states_the_defaults() -> None:
-    assert load_settings(str(REPO / "memtrace.toml"), environ={}) == Settings()
+    # Only the relative data dir differs: it is resolved against the config file's directory.
+    expected = msgspec.structs.replace(Settings(), storage=StorageSettings(data_dir=str(REPO / "data")))
+    assert load_settings(str(REPO / "memtrace.toml"), environ={}) == expected
 
 
 def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
@@ -71,3 +74,64 @@ def test_serve_refuses_bad_settings_with_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0
     assert "server.workers" in result.stderr
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"MEMTRACE_SERVER_LOG_LEVEL": "verbose"}, "server.log_level"),
+    ({"MEMTRACE_SERVER_LOG_FORMAT": "xml"}, "server.log_format"),
+])
+def test_serve_refuses_unknown_log_level_or_format_naming_the_key(tmp_path: Path, env: dict[str, str],
+                                                                  named: str) -> None:
+    """Used to crash start-up with a Granian traceback; now one line naming the key and the choices."""
+    full = {**os.environ, "MEMTRACE_STORAGE_DATA_DIR": str(tmp_path), **env}
+    result = subprocess.run([sys.executable, "-m", "memtrace", "serve", "--port", str(free_port())],
+                            cwd=tmp_path, env=full, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert named in result.stderr and "expected one of" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_relative_storage_paths_follow_the_config_file_not_the_cwd(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    cfg = write(etc / "memtrace.toml", '[storage]\ndata_dir = "state"\njournal_db = "j/journal.db"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    s = load_settings(str(cfg), environ={})
+    assert s.metadata_path == etc / "state" / "memtrace.db"
+    assert s.journal_path == etc / "j" / "journal.db"
+    home = tmp_path / "home"
+    s = load_settings(str(cfg), environ={"MEMTRACE_HOME": str(home)})
+    assert s.metadata_path == home / "state" / "memtrace.db"
+    assert load_settings(None, environ={}).metadata_path == elsewhere / "data" / "memtrace.db"
+    assert load_settings(str(cfg), environ={"MEMTRACE_STORAGE_DATA_DIR": "/abs"}).metadata_path == Path(
+        "/abs/memtrace.db")
+
+
+def test_admin_and_serve_from_different_directories_share_the_databases(tmp_path: Path) -> None:
+    """`memtrace admin` run from one directory and `memtrace serve` from another find the same DBs."""
+    cfg = write(tmp_path / "memtrace.toml", '[storage]\ndata_dir = "data"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMTRACE_")}
+    env["MEMTRACE_CONFIG"] = str(cfg)
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    created = subprocess.run([sys.executable, "-m", "memtrace", "admin", "org", "create", "acme"], cwd=one, env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    assert (tmp_path / "data" / "memtrace.db").is_file()
+    port = free_port()
+    server = Proc([sys.executable, "-m", "memtrace", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                  env={**env, "MEMTRACE_SERVER_LOG_LEVEL": "info"}, cwd=two)
+    try:
+        server.start_or_stop(f"http://127.0.0.1:{port}/health")
+    finally:
+        server.stop()
+    out = server.log_path.read_text()
+    assert f"config file: {cfg}" in out
+    assert f"data dir: {tmp_path / 'data'}" in out
+    assert str(tmp_path / "data" / "journal.db") in out
+    assert not (two / "data").exists()

@@ -76,7 +76,7 @@ def _one_line_naming_the_fix(exc: MasterKeyError) -> None:
     message = str(exc)
     assert "\n" not in message
     assert "MEMTRACE_MASTER_KEY" in message
-    assert "python -m memtrace.admin keygen master" in message
+    assert "memtrace admin keygen master" in message
 
 
 def test_missing_master_key() -> None:

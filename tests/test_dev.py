@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
 
-from tests.procs import Proc, free_port
+from tests.procs import REPO, Proc, free_port
 
 
 def test_dev_prints_a_working_key_and_keeps_it_across_runs(tmp_path: Path) -> None:
@@ -17,7 +18,7 @@ def test_dev_prints_a_working_key_and_keeps_it_across_runs(tmp_path: Path) -> No
     for _ in range(2):
         port, arc_port = free_port(), free_port()
         proc = Proc([sys.executable, "-m", "memtrace", "dev", "--port", str(port), "--arc-port", str(arc_port)],
-                    env={"MEMTRACE_SERVER_LOG_LEVEL": "warning"}, cwd=tmp_path)
+                    env={"MEMTRACE_SERVER_LOG_LEVEL": "info"}, cwd=tmp_path)
         try:
             proc.wait_ready(f"http://127.0.0.1:{port}/health", timeout=60)
             deadline = time.monotonic() + 10
@@ -25,7 +26,10 @@ def test_dev_prints_a_working_key_and_keeps_it_across_runs(tmp_path: Path) -> No
                 assert time.monotonic() < deadline, proc.output()
                 time.sleep(0.1)
             key = found.group(1)
-            assert "curl" in proc.output()
+            out = proc.output()
+            assert "curl" in out
+            # The URL comes first; the key and the curl example only once the server answered.
+            assert out.index(f"starting on http://127.0.0.1:{port}") < out.index("Started worker") < out.index(key)
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"x-api-key": key}) as client:
                 created = client.post("/api/v1/memories", json={"agent_id": "demo", "content": f"hi {len(keys)}"})
                 assert created.status_code == 201, created.text
@@ -36,3 +40,22 @@ def test_dev_prints_a_working_key_and_keeps_it_across_runs(tmp_path: Path) -> No
             proc.stop()
     assert keys[0] == keys[1]
     assert (tmp_path / "data" / "demo.key").stat().st_mode & 0o077 == 0
+
+
+def test_version_flag() -> None:
+    from memtrace import __version__
+
+    done = subprocess.run([sys.executable, "-m", "memtrace", "--version"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"memtrace {__version__}"
+
+
+def test_make_run_installs_only_the_runtime_and_says_so() -> None:
+    plan = subprocess.run(["make", "-n", "-B", "run"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert plan.returncode == 0, plan.stderr
+    assert "pip install" in plan.stdout and "-e ." in plan.stdout
+    assert "[dev]" not in plan.stdout  # test and lint tools belong to `make test`
+    assert plan.stdout.count('echo "==>') >= 3
+    test_plan = subprocess.run(["make", "-n", "-B", "pytest"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert ".[dev]" in test_plan.stdout

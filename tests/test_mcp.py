@@ -194,3 +194,19 @@ async def test_dead_server_is_a_tool_error(tmp_path: Path) -> None:
             message = await call_error(session, "memtrace_session_context", session_id="sess_1")
             assert "cannot reach Memtrace" in message
             assert len((await session.list_tools()).tools) == len(TOOL_NAMES)  # still serving
+
+
+def test_help_names_the_environment_variables() -> None:
+    done = subprocess.run([sys.executable, "-m", "memtrace.mcp", "--help"], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0
+    assert "MEMTRACE_URL" in done.stdout and "MEMTRACE_API_KEY" in done.stdout
+
+
+def test_invalid_key_is_refused_at_start_with_one_line(stack: Stack) -> None:
+    env = {"PATH": "/usr/bin:/bin", **mcp_env(stack.server.url, "mtk_" + "x" * 43)}
+    done = subprocess.run([sys.executable, "-m", "memtrace.mcp"], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "MEMTRACE_API_KEY" in lines[0] and "401" in lines[0], done.stderr

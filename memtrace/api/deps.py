@@ -14,6 +14,7 @@ from memtrace.memory.service import MemoryService
 from memtrace.metadata.agents import Agents
 from memtrace.metadata.db import MetadataDB
 from memtrace.metadata.sessions import Sessions
+from memtrace.observe import remember_principal
 
 
 @dataclass(slots=True)
@@ -31,5 +32,6 @@ class Deps:
         """The caller, from its key only; raises 401/403 otherwise."""
         key = key_from_headers(request.get_first_header(b"x-api-key"), request.get_first_header(b"authorization"))
         principal = await self.auth.authenticate(key)
+        remember_principal(request, principal.org_id, principal.key_id)
         principal.require(permission)
         return principal

@@ -10,15 +10,18 @@ from blacksheep.exceptions import HTTPException
 
 from memtrace.api.http import error_response
 from memtrace.errors import ArcUnavailable, MemtraceError, NoArcInstance, Overloaded
+from memtrace.metrics import m
 
 log = logging.getLogger("memtrace.api")
 
-NO_ARC_HINT = "run: python -m memtrace.admin org add-arc <org_id> --url URL --database DB"
+NO_ARC_HINT = "run: memtrace admin org add-arc <org id or name> --url URL --database DB"
 
 
 def response_for(exc: MemtraceError) -> Response:
     if isinstance(exc, NoArcInstance):
         return error_response(exc.status, exc.message, hint=NO_ARC_HINT)
+    if isinstance(exc, Overloaded):
+        m().backpressure.inc()
     if isinstance(exc, Overloaded | ArcUnavailable):
         headers = [(b"Retry-After", str(exc.retry_after).encode())]
         return error_response(exc.status, exc.message, headers)

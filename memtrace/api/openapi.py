@@ -182,6 +182,8 @@ OPERATIONS: tuple[Operation, ...] = (
               "operations",
               {200: Answer("Ready.", (Readiness,)), 503: Answer("Not ready yet (same body).", (Readiness,))},
               optional_key=True),
+    Operation("metrics", "GET", "/metrics", "Prometheus metrics of every worker (no org ids, keys or payloads)",
+              "operations", {200: Answer("Prometheus text exposition format.", (str,), media=("text/plain",))}),
     Operation("openapi", "GET", "/openapi.json", "This document", "operations",
               {200: Answer("The OpenAPI 3.1 document.", (dict[str, Any],))}),
     Operation("docs", "GET", "/docs", "Interactive API docs (served locally, no internet needed)", "operations",

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from memtrace.errors import ArcUnavailable
+from memtrace.metrics import m
 
 CircuitState = Literal["closed", "open", "half_open"]
 HealthStatus = Literal["ok", "down", "unknown"]
@@ -73,6 +74,7 @@ class Breaker:
         if now >= self._next_probe_at:
             self._next_probe_at = now + self._interval
             return
+        m().arc_errors.labels("circuit_open").inc()
         raise ArcUnavailable(
             f"arc for org {self.org_id} is unavailable (circuit open after {self._consecutive} "
             f"consecutive failures; last error: {self._last_error})",
@@ -80,6 +82,9 @@ class Breaker:
         )
 
     def record_success(self) -> None:
+        if self._open:
+            m().circuits_open.dec()
+            m().circuit_transitions.labels("closed").inc()
         self._consecutive = 0
         self._open = False
         self._last_error = ""
@@ -98,6 +103,8 @@ class Breaker:
             self._next_probe_at = self._clock() + self._interval
         elif self._consecutive >= self._threshold:
             self._open = True
+            m().circuits_open.inc()
+            m().circuit_transitions.labels("open").inc()
             self._next_probe_at = self._clock() + self._interval
 
     def snapshot(self) -> dict[str, Any]:

@@ -25,8 +25,12 @@ import msgspec
 from memtrace.arc.binding import ArcBinding
 from memtrace.config import ArcSettings
 from memtrace.errors import ArcRejected, ArcUnavailable
+from memtrace.logs import Throttle
+from memtrace.metrics import m
 
 logger = logging.getLogger("memtrace.arc")
+# An Arc that is down fails every retry and every read: one line per org and interval, with a count.
+_throttle = Throttle(logger)
 
 WRITE_PATH = "/api/v1/write/msgpack"
 QUERY_PATH = "/api/v1/query"
@@ -146,18 +150,22 @@ class ArcPool:
             headers["Authorization"] = f"Bearer {binding.api_key}"
         return headers
 
-    def _unavailable(self, binding: ArcBinding, reason: str, retry_after: int = 2) -> ArcUnavailable:
+    def _unavailable(self, binding: ArcBinding, reason: str, retry_after: int = 2, kind: str = "connection"
+                     ) -> ArcUnavailable:
         message = _scrub(f"arc for org {binding.org_id} at {binding.host} is unavailable: {reason}", binding)
-        logger.warning("%s", message)
+        m().arc_errors.labels(kind).inc()
+        _throttle.warning(f"unavailable:{binding.org_id}", "%s", message)
         return ArcUnavailable(message, retry_after=retry_after)
 
     def _raise_for_status(self, binding: ArcBinding, status: int, headers: Any, body: bytes) -> NoReturn:
         text = _scrub(_arc_error_text(status, body), binding)
         if status == 429 or status >= 500:
-            raise self._unavailable(binding, f"HTTP {status}: {text}", _retry_after(headers))
+            kind = "throttled" if status == 429 else "server_error"
+            raise self._unavailable(binding, f"HTTP {status}: {text}", _retry_after(headers), kind)
         where = f"arc for org {binding.org_id} at {binding.host}"
         message = f"{where} rejected the request (HTTP {status}): {text}"
-        logger.warning("%s", message)
+        m().arc_errors.labels("rejected").inc()
+        _throttle.warning(f"rejected:{binding.org_id}", "%s", message)
         raise ArcRejected(message, arc_status=status)
 
     async def _post(self, binding: ArcBinding, path: str, body: bytes, content_type: str) -> bytes:
@@ -173,7 +181,8 @@ class ArcPool:
                 status = resp.status
                 headers = resp.headers
         except _TRANSPORT_ERRORS as exc:
-            raise self._unavailable(binding, _describe(exc)) from None
+            kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "connection"
+            raise self._unavailable(binding, _describe(exc), kind=kind) from None
         if not 200 <= status < 300:
             self._raise_for_status(binding, status, headers, payload)
         return payload
@@ -191,7 +200,7 @@ class ArcPool:
             return _result_decoder.decode(payload)
         except msgspec.DecodeError as exc:
             # A 2xx that is not Arc's JSON means something else answers at that URL (proxy, wrong port).
-            raise self._unavailable(binding, f"unexpected query answer: {exc}") from None
+            raise self._unavailable(binding, f"unexpected query answer: {exc}", kind="bad_answer") from None
 
     async def health(self, url: str) -> bool:
         """Whether Arc at `url` answers GET /health with 2xx; never raises for transport problems."""

@@ -23,8 +23,11 @@ from memtrace.arc.registry import ArcRegistry
 from memtrace.config import ArcSettings
 from memtrace.errors import MemtraceError
 from memtrace.journal import Journal, holder_id
+from memtrace.logs import Throttle
+from memtrace.metrics import m
 
 log = logging.getLogger("memtrace.delivery")
+_throttle = Throttle(log)  # a failing Arc retries often: one line per org and interval, with a count
 
 LEASE_NAME = "deliverer"
 LEASE_TTL_S = 5.0
@@ -144,6 +147,7 @@ class Deliverer:
             if not rows:
                 return
             lead = batches[0].org_id
+            started = time.perf_counter()
             try:
                 body = encode_rows(self.registry.get(lead).measurement, rows)
                 await self.registry.write(lead, body)
@@ -151,9 +155,13 @@ class Deliverer:
                 for batch in batches:
                     self._backoff(self._orgs.setdefault(batch.org_id, _OrgState()))
                 self.stats.failures += 1
-                log.warning("delivery to Arc failed for org %s and %d more (%d rows wait): %s", lead,
-                            len(batches) - 1, len(rows), exc.message)
+                m().delivery_requests.labels("failed").inc()
+                _throttle.warning(lead, "delivery to Arc failed for org %s and %d more (%d rows wait): %s", lead,
+                                  len(batches) - 1, len(rows), exc.message)
                 return
+            m().delivery_duration.observe(time.perf_counter() - started)
+            m().delivery_requests.labels("ok").inc()
+            m().delivery_rows.inc(len(rows))
             await self.journal.mark_delivered(batches)
             for batch in batches:
                 state = self._orgs.setdefault(batch.org_id, _OrgState())

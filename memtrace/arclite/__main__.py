@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
-import sys
 from pathlib import Path
 
+from memtrace import logs
 from memtrace.arclite.delete import DeleteConfig
 from memtrace.arclite.server import Settings, serve
 
@@ -32,13 +31,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--delete-max-rows-per-delete", type=int, default=1_000_000,
                    help="deletes matching more rows than this are refused (Arc's default)")
     p.add_argument("--log-level", default="INFO")
+    p.add_argument("--log-format", choices=("text", "json"),
+                   default=os.environ.get("MEMTRACE_SERVER_LOG_FORMAT", "text"),
+                   help="text, or json: one object per line, as Memtrace writes (default: $MEMTRACE_SERVER_LOG_FORMAT)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(args.log_format, args.log_level)
     if args.buffer_age_ms < 0:
         raise SystemExit("--buffer-age-ms must be >= 0")
     if args.delete_confirmation_threshold < 0 or args.delete_max_rows_per_delete < 0:

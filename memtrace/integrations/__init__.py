@@ -1,6 +1,7 @@
 """Integrations of Memtrace with agent frameworks, each an optional extra.
 
-- `memtrace.integrations.openai_agents` — OpenAI Agents SDK tools and session (``pip install memtrace[openai-agents]``).
+- `memtrace.integrations.openai_agents` — OpenAI Agents SDK tools and session
+  (``pip install 'memtrace-server[openai-agents]'``).
 
 Integrations talk to Memtrace only over HTTP through `memtrace.client`; importing this package imports no framework.
 """

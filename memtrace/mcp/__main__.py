@@ -12,11 +12,23 @@ import os
 import sys
 from collections.abc import Sequence
 
-from memtrace.client import DEFAULT_URL, AsyncMemtraceClient
+from memtrace.client import DEFAULT_URL, AsyncMemtraceClient, AuthenticationError, MemtraceError, ServerUnreachable
+
+ENVIRONMENT = f"""\
+environment:
+  MEMTRACE_URL      the Memtrace server (default {DEFAULT_URL})
+  MEMTRACE_API_KEY  an API key of your org (mtk_...), from `memtrace admin key create --org ORG --name NAME`;
+                    required, and checked against the server at start
+"""
+
+
+class InvalidKey(Exception):
+    """The server answered 401 to the configured key."""
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="memtrace-mcp", description="Memtrace memory tools for MCP clients.")
+    parser = argparse.ArgumentParser(prog="memtrace-mcp", description="Memtrace memory tools for MCP clients.",
+                                     epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--transport", choices=("stdio", "http"), default="stdio",
                         help="stdio (default) for a host that spawns this process; http for Streamable HTTP")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP listen address (default 127.0.0.1)")
@@ -31,11 +43,24 @@ async def _serve(args: argparse.Namespace, url: str, api_key: str) -> None:
     from memtrace.mcp.server import build_server  # deferred: the MCP SDK takes a while to import
 
     async with AsyncMemtraceClient(url, api_key) as client:
+        await _check_key(client, url)
         server = build_server(client)
         if args.transport == "stdio":
             await server.run_stdio_async()
         else:
             await server.run_streamable_http_async(host=args.host, port=args.port, streamable_http_path=args.path)
+
+
+async def _check_key(client: AsyncMemtraceClient, url: str) -> None:
+    """Fail now on a key the server refuses; an unreachable server is only a warning (tools report it later)."""
+    try:
+        await client.list_agents()
+    except AuthenticationError:
+        raise InvalidKey from None
+    except ServerUnreachable:
+        print(f"memtrace-mcp: warning: cannot reach Memtrace at {url} yet; tools will report it", file=sys.stderr)
+    except MemtraceError:
+        pass  # the key authenticated (e.g. 403: it lacks `read`); the tools say what each call needs
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -48,8 +73,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     url = os.environ.get("MEMTRACE_URL", "").strip() or DEFAULT_URL
     import anyio
 
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(_serve, args, url, api_key)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            anyio.run(_serve, args, url, api_key)
+    except InvalidKey:
+        print(f"memtrace-mcp: {url} refused MEMTRACE_API_KEY (401 invalid API key); check the key and MEMTRACE_URL.",
+              file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from memtrace.memory.build import build_rows
 from memtrace.memory.context import RenderedContext, render_context
 from memtrace.memory.filters import matches, merge_page
 from memtrace.memory.model import MemoryFilter, MemoryRow, NewMemory, Page
+from memtrace.metrics import m
 
 # A context renders at most this many of the session's newest memories (the rest only count).
 CONTEXT_MAX_ROWS = 5000
@@ -59,6 +60,8 @@ class MemoryService:
         self.registry.get(org_id)  # NoArcInstance before anything is stored
         rows = build_rows(org_id, items, time.time_ns() // 1000, self.limits, batch)
         result = await self.journal.append(org_id, rows)
+        if result.duplicate_indexes:
+            m().dedup_rejected.inc(len(result.duplicate_indexes))
         if not batch and result.duplicate_indexes:
             raise Conflict("duplicate memory")
         self.activity.saw_rows(org_id, result.stored)

@@ -135,7 +135,7 @@ class ArcInstances:
             if master_key is None:
                 raise crypto.MasterKeyError(
                     f"{crypto.MASTER_KEY_ENV} is required to store an Arc API key: generate one with "
-                    "`python -m memtrace.admin keygen master` and export it"
+                    "`memtrace admin keygen master` and export it"
                 )
             cipher, nonce = crypto.encrypt(master_key, org_id, api_key)
         now = format_us(now_us())

@@ -56,6 +56,10 @@ class Orgs:
         )
         return _org(row) if row else None
 
+    async def find_by_name(self, name: str) -> Org | None:
+        row = await self._db.fetchone("SELECT id, name, created_at FROM organizations WHERE name = ?", (name,))
+        return _org(row) if row else None
+
     async def get(self, org_id: str) -> Org:
         """The org, or NotFound naming the id (the CLI prints that message as is)."""
         org = await self.find(org_id)

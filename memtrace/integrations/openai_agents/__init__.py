@@ -1,7 +1,7 @@
 """OpenAI Agents SDK integration: Memtrace memory tools and a Memtrace-backed `Session`.
 
-Install with ``pip install memtrace[openai-agents]``. Everything here talks to a running Memtrace over HTTP with an
-``mtk_`` key through `memtrace.client.AsyncMemtraceClient`; nothing runs in-process with the server.
+Install with ``pip install 'memtrace-server[openai-agents]'``. Everything here talks to a running Memtrace over HTTP
+with an ``mtk_`` key through `memtrace.client.AsyncMemtraceClient`; nothing runs in-process with the server.
 
 - `memtrace_tools(client, agent_id, ...)` returns function tools ``remember``, ``recall``, ``search`` and ``decide``
   bound to one client and agent id, to put in ``Agent(tools=...)``.
@@ -33,7 +33,7 @@ try:
     import agents as _agents  # noqa: F401 - only checks that the optional dependency is installed
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "memtrace.integrations.openai_agents needs the OpenAI Agents SDK: pip install 'memtrace[openai-agents]'"
+        "memtrace.integrations.openai_agents needs the OpenAI Agents SDK: pip install 'memtrace-server[openai-agents]'"
     ) from exc
 
 from memtrace.integrations.openai_agents._session import (
