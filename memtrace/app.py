@@ -25,6 +25,7 @@ from memtrace.arc.client import ArcPool
 from memtrace.arc.delivery import Deliverer
 from memtrace.arc.registry import ArcRegistry
 from memtrace.auth import Authenticator
+from memtrace.bodytimeout import ASGIApp, with_body_timeout
 from memtrace.config import Settings, load_settings
 from memtrace.crypto import load_master_key
 from memtrace.journal import Journal, JournalConfig
@@ -151,9 +152,9 @@ def create_app(settings: Settings) -> Application:
     return app
 
 
-def app_from_env() -> Application:
+def app_from_env() -> ASGIApp:
     """Granian's factory target: settings come serialised from `memtrace serve` (or are loaded afresh)."""
     raw = os.environ.get(SETTINGS_ENV)
     settings = msgspec.json.decode(raw, type=Settings) if raw else load_settings()
     logging.basicConfig(level=settings.server.log_level.upper(), format=LOG_FORMAT)
-    return create_app(settings)
+    return with_body_timeout(create_app(settings), settings.server.body_read_timeout_s)

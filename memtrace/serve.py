@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import sys
 import tomllib
 from pathlib import Path
@@ -17,13 +18,16 @@ from typing import Any
 import msgspec
 
 from memtrace.app import SETTINGS_ENV, binding_loader
-from memtrace.config import Settings
+from memtrace.config import ServerSettings, Settings
 from memtrace.crypto import DecryptionError, MasterKeyError
 from memtrace.journal import Journal, JournalConfig
 from memtrace.metadata.db import open_metadata
 
 # Options `memtrace serve` sets itself; granian.toml may not override them.
-MANAGED = frozenset({"target", "address", "port", "workers", "interface", "factory", "backpressure"})
+MANAGED = frozenset({"target", "address", "port", "workers", "interface", "factory", "backpressure", "backlog",
+                     "http", "http1_settings"})
+# File descriptors each worker keeps for itself (SQLite, Arc pools, logs) beyond client connections.
+FD_RESERVE = 256
 
 
 def granian_options(path: Path | None) -> dict[str, Any]:
@@ -51,6 +55,40 @@ async def preflight(settings: Settings) -> None:
     await journal.close()
 
 
+def raise_fd_limit() -> int:
+    """Raise the soft open-file limit to the hard one (workers inherit it); returns the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def connection_options(server: ServerSettings, fd_limit: int) -> dict[str, Any]:
+    """Granian's connection limits and timeouts from `[server]`: idle or stalled clients cannot starve it."""
+    from granian.http import HTTP1Settings
+
+    per_worker = min(server.backpressure, max(fd_limit - FD_RESERVE, 64))
+    if per_worker < server.backpressure:
+        print(f"memtrace: server.backpressure {server.backpressure} lowered to {per_worker} to fit the open-file "
+              f"limit ({fd_limit}); raise `ulimit -n` to allow more connections", file=sys.stderr)
+    return {
+        # HTTP/1.1 only: in "auto" mode Granian waits for the first bytes to pick a protocol before the header
+        # timeout starts, so connections that never send anything would be kept forever.
+        "http": "1",
+        "backpressure": per_worker,
+        "backlog": server.backlog,
+        "http1_settings": HTTP1Settings(
+            header_read_timeout=max(1, int(server.header_read_timeout_s * 1000)),
+            keep_alive=server.keep_alive,
+        ),
+    }
+
+
 def serve(settings: Settings, granian_toml: Path | None = None) -> int:
     from granian import Granian
     from granian.constants import Interfaces
@@ -70,7 +108,7 @@ def serve(settings: Settings, granian_toml: Path | None = None) -> int:
         address=server.host,
         port=server.port,
         workers=server.workers,
-        backpressure=server.backpressure,
+        **connection_options(server, raise_fd_limit()),
         **options,
     ).serve()
     return 0
