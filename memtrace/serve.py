@@ -1,8 +1,8 @@
 """`memtrace serve`: run the app under Granian (ASGI, uvloop) with N worker processes.
 
 Settings are resolved once here (file < env < flags) and handed to every worker as JSON, so all workers
-run with exactly the same configuration. Extra Granian options (timeouts, respawn, HTTP tuning) come from
-the `[granian]` table of `granian.toml` when present.
+run with exactly the same configuration. Connection limits and timeouts come from `[server]`; other Granian
+options from `granian_config.py` (built-in defaults, then the applicable granian.toml).
 """
 
 from __future__ import annotations
@@ -11,35 +11,20 @@ import asyncio
 import os
 import resource
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from memtrace.app import SETTINGS_ENV, binding_loader
-from memtrace.config import ServerSettings, Settings
+from memtrace.config import ConfigError, ServerSettings, Settings
 from memtrace.crypto import DecryptionError, MasterKeyError
+from memtrace.granian_config import granian_options
 from memtrace.journal import Journal, JournalConfig
 from memtrace.metadata.db import open_metadata
 
-# Options `memtrace serve` sets itself; granian.toml may not override them.
-MANAGED = frozenset({"target", "address", "port", "workers", "interface", "factory", "backpressure", "backlog",
-                     "http", "http1_settings"})
 # File descriptors each worker keeps for itself (SQLite, Arc pools, logs) beyond client connections.
 FD_RESERVE = 256
-
-
-def granian_options(path: Path | None) -> dict[str, Any]:
-    candidate = path or Path("granian.toml")
-    if not candidate.is_file():
-        return {}
-    with candidate.open("rb") as f:
-        options = dict(tomllib.load(f).get("granian", {}))
-    clash = MANAGED & options.keys()
-    if clash:
-        raise SystemExit(f"granian.toml: {', '.join(sorted(clash))} come from memtrace settings, not granian.toml")
-    return options
 
 
 async def preflight(settings: Settings) -> None:
@@ -89,18 +74,20 @@ def connection_options(server: ServerSettings, fd_limit: int) -> dict[str, Any]:
     }
 
 
-def serve(settings: Settings, granian_toml: Path | None = None) -> int:
+def serve(settings: Settings, granian_toml: Path | None = None, config_file: Path | None = None) -> int:
+    """Run until stopped; `config_file` is the memtrace.toml the settings came from (its granian.toml applies)."""
     from granian import Granian
     from granian.constants import Interfaces
 
     try:
+        extra = granian_options(settings, granian_toml, config_file)
         asyncio.run(preflight(settings))
-    except (MasterKeyError, DecryptionError) as exc:
+    except (MasterKeyError, DecryptionError, ConfigError) as exc:
         print(f"memtrace: {exc}", file=sys.stderr)
         return 1
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
     server = settings.server
-    options: dict[str, Any] = {"loop": "uvloop", "log_level": server.log_level, **granian_options(granian_toml)}
+    options: dict[str, Any] = {"loop": "uvloop", "log_level": server.log_level, **extra}
     Granian(
         "memtrace.app:app_from_env",
         factory=True,
