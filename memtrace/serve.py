@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,19 @@ import msgspec
 from memtrace.app import SETTINGS_ENV, binding_loader
 from memtrace.config import ConfigError, ServerSettings, Settings
 from memtrace.crypto import DecryptionError, MasterKeyError
+from memtrace.dbcheck import DamagedDatabase, check_journal, check_metadata
 from memtrace.granian_config import granian_options
 from memtrace.journal import Journal, JournalConfig
-from memtrace.metadata.db import open_metadata
+from memtrace.metadata.db import SchemaError, open_metadata
 
 # File descriptors each worker keeps for itself (SQLite, Arc pools, logs) beyond client connections.
 FD_RESERVE = 256
 
 
 async def preflight(settings: Settings) -> None:
-    """Create/upgrade the databases once before workers fork, and fail now on a bad master key."""
+    """Check, create or upgrade the databases once before workers fork; fail now on damage or a bad master key."""
+    check_metadata(settings.metadata_path)
+    check_journal(settings.journal_path)
     Path(settings.storage.data_dir).mkdir(parents=True, exist_ok=True)
     metadata = await open_metadata(settings.metadata_path)
     try:
@@ -82,8 +86,11 @@ def serve(settings: Settings, granian_toml: Path | None = None, config_file: Pat
     try:
         extra = granian_options(settings, granian_toml, config_file)
         asyncio.run(preflight(settings))
-    except (MasterKeyError, DecryptionError, ConfigError) as exc:
+    except (MasterKeyError, DecryptionError, ConfigError, DamagedDatabase, SchemaError) as exc:
         print(f"memtrace: {exc}", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, OSError) as exc:
+        print(f"memtrace: cannot open {settings.metadata_path} / {settings.journal_path}: {exc}", file=sys.stderr)
         return 1
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
     server = settings.server
