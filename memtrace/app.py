@@ -104,7 +104,7 @@ def create_app(settings: Settings) -> Application:
         await registry.refresh()
         agent_repo, session_repo = Agents(metadata), Sessions(metadata)
         activity = ActivityTracker(agent_repo.touch_many, session_repo.touch_many)
-        auth = Authenticator(ApiKeys(metadata).get_by_lookup, settings.auth.cache_size, settings.auth.cache_ttl_s)
+        auth = Authenticator.from_settings(ApiKeys(metadata).get_by_lookup, settings.auth)
         deps = Deps(
             settings=settings, metadata=metadata, journal=journal, registry=registry, auth=auth,
             memories=MemoryService(journal, registry, settings.limits, activity),

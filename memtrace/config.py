@@ -99,6 +99,16 @@ class AuthSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     cache_ttl_s: PositiveFloat = 300.0
     # How often each worker checks the metadata change counter (revocations, bindings, new orgs).
     refresh_interval_s: PositiveFloat = 1.0
+    # Keys that just failed (by SHA-256), answered 401 without a DB read or an argon2 verify.
+    negative_cache_size: Positive = 10_000
+    negative_cache_ttl_s: PositiveFloat = 5.0
+    # Failure budgets (token buckets, per worker): wrong secrets per lookup id, and failed keys per client
+    # address. Over budget, new keys get 429 with Retry-After; keys already verified are never refused.
+    key_failure_burst: Positive = 10
+    key_failures_per_s: PositiveFloat = 1.0
+    client_failure_burst: Positive = 30
+    client_failures_per_s: PositiveFloat = 3.0
+    failure_tracking_size: Positive = 100_000
 
 
 class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
