@@ -61,8 +61,8 @@ def _check_file(path: Path, kind: str) -> bool:
     deadline = time.monotonic() + EMPTY_GRACE_S
     while path.stat().st_size == 0 and not (wal.exists() and wal.stat().st_size > 0):
         if time.monotonic() >= deadline:
-            raise DamagedDatabase(f"{kind} {path} is empty (0 bytes) but Memtrace did not create it so; "
-                                  f"{_restore(kind)}")
+            raise DamagedDatabase(f"{kind} {path} is empty (0 bytes), which Memtrace never leaves it: "
+                                  f"it was truncated or made by something else; {_restore(kind)}")
         time.sleep(0.05)
     if path.stat().st_size == 0:
         return True  # everything is still in the WAL: SQLite's own checks below decide
