@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="run the API server under Granian")
     _add_server_flags(serve_cmd)
-    serve_cmd.add_argument("--granian-config", type=Path, help="granian.toml with extra Granian options")
+    serve_cmd.add_argument("--granian-config", type=Path,
+                           help="granian.toml with extra Granian options (default: the one beside memtrace.toml)")
     dev_cmd = commands.add_parser("dev", help="run the embedded Arc store + Memtrace with a demo org and key")
     _add_server_flags(dev_cmd, default_host="127.0.0.1")
     dev_cmd.add_argument("--arc-port", type=int, default=8000, help="port of the embedded Arc store")
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = _settings(args)
+        config_file = find_config_file(args.config)
     except ConfigError as exc:
         print(f"memtrace: {exc}", file=sys.stderr)
         return 1
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from memtrace.serve import serve
 
-        return serve(settings, args.granian_config, announce=lambda: log_sources(settings, args.config))
+        return serve(settings, args.granian_config, config_file,
+                     announce=lambda: log_sources(settings, args.config))
     from memtrace.dev import run_dev
 
     return run_dev(settings, args.arc_port)

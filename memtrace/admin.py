@@ -30,6 +30,7 @@ import msgspec
 
 from memtrace import crypto
 from memtrace.config import ConfigError, load_settings
+from memtrace.dbcheck import DamagedDatabase, check_metadata
 from memtrace.errors import MemtraceError, NotFound
 from memtrace.keys import DEFAULT_PERMISSIONS, format_permissions, parse_permissions
 from memtrace.metadata._util import now_us, parse_ts
@@ -304,11 +305,13 @@ def main(argv: list[str] | None = None) -> int:
         path = _db_path(args)
         if not path.exists() and not getattr(args, "creates_db", False):
             raise AdminError(f"no metadata DB at {path}: create an org first (org create) or pass --db")
+        check_metadata(path)
         _emit(asyncio.run(_run(args, path)), as_json)
         return 0
     except MemtraceError as exc:
         return _fail(exc.message)
-    except (AdminError, ConfigError, SchemaError, crypto.MasterKeyError, crypto.DecryptionError) as exc:
+    except (AdminError, ConfigError, SchemaError, DamagedDatabase, crypto.MasterKeyError,
+            crypto.DecryptionError) as exc:
         return _fail(str(exc))
     except sqlite3.Error as exc:
         return _fail(f"metadata DB: {exc}")

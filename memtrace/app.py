@@ -26,6 +26,7 @@ from memtrace.arc.client import ArcPool
 from memtrace.arc.delivery import Deliverer
 from memtrace.arc.registry import ArcRegistry
 from memtrace.auth import Authenticator
+from memtrace.bodytimeout import with_body_timeout
 from memtrace.config import Settings, load_settings
 from memtrace.crypto import load_master_key
 from memtrace.journal import Journal, JournalConfig
@@ -109,7 +110,7 @@ def create_app(settings: Settings) -> Application:
         await registry.refresh()
         agent_repo, session_repo = Agents(metadata), Sessions(metadata)
         activity = ActivityTracker(agent_repo.touch_many, session_repo.touch_many)
-        auth = Authenticator(ApiKeys(metadata).get_by_lookup, settings.auth.cache_size, settings.auth.cache_ttl_s)
+        auth = Authenticator.from_settings(ApiKeys(metadata).get_by_lookup, settings.auth)
         deps = Deps(
             settings=settings, metadata=metadata, journal=journal, registry=registry, auth=auth,
             memories=MemoryService(journal, registry, settings.limits, activity),
@@ -163,4 +164,4 @@ def app_from_env() -> Observed:
     raw = os.environ.get(SETTINGS_ENV)
     settings = msgspec.json.decode(raw, type=Settings) if raw else load_settings()
     logs.configure(settings.server.log_format, settings.server.log_level)
-    return Observed(create_app(settings))
+    return Observed(with_body_timeout(create_app(settings), settings.server.body_read_timeout_s))

@@ -42,8 +42,17 @@ class ServerSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=
     host: str = "0.0.0.0"  # noqa: S104 - a service listens on all interfaces by default
     port: Annotated[int, Meta(ge=1, le=65535)] = 9100
     workers: Annotated[int, Meta(ge=1, le=64)] = 1
-    # Concurrent requests per worker before Granian answers 503 (backpressure at the socket).
-    backpressure: Positive = 1024
+    # Connections per worker that Granian serves at once, idle ones included (Granian's `backpressure`); more
+    # wait in the listen backlog. Idle connections cost little, so this is far above what real clients hold;
+    # capped by the open-file limit. The timeouts below are what get rid of idle and stalled connections.
+    backpressure: Positive = 8192
+    backlog: Annotated[int, Meta(ge=128)] = 2048
+    # A connection must deliver a complete request head within this long, or it is closed; this also bounds
+    # how long an idle keep-alive connection is kept (Granian's http1 header_read_timeout).
+    header_read_timeout_s: PositiveFloat = 10.0
+    # A request body must arrive in full within this long after the handler starts reading it, else 408.
+    body_read_timeout_s: PositiveFloat = 30.0
+    keep_alive: bool = True
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     # "text" for people, "json" (one object per line) for log pipelines; Granian's and arclite's lines too.
     log_format: Literal["text", "json"] = "text"
@@ -96,6 +105,16 @@ class AuthSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=Tr
     cache_ttl_s: PositiveFloat = 300.0
     # How often each worker checks the metadata change counter (revocations, bindings, new orgs).
     refresh_interval_s: PositiveFloat = 1.0
+    # Keys that just failed (by SHA-256), answered 401 without a DB read or an argon2 verify.
+    negative_cache_size: Positive = 10_000
+    negative_cache_ttl_s: PositiveFloat = 5.0
+    # Failure budgets (token buckets, per worker): wrong secrets per lookup id, and failed keys per client
+    # address. Over budget, new keys get 429 with Retry-After; keys already verified are never refused.
+    key_failure_burst: Positive = 10
+    key_failures_per_s: PositiveFloat = 1.0
+    client_failure_burst: Positive = 30
+    client_failures_per_s: PositiveFloat = 3.0
+    failure_tracking_size: Positive = 100_000
 
 
 class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from memtrace.config import Settings
+from memtrace.dbcheck import DamagedDatabase, check_metadata
 from memtrace.keys import lookup_id
 from memtrace.metadata.api_keys import ApiKeys
 from memtrace.metadata.arc_instances import ArcInstances
@@ -94,6 +95,11 @@ def announce_when_up(base: str, key: str, timeout: float = 300.0) -> None:
 def run_dev(settings: Settings, arc_port: int) -> int:
     from memtrace.serve import serve
 
+    try:
+        check_metadata(settings.metadata_path)  # before ensure_demo could initialise a damaged file
+    except DamagedDatabase as exc:
+        print(f"memtrace: {exc}", file=sys.stderr)
+        return 1
     data_dir = Path(settings.storage.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     arc_url = f"http://127.0.0.1:{arc_port}"

@@ -6,6 +6,7 @@
     ├── Unauthorized     401  missing or invalid API key
     ├── Forbidden        403  the key lacks the permission
     ├── NotFound         404
+    ├── RequestTimeout   408  the request body did not arrive in time
     ├── Conflict         409  duplicate memory, duplicate agent name
     ├── Overloaded       429  the org's local queue is full; carries retry_after
     ├── NoArcInstance    503  the org has no Arc binding
@@ -42,6 +43,10 @@ class Forbidden(MemtraceError):
 
 class NotFound(MemtraceError):
     status = 404
+
+
+class RequestTimeout(MemtraceError):
+    status = 408
 
 
 class Conflict(MemtraceError):

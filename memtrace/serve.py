@@ -1,16 +1,17 @@
 """`memtrace serve`: run the app under Granian (ASGI, uvloop) with N worker processes.
 
 Settings are resolved once here (file < env < flags) and handed to every worker as JSON, so all workers
-run with exactly the same configuration. Extra Granian options (timeouts, respawn, HTTP tuning) come from
-the `[granian]` table of `granian.toml` when present.
+run with exactly the same configuration. Connection limits and timeouts come from `[server]`; other Granian
+options from `granian_config.py` (built-in defaults, then the applicable granian.toml).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import resource
+import sqlite3
 import sys
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,29 +20,21 @@ import msgspec
 
 from memtrace import logs, metrics
 from memtrace.app import SETTINGS_ENV, binding_loader
-from memtrace.config import Settings
+from memtrace.config import ConfigError, ServerSettings, Settings
 from memtrace.crypto import DecryptionError, MasterKeyError
+from memtrace.dbcheck import DamagedDatabase, check_journal, check_metadata
+from memtrace.granian_config import granian_options
 from memtrace.journal import Journal, JournalConfig
-from memtrace.metadata.db import open_metadata
+from memtrace.metadata.db import SchemaError, open_metadata
 
-# Options `memtrace serve` sets itself; granian.toml may not override them.
-MANAGED = frozenset({"target", "address", "port", "workers", "interface", "factory", "backpressure"})
-
-
-def granian_options(path: Path | None) -> dict[str, Any]:
-    candidate = path or Path("granian.toml")
-    if not candidate.is_file():
-        return {}
-    with candidate.open("rb") as f:
-        options = dict(tomllib.load(f).get("granian", {}))
-    clash = MANAGED & options.keys()
-    if clash:
-        raise SystemExit(f"granian.toml: {', '.join(sorted(clash))} come from memtrace settings, not granian.toml")
-    return options
+# File descriptors each worker keeps for itself (SQLite, Arc pools, logs) beyond client connections.
+FD_RESERVE = 256
 
 
 async def preflight(settings: Settings) -> None:
-    """Create/upgrade the databases once before workers fork, and fail now on a bad master key."""
+    """Check, create or upgrade the databases once before workers fork; fail now on damage or a bad master key."""
+    check_metadata(settings.metadata_path)
+    check_journal(settings.journal_path)
     Path(settings.storage.data_dir).mkdir(parents=True, exist_ok=True)
     metadata = await open_metadata(settings.metadata_path)
     try:
@@ -53,14 +46,54 @@ async def preflight(settings: Settings) -> None:
     await journal.close()
 
 
-def serve(settings: Settings, granian_toml: Path | None = None, announce: Callable[[], None] | None = None) -> int:
+def raise_fd_limit() -> int:
+    """Raise the soft open-file limit to the hard one (workers inherit it); returns the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def connection_options(server: ServerSettings, fd_limit: int) -> dict[str, Any]:
+    """Granian's connection limits and timeouts from `[server]`: idle or stalled clients cannot starve it."""
+    from granian.http import HTTP1Settings
+
+    per_worker = min(server.backpressure, max(fd_limit - FD_RESERVE, 64))
+    if per_worker < server.backpressure:
+        print(f"memtrace: server.backpressure {server.backpressure} lowered to {per_worker} to fit the open-file "
+              f"limit ({fd_limit}); raise `ulimit -n` to allow more connections", file=sys.stderr)
+    return {
+        # HTTP/1.1 only: in "auto" mode Granian waits for the first bytes to pick a protocol before the header
+        # timeout starts, so connections that never send anything would be kept forever.
+        "http": "1",
+        "backpressure": per_worker,
+        "backlog": server.backlog,
+        "http1_settings": HTTP1Settings(
+            header_read_timeout=max(1, int(server.header_read_timeout_s * 1000)),
+            keep_alive=server.keep_alive,
+        ),
+    }
+
+
+def serve(settings: Settings, granian_toml: Path | None = None, config_file: Path | None = None,
+          announce: Callable[[], None] | None = None) -> int:
+    """Run until stopped; `config_file` is the memtrace.toml the settings came from (its granian.toml applies)."""
     from granian import Granian
     from granian.constants import Interfaces
 
     try:
+        extra = granian_options(settings, granian_toml, config_file)
         asyncio.run(preflight(settings))
-    except (MasterKeyError, DecryptionError) as exc:
+    except (MasterKeyError, DecryptionError, ConfigError, DamagedDatabase, SchemaError) as exc:
         print(f"memtrace: {exc}", file=sys.stderr)
+        return 1
+    except (sqlite3.Error, OSError) as exc:
+        print(f"memtrace: cannot open {settings.metadata_path} / {settings.journal_path}: {exc}", file=sys.stderr)
         return 1
     if announce is not None:
         announce()  # after the checks, so a refused start stays one line
@@ -68,8 +101,7 @@ def serve(settings: Settings, granian_toml: Path | None = None, announce: Callab
     metrics.prepare_dir(Path(settings.storage.data_dir))
     server = settings.server
     options: dict[str, Any] = {"loop": "uvloop", "log_level": server.log_level,
-                               "log_dictconfig": logs.dictconfig(server.log_format, server.log_level),
-                               **granian_options(granian_toml)}
+                               "log_dictconfig": logs.dictconfig(server.log_format, server.log_level), **extra}
     Granian(
         "memtrace.app:app_from_env",
         factory=True,
@@ -77,7 +109,7 @@ def serve(settings: Settings, granian_toml: Path | None = None, announce: Callab
         address=server.host,
         port=server.port,
         workers=server.workers,
-        backpressure=server.backpressure,
+        **connection_options(server, raise_fd_limit()),
         **options,
     ).serve()
     return 0

@@ -31,7 +31,7 @@ class Deps:
     async def principal(self, request: Request, permission: str) -> Principal:
         """The caller, from its key only; raises 401/403 otherwise."""
         key = key_from_headers(request.get_first_header(b"x-api-key"), request.get_first_header(b"authorization"))
-        principal = await self.auth.authenticate(key)
+        principal = await self.auth.authenticate(key, request.client_ip)
         remember_principal(request, principal.org_id, principal.key_id)
         principal.require(permission)
         return principal
