@@ -18,6 +18,8 @@ T = TypeVar("T")
 
 JSON = b"application/json"
 _encoder = msgspec.json.Encoder()
+# msgspec stops at Python's recursion limit (~1,000 levels); no valid request comes near it.
+TOO_DEEP = "malformed JSON: nested too deeply"
 
 
 def json_response(status: int, payload: Any) -> Response:
@@ -73,6 +75,8 @@ def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
         return decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise Invalid(describe_validation_error(exc)) from None
+    except RecursionError:
+        raise Invalid(TOO_DEEP) from None
 
 
 def convert(data: dict[str, Any], cls: type[T]) -> T:

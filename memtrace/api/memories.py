@@ -10,6 +10,7 @@ from blacksheep import Request, Response, Router
 
 from memtrace.api.deps import Deps
 from memtrace.api.http import (
+    TOO_DEEP,
     decode,
     describe_validation_error,
     json_response,
@@ -50,6 +51,8 @@ def parse_create(body: bytes, max_items: int) -> tuple[list[NewMemory], bool]:
         items = _items.decode(raw_items)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise Invalid(describe_validation_error(exc).replace("invalid [", "invalid memories[", 1)) from None
+    except RecursionError:
+        raise Invalid(TOO_DEEP) from None
     if not 1 <= len(items) <= max_items:
         raise Invalid(f"invalid memories: a batch holds 1 to {max_items} items, got {len(items)}")
     return items, True

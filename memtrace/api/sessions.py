@@ -15,6 +15,7 @@ from memtrace.api.http import decode, json_response, path_param, query_params, r
 from memtrace.api.params import list_filter
 from memtrace.api.resolve import agent_aliases
 from memtrace.errors import Invalid, NotFound
+from memtrace.jsonlimits import client_object
 from memtrace.memory.build import memory_list
 from memtrace.memory.model import ID_PATTERN, Id, MemoryType
 from memtrace.timeutil import parse_time_param
@@ -67,7 +68,8 @@ def register(router: Router, deps: Deps) -> None:
         req = decode(_create, await read_body(request, limits.max_body_bytes))
         if await deps.agents.find(principal.org_id, req.agent_id) is None:
             await deps.agents.ensure(principal.org_id, req.agent_id)
-        session = await deps.sessions.create(principal.org_id, req.agent_id, req.metadata or {})
+        metadata = client_object(req.metadata, "metadata", limits.max_metadata_bytes)
+        session = await deps.sessions.create(principal.org_id, req.agent_id, metadata)
         return json_response(201, session)
 
     async def list_sessions(request: Request) -> Response:
@@ -87,7 +89,8 @@ def register(router: Router, deps: Deps) -> None:
         req = decode(_update, await read_body(request, limits.max_body_bytes))
         if req.status is not None and req.status not in STATUSES:
             raise Invalid(f"invalid status: must be one of {', '.join(STATUSES)}")
-        session = await deps.sessions.update(principal.org_id, session_id, req.status, req.metadata)
+        metadata = client_object(req.metadata, "metadata", limits.max_metadata_bytes)
+        session = await deps.sessions.update(principal.org_id, session_id, req.status, metadata)
         return json_response(200, session)
 
     async def session_memories(request: Request) -> Response:

@@ -1,0 +1,168 @@
+"""Hostile input against the real server: whatever a client sends is answered below 500, with the exact 4xx.
+
+Issue 11: deep nesting, stored poison, trailing newlines in patterns, offset/limit extremes, raw bytes in
+paths, malformed chunked bodies and the Go SDK's "" fields.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import msgspec
+import pytest
+
+from memtrace.arc.encode import encode_rows
+from memtrace.ids import memory_id
+from memtrace.jsonlimits import MAX_JSON_DEPTH
+from memtrace.memory.model import MemoryRow
+from tests.conftest import Stack
+
+JSON_HEADERS = {"content-type": "application/json"}
+
+
+def unique(prefix: str = "a") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+
+def nested(depth: int) -> bytes:
+    """A JSON object `depth` levels deep: {"a":{"a":...{}}}."""
+    return b'{"a":' * (depth - 1) + b"{}" + b"}" * (depth - 1)
+
+
+def with_field(prefix: bytes, value: bytes) -> bytes:
+    """`prefix` is an object's opening without the closing brace, e.g. b'{"agent_id":"x","metadata":'."""
+    return prefix + value + b"}"
+
+
+@pytest.fixture
+def raw(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.client() as client:
+        yield client
+
+
+# -- 1. stored JSON objects are bounded at write time -------------------------------------------------
+
+def _object_routes(agent: str) -> list[tuple[str, bytes, str]]:
+    """(path, body prefix, field named in the 400) for every JSON object a client can store."""
+    return [
+        ("/api/v1/memories", b'{"agent_id":"%s","content":"c1","metadata":' % agent.encode(), "metadata"),
+        ("/api/v1/memories", b'{"memories":[{"agent_id":"%s","content":"c0"},{"agent_id":"%s","content":"c2",'
+         b'"metadata":' % (agent.encode(), agent.encode()), "memories[1].metadata"),
+        ("/api/v1/sessions", b'{"agent_id":"%s","metadata":' % agent.encode(), "metadata"),
+        ("/api/v1/agents", b'{"name":"%s","config":' % unique("cfg").encode(), "config"),
+    ]
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 900])
+def test_deep_object_fields_are_refused_naming_the_field(raw: httpx.Client, depth: int) -> None:
+    agent = unique()
+    for path, prefix, field in _object_routes(agent):
+        body = with_field(prefix, nested(depth))
+        if field.startswith("memories["):
+            body += b"]}"
+        resp = raw.post(path, content=body, headers=JSON_HEADERS)
+        assert resp.status_code == 400, (path, resp.text)
+        assert resp.json() == {"error": f"invalid {field}: nested deeper than {MAX_JSON_DEPTH} levels"}
+
+
+def test_object_fields_at_the_depth_bound_are_stored(raw: httpx.Client) -> None:
+    agent = unique()
+    session = raw.post("/api/v1/sessions", content=with_field(b'{"agent_id":"%s","metadata":' % agent.encode(),
+                                                               nested(MAX_JSON_DEPTH)), headers=JSON_HEADERS)
+    assert session.status_code == 201, session.text
+    assert msgspec.json.encode(session.json()["metadata"]) == nested(MAX_JSON_DEPTH)
+    # brackets inside strings are not nesting
+    meta = {"text": "[" * 100 + "{" * 100}
+    memory = raw.post("/api/v1/memories", json={"agent_id": agent, "content": unique("c"), "metadata": meta})
+    assert memory.status_code == 201, memory.text
+    assert memory.json()["metadata"] == meta
+
+
+def test_session_and_agent_objects_have_a_size_cap(raw: httpx.Client) -> None:
+    big = {"x": "y" * (64 * 1024)}
+    resp = raw.post("/api/v1/sessions", json={"agent_id": unique(), "metadata": big})
+    assert resp.status_code == 413 and "metadata" in resp.json()["error"]
+    resp = raw.post("/api/v1/agents", json={"name": unique(), "config": big})
+    assert resp.status_code == 413 and "config" in resp.json()["error"]
+
+
+def _poison_metadata_db(stack: Stack, agent: str, depth: int) -> tuple[str, str]:
+    """Rows written before the bound existed: an agent config and a session metadata `depth` deep."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    agent_id, session_id = unique("agent"), unique("sess")
+    deep = nested(depth).decode()
+    with sqlite3.connect(stack.db) as db:
+        db.execute("INSERT INTO agents (id, org_id, name, description, config_json, created_at, last_active_at) "
+                   "VALUES (?, ?, ?, '', ?, ?, ?)", (agent_id, stack.tenant.org_id, agent, deep, now, now))
+        db.execute("INSERT INTO sessions (id, org_id, agent_id, status, metadata_json, created_at, updated_at, "
+                   "closed_at, last_active_at) VALUES (?, ?, ?, 'active', ?, ?, ?, NULL, ?)",
+                   (session_id, stack.tenant.org_id, agent, deep, now, now, now))
+    return agent_id, session_id
+
+
+def _poison_arc(stack: Stack, agent: str, session_id: str, depth: int) -> str:
+    """A decision memory with deep metadata written straight into the org's Arc (not through the API)."""
+    time_us = time.time_ns() // 1000
+    row = MemoryRow(id=memory_id(time_us), time_us=time_us, org_id=stack.tenant.org_id, agent_id=agent,
+                    session_id=session_id, memory_type="decision", event_type="decision", content="poison",
+                    metadata_json=nested(depth).decode().replace('"a"', '"reasoning"', 1), tags_csv="",
+                    dedup_key=unique("k"), importance=0.5, parent_id="")
+    headers = {"Content-Type": "application/msgpack", "x-arc-database": stack.tenant.database}
+    resp = httpx.post(f"{stack.arc.url}/api/v1/write/msgpack", content=encode_rows("events", [row]),
+                      headers=headers)
+    assert resp.status_code in (200, 204), resp.text
+    assert httpx.post(f"{stack.arc.url}/api/v1/write/line-protocol/flush").status_code == 200
+    return row.id
+
+
+@pytest.mark.parametrize("depth", [990, 5000])
+def test_stored_poison_never_breaks_reads(raw: httpx.Client, stack: Stack, depth: int) -> None:
+    agent = unique()
+    agent_id, session_id = _poison_metadata_db(stack, agent, depth)
+    mem_id = _poison_arc(stack, agent, session_id, depth)
+    for path in ("/api/v1/agents", f"/api/v1/agents/{agent_id}", "/api/v1/sessions",
+                 f"/api/v1/sessions?agent_id={agent}", f"/api/v1/sessions/{session_id}",
+                 f"/api/v1/memories/{mem_id}", f"/api/v1/memories?agent_id={agent}",
+                 f"/api/v1/sessions/{session_id}/memories"):
+        resp = raw.get(path)
+        assert resp.status_code == 200, (path, resp.text)
+        assert "{}" in resp.text, path  # the over-deep value is shown as an empty object
+    ctx = raw.post(f"/api/v1/sessions/{session_id}/context", json={})
+    assert ctx.status_code == 200, ctx.text
+    assert "poison" in ctx.json()["context"]
+    search = raw.post("/api/v1/search", json={"agent_id": agent})
+    assert search.status_code == 200 and search.json()["count"] == 1
+    # the poisoned session can be repaired through the API
+    fixed = raw.put(f"/api/v1/sessions/{session_id}", json={"metadata": {"ok": True}})
+    assert fixed.status_code == 200 and fixed.json()["metadata"] == {"ok": True}
+    assert raw.put(f"/api/v1/sessions/{session_id}", json={"status": "closed"}).json()["metadata"] == {"ok": True}
+    assert raw.delete(f"/api/v1/agents/{agent_id}").status_code == 204
+
+
+# -- 2. any body nested too deeply is a 400 on every JSON route ----------------------------------------
+
+def _json_routes(raw: httpx.Client) -> list[tuple[str, str]]:
+    agent = unique()
+    session = raw.post("/api/v1/sessions", json={"agent_id": agent}).json()["id"]
+    return [("POST", "/api/v1/memories"), ("POST", "/api/v1/search"), ("POST", "/api/v1/agents"),
+            ("POST", "/api/v1/sessions"), ("PUT", f"/api/v1/sessions/{session}"),
+            ("POST", f"/api/v1/sessions/{session}/context")]
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+def test_deeply_nested_bodies_are_400_on_every_json_route(raw: httpx.Client, depth: int) -> None:
+    bodies = {
+        "object": nested(depth),
+        "array": b"[" * depth + b"]" * depth,
+        "in a known field": with_field(b'{"memories":', b"[" * depth + b"]" * depth),
+        "in an unknown field": with_field(b'{"agent_id":"a1","content":"x","name":"n1","zzz":', nested(depth)),
+    }
+    for method, path in _json_routes(raw):
+        for what, body in bodies.items():
+            resp = raw.request(method, path, content=body, headers=JSON_HEADERS)
+            assert resp.status_code == 400, (method, path, what, resp.text)
+            assert resp.json()["error"].startswith(("malformed JSON", "invalid")), resp.text
