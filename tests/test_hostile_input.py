@@ -18,7 +18,7 @@ import pytest
 from memtrace.arc.encode import encode_rows
 from memtrace.ids import memory_id
 from memtrace.jsonlimits import MAX_JSON_DEPTH
-from memtrace.memory.model import MemoryRow
+from memtrace.memory.model import MAX_OFFSET, MemoryRow
 from tests.conftest import Stack
 
 JSON_HEADERS = {"content-type": "application/json"}
@@ -166,3 +166,34 @@ def test_deeply_nested_bodies_are_400_on_every_json_route(raw: httpx.Client, dep
             resp = raw.request(method, path, content=body, headers=JSON_HEADERS)
             assert resp.status_code == 400, (method, path, what, resp.text)
             assert resp.json()["error"].startswith(("malformed JSON", "invalid")), resp.text
+
+
+# -- 3. offset and limit are bounded at the edge; our own query errors never trip the org's breaker ---------
+
+BAD_PAGES = [("offset", -1), ("offset", MAX_OFFSET + 1), ("offset", 2**63), ("offset", 2**64), ("offset", 10**30),
+             ("limit", 0), ("limit", 1001), ("limit", -1), ("limit", 2**64)]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_PAGES)
+def test_offset_and_limit_out_of_bounds_are_400(raw: httpx.Client, name: str, value: int) -> None:
+    agent = unique()
+    for resp in (raw.get("/api/v1/memories", params={name: str(value)}),
+                 raw.get(f"/api/v1/agents/{agent}/memories", params={name: str(value)}),
+                 raw.post("/api/v1/search", content=b'{"%s":%d}' % (name.encode(), value), headers=JSON_HEADERS)):
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["error"].startswith(f"invalid {name}"), resp.text
+
+
+def test_offset_at_the_bound_is_answered(raw: httpx.Client) -> None:
+    assert raw.get("/api/v1/memories", params={"offset": MAX_OFFSET, "limit": 1000}).status_code == 200
+    search = raw.post("/api/v1/search", json={"offset": MAX_OFFSET, "limit": 1000})
+    assert search.status_code == 200 and search.json()["count"] == 0
+
+
+def test_a_burst_of_bad_pages_leaves_good_reads_answered(raw: httpx.Client) -> None:
+    agent = unique()
+    assert raw.post("/api/v1/memories", json={"agent_id": agent, "content": "kept"}).status_code == 201
+    for value in range(20):
+        assert raw.get("/api/v1/memories", params={"offset": str(2**64 + value)}).status_code == 400
+    good = raw.get("/api/v1/memories", params={"agent_id": agent})
+    assert good.status_code == 200 and good.json()["count"] == 1

@@ -16,6 +16,8 @@ TAG_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 MEMORY_ID_PATTERN = r"^mem_[0-9A-HJKMNP-TV-Z]{26}$"
 DEDUP_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 MAX_TAGS = 32
+MAX_LIMIT = 1000
+MAX_OFFSET = 100_000  # deep paging makes Arc de-duplicate and sort offset + limit rows; past this, narrow `until`
 
 MEMORY_TYPES: tuple[str, ...] = ("episodic", "session", "decision", "entity")
 MemoryType = Literal["episodic", "session", "decision", "entity"]
@@ -28,8 +30,8 @@ Tags = Annotated[list[Tag], Meta(max_length=MAX_TAGS)]
 Importance = Annotated[float, Meta(ge=0.0, le=1.0)]
 Content = Annotated[str, Meta(min_length=1)]
 DedupKey = Annotated[str, Meta(pattern=DEDUP_KEY_PATTERN)]
-Limit = Annotated[int, Meta(ge=1, le=1000)]
-Offset = Annotated[int, Meta(ge=0)]
+Limit = Annotated[int, Meta(ge=1, le=MAX_LIMIT)]
+Offset = Annotated[int, Meta(ge=0, le=MAX_OFFSET)]
 
 
 class NewMemory(Struct, forbid_unknown_fields=False, kw_only=True):
