@@ -197,3 +197,43 @@ def test_a_burst_of_bad_pages_leaves_good_reads_answered(raw: httpx.Client) -> N
         assert raw.get("/api/v1/memories", params={"offset": str(2**64 + value)}).status_code == 400
     good = raw.get("/api/v1/memories", params={"agent_id": agent})
     assert good.status_code == 200 and good.json()["count"] == 1
+
+
+# -- 4. every pattern matches the whole value: a trailing newline is invalid -----------------------------
+
+MEMORY_FIELDS_NL = [("agent_id", "agent_1\n"), ("session_id", "sess_1\n"), ("parent_id", "mem_1\n"),
+                    ("event_type", "error\n"), ("dedup_key", "key_1\n"), ("tags", ["tag\n"])]
+
+
+@pytest.mark.parametrize(("field", "value"), MEMORY_FIELDS_NL)
+def test_trailing_newline_in_memory_fields_is_400(raw: httpx.Client, field: str, value: object) -> None:
+    item = {"agent_id": unique(), "content": unique("c"), field: value}
+    resp = raw.post("/api/v1/memories", json=item)
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"].startswith(f"invalid {field}"), resp.text
+    resp = raw.post("/api/v1/memories", json={"memories": [{"agent_id": unique(), "content": "x"}, item]})
+    assert resp.status_code == 400 and resp.json()["error"].startswith(f"invalid memories[1].{field}"), resp.text
+
+
+@pytest.mark.parametrize(("field", "value"), [("agent_id", "a1\n"), ("session_id", "s1\n"),
+                                              ("event_types", ["error\n"]), ("tags", ["t\n"])])
+def test_trailing_newline_in_search_fields_is_400(raw: httpx.Client, field: str, value: object) -> None:
+    resp = raw.post("/api/v1/search", json={field: value})
+    assert resp.status_code == 400 and resp.json()["error"].startswith(f"invalid {field}"), resp.text
+
+
+@pytest.mark.parametrize("field", ["agent_id", "session_id", "event_type"])  # tags are a trimmed comma list
+def test_trailing_newline_in_list_parameters_is_400(raw: httpx.Client, field: str) -> None:
+    resp = raw.get("/api/v1/memories", params={field: "abc\n"})
+    assert resp.status_code == 400 and resp.json()["error"].startswith(f"invalid {field}"), resp.text
+
+
+def test_trailing_newline_in_names_and_paths(raw: httpx.Client) -> None:
+    assert raw.post("/api/v1/agents", json={"name": "bot\n"}).status_code == 400
+    assert raw.post("/api/v1/sessions", json={"agent_id": "bot\n"}).status_code == 400
+    for path in ("/api/v1/memories/mem_01ARZ3NDEKTSV4RRFFQ69G5FAV%0A", "/api/v1/sessions/sess_1%0A",
+                 "/api/v1/sessions/sess_1%0A/memories", "/api/v1/agents/bot_1%0A/memories",
+                 "/api/v1/agents/bot_1%0A/stats"):
+        resp = raw.get(path)
+        assert resp.status_code == 404, (path, resp.text)
+    assert raw.post("/api/v1/sessions/sess_1%0A/context", json={}).status_code == 404

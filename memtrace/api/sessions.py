@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Annotated, Any
 
@@ -17,10 +16,9 @@ from memtrace.api.resolve import agent_aliases
 from memtrace.errors import Invalid, NotFound
 from memtrace.jsonlimits import client_object
 from memtrace.memory.build import memory_list
-from memtrace.memory.model import ID_PATTERN, Id, MemoryType
+from memtrace.memory.model import Id, MemoryType
+from memtrace.patterns import ID_RE
 from memtrace.timeutil import parse_time_param
-
-_ID = re.compile(ID_PATTERN)
 
 
 class SessionCreate(Struct, kw_only=True):
@@ -55,7 +53,7 @@ STATUSES = ("active", "closed")
 
 def _session_id(request: Request) -> str:
     session_id = path_param(request, "session_id")
-    if not _ID.match(session_id):
+    if not ID_RE.fullmatch(session_id):
         raise NotFound("session not found")
     return session_id
 

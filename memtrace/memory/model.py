@@ -10,11 +10,8 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Raw, Struct
 
-ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,127}$"
-EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
-TAG_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-MEMORY_ID_PATTERN = r"^mem_[0-9A-HJKMNP-TV-Z]{26}$"
-DEDUP_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+from memtrace.patterns import DEDUP_KEY_PATTERN, EVENT_TYPE_PATTERN, ID_PATTERN, TAG_PATTERN
+
 MAX_TAGS = 32
 MAX_LIMIT = 1000
 MAX_OFFSET = 100_000  # deep paging makes Arc de-duplicate and sort offset + limit rows; past this, narrow `until`

@@ -6,7 +6,6 @@ string comparison (ORDER BY, `<`, max) is chronological and the API can return t
 
 from __future__ import annotations
 
-import re
 import secrets
 import sqlite3
 import time
@@ -17,12 +16,11 @@ import msgspec
 
 from memtrace.errors import Invalid
 from memtrace.jsonlimits import MAX_JSON_DEPTH, json_depth_exceeds
+from memtrace.patterns import ID_RE
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,127}$")
 
 _json_encoder = msgspec.json.Encoder()
 
