@@ -19,6 +19,7 @@ from blacksheep import Application, Request, Response, Router
 from memtrace.activity import ActivityTracker
 from memtrace.api import agents, errors, health, memories, sessions
 from memtrace.api.deps import Deps
+from memtrace.api.guard import TargetGuard
 from memtrace.api.http import error_response
 from memtrace.arc.binding import ArcBinding
 from memtrace.arc.client import ArcPool
@@ -151,9 +152,9 @@ def create_app(settings: Settings) -> Application:
     return app
 
 
-def app_from_env() -> Application:
+def app_from_env() -> TargetGuard:
     """Granian's factory target: settings come serialised from `memtrace serve` (or are loaded afresh)."""
     raw = os.environ.get(SETTINGS_ENV)
     settings = msgspec.json.decode(raw, type=Settings) if raw else load_settings()
     logging.basicConfig(level=settings.server.log_level.upper(), format=LOG_FORMAT)
-    return create_app(settings)
+    return TargetGuard(create_app(settings))

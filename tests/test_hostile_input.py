@@ -6,6 +6,8 @@ paths, malformed chunked bodies and the Go SDK's "" fields.
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import sqlite3
 import time
 import uuid
@@ -237,3 +239,79 @@ def test_trailing_newline_in_names_and_paths(raw: httpx.Client) -> None:
         resp = raw.get(path)
         assert resp.status_code == 404, (path, resp.text)
     assert raw.post("/api/v1/sessions/sess_1%0A/context", json={}).status_code == 404
+
+
+# -- 5. raw bytes in the path and malformed chunked bodies are 4xx ----------------------------------------
+
+def raw_http(stack: Stack, request: bytes, half_close: bool = False) -> tuple[int, bytes]:
+    """Send `request` as is over a socket; the status code and body of the answer.
+
+    `half_close` ends the sending side (the server then sees the body end early).
+    """
+    with socket.create_connection(("127.0.0.1", stack.server.port), timeout=10) as sock:
+        sock.sendall(request)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        data = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    if b"transfer-encoding: chunked" in head.lower():
+        body = _unchunk(body)
+    return status, body
+
+
+def _unchunk(body: bytes) -> bytes:
+    out = b""
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        out, body = out + rest[:size], rest[size + 2:]
+    return out
+
+
+def _get(stack: Stack, target: bytes) -> bytes:
+    return b"GET %s HTTP/1.1\r\nHost: x\r\nx-api-key: %s\r\nConnection: close\r\n\r\n" % (
+        target, stack.tenant.key.encode())
+
+
+@pytest.mark.parametrize("target", [b"/api/v1/agents/\xc3\xa9", b"/api/v1/agents/a\xc3\xa9/memories",
+                                    b"/api/v1/memories/mem_\xe2\x82\xac", b"/api/v1/sessions/s\xc3\xa9/context",
+                                    b"/nowhere/\xc3\xa9", b"/api/v1/memories?agent_id=\xc3\xa9"])
+def test_raw_utf8_in_the_request_target_is_400_json(stack: Stack, target: bytes) -> None:
+    status, body = raw_http(stack, _get(stack, target))
+    assert status == 400, (status, body)
+    assert msgspec.json.decode(body) == {"error": "invalid request target: non-ASCII bytes must be percent-encoded"}
+
+
+@pytest.mark.parametrize("target", [b"/api/v1/agents/\xff", b"/api/v1/agents/\xc3(", b"/api/v1/memories/mem_\xff",
+                                    b"/\xff\xfe"])
+def test_raw_invalid_utf8_in_the_path_is_400(stack: Stack, target: bytes) -> None:
+    """Granian refuses these itself (empty 400 body) before any application code runs."""
+    status, body = raw_http(stack, _get(stack, target))
+    assert status == 400, (status, body)
+
+
+def test_percent_encoded_non_ascii_is_an_ordinary_lookup(stack: Stack) -> None:
+    status, body = raw_http(stack, _get(stack, b"/api/v1/agents/%C3%A9"))
+    assert (status, msgspec.json.decode(body)) == (404, {"error": "agent not found"})
+
+
+@pytest.mark.parametrize("chunks", [
+    b"zz\r\n{}\r\n0\r\n\r\n",  # size is not hex
+    b"5\r\n{}\r\n0\r\n\r\n",  # size larger than the data
+    b"2\r\n{}XX0\r\n\r\n",  # no CRLF after the data
+    b"fffffffffffffffffffff\r\n{}\r\n0\r\n\r\n",  # absurd size
+    b"2\r\n{}\r\n",  # never terminated
+])
+def test_malformed_chunked_bodies_are_4xx(stack: Stack, chunks: bytes) -> None:
+    for path in (b"/api/v1/memories", b"/api/v1/search", b"/api/v1/agents"):
+        request = (b"POST %s HTTP/1.1\r\nHost: x\r\nx-api-key: %s\r\nContent-Type: application/json\r\n"
+                   b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" % (path, stack.tenant.key.encode()))
+        status, body = raw_http(stack, request + chunks, half_close=True)
+        assert status == 400, (path, chunks, status, body)
+        assert msgspec.json.decode(body)["error"].startswith("malformed request body"), body
