@@ -12,6 +12,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -22,6 +23,8 @@ from memtrace.ids import memory_id
 from memtrace.jsonlimits import MAX_JSON_DEPTH
 from memtrace.memory.model import MAX_OFFSET, MemoryRow
 from tests.conftest import Stack
+from tests.procs import ArcLite
+from tests.provision import provision
 
 JSON_HEADERS = {"content-type": "application/json"}
 
@@ -315,3 +318,47 @@ def test_malformed_chunked_bodies_are_4xx(stack: Stack, chunks: bytes) -> None:
         status, body = raw_http(stack, request + chunks, half_close=True)
         assert status == 400, (path, chunks, status, body)
         assert msgspec.json.decode(body)["error"].startswith("malformed request body"), body
+
+
+# -- 6. Arc trouble is answered without internals (host:port, Arc's or DuckDB's messages) ------------------
+
+ARC_DOWN = "this org's Arc is unavailable; retry later"
+
+
+def _wait_bound(client: httpx.Client) -> httpx.Response:
+    """The first answer after the server picked up the org's new Arc binding (metadata refresh ~1 s)."""
+    deadline = time.monotonic() + 15
+    while True:
+        resp = client.get("/api/v1/memories")
+        unbound = resp.status_code == 401 or (resp.status_code == 503 and "arc instance" in resp.text)
+        if not unbound or time.monotonic() > deadline:
+            return resp
+        time.sleep(0.2)
+
+
+def test_unreachable_arc_answers_503_without_internals(stack: Stack) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connections are refused
+        tenant = provision(stack.db, unique("dead"), f"http://127.0.0.1:{port}")
+        with stack.client(tenant.key) as client:
+            answers = [_wait_bound(client)] + [client.get("/api/v1/memories") for _ in range(6)]  # opens the circuit
+            answers.append(client.post("/api/v1/search", json={}))
+    for resp in answers:
+        assert resp.status_code == 503, resp.text
+        assert resp.json() == {"error": ARC_DOWN}
+        assert int(resp.headers["Retry-After"]) >= 1
+        assert str(port) not in resp.text and "127.0.0.1" not in resp.text
+
+
+def test_arc_rejection_answers_502_without_internals(stack: Stack, tmp_path: Path) -> None:
+    arc = ArcLite(tmp_path / "arc", token="arc-secret-1f2e3d")  # Memtrace holds no key for it: Arc says 401
+    try:
+        tenant = provision(stack.db, unique("refused"), arc.url)
+        with stack.client(tenant.key) as client:
+            resp = _wait_bound(client)
+    finally:
+        arc.stop()
+    assert resp.status_code == 502, resp.text
+    assert resp.json() == {"error": "the org's Arc refused a request Memtrace built; the details are in the server log"}
+    assert str(arc.port) not in resp.text
