@@ -362,3 +362,41 @@ def test_arc_rejection_answers_502_without_internals(stack: Stack, tmp_path: Pat
     assert resp.status_code == 502, resp.text
     assert resp.json() == {"error": "the org's Arc refused a request Memtrace built; the details are in the server log"}
     assert str(arc.port) not in resp.text
+
+
+# -- 7. the original Go SDK's bodies: "" for unset optional strings, `null` as a context body ---------------
+
+def _go_memory(agent: str, content: str) -> bytes:
+    """AddMemoryRequest as Go's encoding/json writes it with no `omitempty`: every field, zero values."""
+    return (b'{"agent_id":"%s","session_id":"","memory_type":"","event_type":"","content":"%s","metadata":null,'
+            b'"tags":null,"dedup_key":"","importance":0,"parent_id":""}' % (agent.encode(), content.encode()))
+
+
+def test_go_sdk_empty_strings_mean_absent(raw: httpx.Client) -> None:
+    agent = unique("go")
+    resp = raw.post("/api/v1/memories", content=_go_memory(agent, "hello from go"), headers=JSON_HEADERS)
+    assert resp.status_code == 201, resp.text
+    memory = resp.json()
+    assert (memory["memory_type"], memory["event_type"], memory["session_id"], memory["parent_id"]) == (
+        "episodic", "general", "", "")
+    assert len(memory["dedup_key"]) == 32  # derived, as when absent
+    batch = b'{"memories":[%s,%s]}' % (_go_memory(agent, "one"), _go_memory(agent, "two"))
+    resp = raw.post("/api/v1/memories", content=batch, headers=JSON_HEADERS)
+    assert resp.status_code == 201, resp.text
+    assert [m["memory_type"] for m in resp.json()["memories"]] == ["episodic", "episodic"]
+    again = raw.post("/api/v1/memories", content=_go_memory(agent, "hello from go"), headers=JSON_HEADERS)
+    assert again.status_code == 409  # the derived dedup key applies
+
+
+def test_go_sdk_null_context_body_means_defaults(raw: httpx.Client) -> None:
+    session = raw.post("/api/v1/sessions", json={"agent_id": unique("go")}).json()["id"]
+    resp = raw.post(f"/api/v1/sessions/{session}/context", content=b"null", headers=JSON_HEADERS)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["session_id"] == session
+
+
+@pytest.mark.parametrize(("field", "value"), [("memory_type", "bogus"), ("event_type", "9x"), ("session_id", " "),
+                                              ("parent_id", "-x"), ("dedup_key", "a b"), ("agent_id", "")])
+def test_real_invalid_values_stay_400(raw: httpx.Client, field: str, value: str) -> None:
+    resp = raw.post("/api/v1/memories", json={"agent_id": unique(), "content": unique("c"), field: value})
+    assert resp.status_code == 400 and resp.json()["error"].startswith(f"invalid {field}"), resp.text

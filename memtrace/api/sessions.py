@@ -47,7 +47,7 @@ class ContextResponse(Struct, kw_only=True):
 
 _create = msgspec.json.Decoder(SessionCreate)
 _update = msgspec.json.Decoder(SessionUpdate)
-_context = msgspec.json.Decoder(ContextRequest)
+_context = msgspec.json.Decoder(ContextRequest | None)  # `null`: the original Go SDK with no options
 STATUSES = ("active", "closed")
 
 
@@ -103,7 +103,7 @@ def register(router: Router, deps: Deps) -> None:
         principal = await deps.principal(request, "read")
         session_id = _session_id(request)
         body = await read_body(request, limits.max_body_bytes)
-        req = decode(_context, body) if body.strip() else ContextRequest()
+        req = (decode(_context, body) if body.strip() else None) or ContextRequest()
         since_us = parse_time_param(req.since, time.time_ns() // 1000, "since") if req.since else None
         rendered = await deps.memories.context(
             principal.org_id, session_id, tuple(req.include_types or ()), since_us, req.max_tokens
