@@ -7,6 +7,7 @@ paths, malformed chunked bodies and the Go SDK's "" fields.
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import sqlite3
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 import httpx
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from memtrace.arc.encode import encode_rows
 from memtrace.ids import memory_id
@@ -400,3 +403,56 @@ def test_go_sdk_null_context_body_means_defaults(raw: httpx.Client) -> None:
 def test_real_invalid_values_stay_400(raw: httpx.Client, field: str, value: str) -> None:
     resp = raw.post("/api/v1/memories", json={"agent_id": unique(), "content": unique("c"), field: value})
     assert resp.status_code == 400 and resp.json()["error"].startswith(f"invalid {field}"), resp.text
+
+
+# -- 9. random JSON at every JSON route: never a 5xx ---------------------------------------------------
+
+ROUTE_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("POST", "/api/v1/memories"): ("agent_id", "content", "memory_type", "event_type", "session_id", "metadata",
+                                   "tags", "dedup_key", "importance", "parent_id"),
+    ("POST", "/api/v1/search"): ("agent_id", "session_id", "memory_types", "event_types", "tags", "content_contains",
+                                 "since", "until", "min_importance", "limit", "offset", "order"),
+    ("POST", "/api/v1/agents"): ("name", "description", "config"),
+    ("POST", "/api/v1/sessions"): ("agent_id", "metadata"),
+    ("PUT", "/api/v1/sessions/{session}"): ("status", "metadata"),
+    ("POST", "/api/v1/sessions/{session}/context"): ("max_tokens", "include_types", "since"),
+}
+ROUTES = sorted(ROUTE_FIELDS)
+TRICKY = ["", " ", "agent_1\n", "episodic", "decision", "general", "error", "active", "closed", "asc", "2h", "-5m",
+          "2026-02-07T20:15:00Z", "9999-12-31", "0", "-1", "1e400", "NaN", "a" * 300, "\x00", "é", "%", "'; --",
+          "\ud800", "x\udfff"]
+scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
+           | st.text(max_size=40) | st.sampled_from(TRICKY))
+json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=24)
+
+
+@st.composite
+def request_bodies(draw: st.DrawFn) -> tuple[str, str, bytes]:
+    method, path = draw(st.sampled_from(ROUTES))
+    fields = ROUTE_FIELDS[(method, path)]
+    known = st.dictionaries(st.sampled_from(fields), json_values, max_size=len(fields))
+    shapes = [json_values, known]
+    if path == "/api/v1/memories":
+        shapes.append(st.fixed_dictionaries({"memories": st.lists(known, max_size=3)}))
+    value = draw(st.one_of(shapes))
+    return method, path, json.dumps(value, allow_nan=True).encode()
+
+
+@pytest.fixture(scope="module")
+def fuzz(stack: Stack) -> Iterator[tuple[httpx.Client, str]]:
+    with stack.client() as client:
+        session = client.post("/api/v1/sessions", json={"agent_id": "fuzzer"}).json()["id"]
+        yield client, session
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(request=request_bodies())
+def test_random_json_on_json_routes_is_never_5xx(fuzz: tuple[httpx.Client, str],
+                                                 request: tuple[str, str, bytes]) -> None:
+    client, session = fuzz
+    method, path, body = request
+    resp = client.request(method, path.format(session=session), content=body, headers=JSON_HEADERS)
+    assert resp.status_code < 500, (method, path, body[:300], resp.text)
+    if resp.status_code >= 400:
+        assert "error" in resp.json()
