@@ -64,9 +64,9 @@ def register(router: Router, deps: Deps) -> None:
     async def create(request: Request) -> Response:
         principal = await deps.principal(request, "write")
         req = decode(_create, await read_body(request, limits.max_body_bytes))
+        metadata = client_object(req.metadata, "metadata", limits.max_metadata_bytes)  # before any write
         if await deps.agents.find(principal.org_id, req.agent_id) is None:
             await deps.agents.ensure(principal.org_id, req.agent_id)
-        metadata = client_object(req.metadata, "metadata", limits.max_metadata_bytes)
         session = await deps.sessions.create(principal.org_id, req.agent_id, metadata)
         return json_response(201, session)
 
