@@ -9,7 +9,6 @@ JSON (never decoded on the read path); one that is over the bound anyway is show
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import msgspec
@@ -21,25 +20,31 @@ log = logging.getLogger("memtrace.api")
 MAX_JSON_DEPTH = 32
 """Objects and arrays nested inside each other, counting the outermost object as level 1."""
 
-# A JSON string (skipped whole, escapes included), an opening bracket (group 1) or a closing one.
-_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|([\[{])|[\]}]')
+# Brackets only, arrays written as objects: nesting is the same, and one `{}` pattern finds every innermost pair.
+_AS_BRACES = bytes.maketrans(b"[]", b"{}")
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 _EMPTY_OBJECT = msgspec.Raw(b"{}")
 _encoder = msgspec.json.Encoder()
 
 
 def json_depth_exceeds(encoded: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether valid JSON `encoded` nests objects/arrays deeper than `limit`, without decoding it."""
-    if encoded.count(b"{") + encoded.count(b"[") <= limit:
-        return False  # the common case: too few brackets to be that deep, even counting ones in strings
-    depth = 0
-    for match in _TOKENS.finditer(encoded):
-        if match.lastindex:
-            depth += 1
-            if depth > limit:
-                return True
-        elif match.end() - match.start() == 1:
-            depth -= 1
-    return False
+    """Whether valid JSON `encoded` nests objects/arrays deeper than `limit`, without decoding it.
+
+    Only C-level passes, no Python step per character: strings are cut out, everything but brackets is
+    dropped, then each round deletes the innermost pairs (`{}`), i.e. one level. Anything left after
+    `limit` rounds is deeper than `limit`.
+    """
+    if len(encoded) <= 2 * limit or encoded.count(b"{") + encoded.count(b"[") <= limit:
+        return False  # the common case: too short, or too few brackets, to be that deep
+    if b"\\" in encoded:  # drop escaped backslashes, then escaped quotes: every `"` left delimits a string
+        encoded = encoded.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside_strings = b"".join(encoded.split(b'"')[::2])
+    skeleton = outside_strings.translate(_AS_BRACES, _NOT_BRACKETS)
+    for _ in range(limit):
+        if not skeleton:
+            return False
+        skeleton = skeleton.replace(b"{}", b"")
+    return bool(skeleton)
 
 
 def check_object(encoded: bytes, field: str, max_bytes: int) -> None:
