@@ -55,13 +55,14 @@ def check_object(encoded: bytes, field: str, max_bytes: int) -> None:
         raise Invalid(f"invalid {field}: nested deeper than {MAX_JSON_DEPTH} levels")
 
 
-def stored_object(text: str | bytes | None, what: str) -> msgspec.Raw:
-    """A stored JSON object as raw bytes for a response; `{}` for an empty or over-deep one (logged)."""
+def stored_object(text: str | bytes | None, what: str, owner: str) -> msgspec.Raw:
+    """A stored JSON object as raw bytes for a response; `{}` for an empty or over-deep one (logged as
+    `<what> of <owner>`, formatted only then: this runs for every row read)."""
     if not text:
         return _EMPTY_OBJECT
     encoded = text.encode() if isinstance(text, str) else text
     if json_depth_exceeds(encoded):
-        log.warning("%s is nested deeper than %d levels; answered as {}", what, MAX_JSON_DEPTH)
+        log.warning("%s %s is nested deeper than %d levels; answered as {}", what, owner, MAX_JSON_DEPTH)
         return _EMPTY_OBJECT
     return msgspec.Raw(encoded)
 

@@ -45,6 +45,6 @@ def test_depth_check_matches_the_decoded_depth(value: Any, limit: int, ascii_onl
 @pytest.mark.parametrize("levels", [1, MAX_JSON_DEPTH, MAX_JSON_DEPTH + 1, 5000])
 def test_stored_objects_pass_through_unless_too_deep(levels: int) -> None:
     encoded = b'{"a":' * (levels - 1) + b"{}" + b"}" * (levels - 1)
-    raw = stored_object(encoded.decode(), "test")
+    raw = stored_object(encoded.decode(), "metadata of test", "t1")
     assert bytes(raw) == (encoded if levels <= MAX_JSON_DEPTH else b"{}")
     assert msgspec.json.decode(msgspec.json.encode({"m": raw}))["m"] is not None

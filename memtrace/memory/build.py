@@ -72,7 +72,7 @@ def to_memory(row: MemoryRow) -> Memory:
         memory_type=row.memory_type,
         event_type=row.event_type,
         content=row.content,
-        metadata=stored_object(row.metadata_json, f"metadata of memory {row.id}"),
+        metadata=stored_object(row.metadata_json, "metadata of memory", row.id),
         tags=row.tags_csv.split(",") if row.tags_csv else [],
         dedup_key=row.dedup_key,
         importance=row.importance,

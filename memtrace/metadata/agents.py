@@ -42,7 +42,7 @@ def _agent(row: sqlite3.Row) -> Agent:
         org_id=row["org_id"],
         name=row["name"],
         description=row["description"],
-        config=stored_object(row["config_json"], f"config of agent {row['id']}"),
+        config=stored_object(row["config_json"], "config of agent", row["id"]),
         created_at=row["created_at"],
         last_active_at=row["last_active_at"] or row["created_at"],
     )

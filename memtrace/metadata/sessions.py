@@ -35,7 +35,7 @@ def _session(row: sqlite3.Row) -> Session:
         org_id=row["org_id"],
         agent_id=row["agent_id"],
         status=row["status"],
-        metadata=stored_object(row["metadata_json"], f"metadata of session {row['id']}"),
+        metadata=stored_object(row["metadata_json"], "metadata of session", row["id"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         closed_at=row["closed_at"],
