@@ -67,7 +67,6 @@ def stored_object(text: str | bytes | None, what: str, owner: str) -> msgspec.Ra
     return msgspec.Raw(encoded)
 
 
-
 def client_object(value: dict[str, Any] | None, field: str, max_bytes: int) -> msgspec.Raw | None:
     """A client's JSON object encoded once and checked (`check_object`); None stays None."""
     if value is None:
