@@ -20,6 +20,7 @@ from memtrace import logs
 from memtrace.activity import ActivityTracker
 from memtrace.api import agents, docs, errors, health, memories, metrics, openapi, sessions
 from memtrace.api.deps import Deps
+from memtrace.api.guard import TargetGuard
 from memtrace.api.http import error_response
 from memtrace.arc.binding import ArcBinding
 from memtrace.arc.client import ArcPool
@@ -164,4 +165,4 @@ def app_from_env() -> Observed:
     raw = os.environ.get(SETTINGS_ENV)
     settings = msgspec.json.decode(raw, type=Settings) if raw else load_settings()
     logs.configure(settings.server.log_format, settings.server.log_level)
-    return Observed(with_body_timeout(create_app(settings), settings.server.body_read_timeout_s))
+    return Observed(TargetGuard(with_body_timeout(create_app(settings), settings.server.body_read_timeout_s)))

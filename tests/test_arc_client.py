@@ -411,3 +411,19 @@ async def test_pool_close_closes_sessions_and_refuses_new_calls(arc: ArcLite) ->
         await pool.query(binding, select_sql("org_a"))
     assert await pool.health(arc.url) is False
     await pool.close()  # idempotent
+
+
+async def test_query_errors_arc_answers_never_open_the_breaker(arc: ArcLite, pool: ArcPool) -> None:
+    """Issue 11: an error our own SQL caused (Arc answered it, so Arc is up) is not an Arc failure."""
+    binding = ArcBinding("org_a", arc.url, DB, "events")
+    registry = ArcRegistry(static_loader([binding]), pool, make_settings(), clock=ManualClock())
+    await registry.refresh()
+    await registry.write("org_a", encode_rows("events", make_rows("org_a", 5)))
+    await flush(arc)
+    failing = "SELECT CAST(content AS INTEGER) FROM events WHERE org_id = 'org_a'"  # fails while running
+    for _ in range(10):
+        with pytest.raises(ArcRejected) as info:
+            await registry.query("org_a", failing)
+        assert info.value.arc_status == 500 and "Conversion Error" in info.value.message
+    assert registry.breaker("org_a").state == "closed"
+    assert len((await registry.query("org_a", select_sql("org_a"))).data) == 5

@@ -35,6 +35,20 @@ def summary_of(stdout: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_example_runs_offline_and_stores_what_it_reports(script: str, stack: Stack, api: httpx.Client) -> None:
+    check_offline_run(script, stack, api)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_example_runs_again_against_the_same_server(script: str, stack: Stack, api: httpx.Client) -> None:
+    """Issue 11: a second run (same agents, same content) must succeed too, in a session of its own."""
+    first = check_offline_run(script, stack, api)
+    second = check_offline_run(script, stack, api)
+    assert first["session_id"] != second["session_id"]
+    assert not set(first["memory_ids"]) & set(second["memory_ids"])
+
+
+def check_offline_run(script: str, stack: Stack, api: httpx.Client) -> dict[str, Any]:
+    """Run `script --offline` once and check that what it reports is really stored; returns its summary."""
     done = run_example(script, stack, "--offline")
     print(done.stdout)  # shown by pytest when the test fails
     assert done.returncode == 0, f"{script} failed:\n{done.stdout}\n{done.stderr}"
@@ -67,6 +81,7 @@ def test_example_runs_offline_and_stores_what_it_reports(script: str, stack: Sta
         writer_final = done.stdout.split("writer:", 1)[1]
         researcher_notes = [m["content"] for m in stored.values() if m["agent_id"] == agents[0]]
         assert any(note in writer_final for note in researcher_notes), done.stdout
+    return summary
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

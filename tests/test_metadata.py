@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from memtrace import crypto
@@ -227,7 +228,8 @@ async def test_agents(db: MetadataDB) -> None:
     await db.orgs.create("B", id="b")
     first = await db.agents.create("a", "crawler", "crawls", {"depth": 2})
     second = await db.agents.create("a", "writer")
-    assert first.id.startswith("agent_") and first.config == {"depth": 2} and first.description == "crawls"
+    assert first.id.startswith("agent_") and first.description == "crawls"
+    assert msgspec.json.decode(first.config) == {"depth": 2}
     assert first.last_active_at == first.created_at
     assert [a.id for a in await db.agents.list("a")] == [second.id, first.id]
     assert await db.agents.get("a", first.id) == first
@@ -293,7 +295,7 @@ async def test_sessions(db: MetadataDB) -> None:
     s2 = await db.sessions.create("a", agent.id)
     s3 = await db.sessions.create("a", "other")
     assert s1.id.startswith("sess_") and s1.status == "active" and s1.closed_at is None
-    assert s1.metadata == {"task": "x"} and s1.created_at == s1.updated_at
+    assert msgspec.json.decode(s1.metadata) == {"task": "x"} and s1.created_at == s1.updated_at
     assert [s.id for s in await db.sessions.list("a")] == [s3.id, s2.id, s1.id]
     aliases = await db.agents.aliases("a", "crawler")
     assert [s.id for s in await db.sessions.list("a", aliases)] == [s2.id, s1.id]
@@ -301,10 +303,11 @@ async def test_sessions(db: MetadataDB) -> None:
     assert await db.sessions.counts("a", aliases) == (2, 2)
 
     closed = await db.sessions.update("a", s1.id, status="closed")
-    assert closed.status == "closed" and closed.closed_at is not None and closed.metadata == {"task": "x"}
+    assert closed.status == "closed" and closed.closed_at is not None
+    assert msgspec.json.decode(closed.metadata) == {"task": "x"}
     assert await db.sessions.get("a", s1.id) == closed
     again = await db.sessions.update("a", s1.id, status="closed", metadata={"done": True})
-    assert again.closed_at == closed.closed_at and again.metadata == {"done": True}
+    assert again.closed_at == closed.closed_at and msgspec.json.decode(again.metadata) == {"done": True}
     assert await db.sessions.counts("a", aliases) == (2, 1)
     assert await db.sessions.counts("a") == (3, 2)
     reopened = await db.sessions.update("a", s1.id, status="active")

@@ -13,6 +13,7 @@ from memtrace.api.deps import Deps
 from memtrace.api.http import decode, json_response, path_param, query_params, read_body
 from memtrace.api.params import list_filter
 from memtrace.api.resolve import agent_aliases
+from memtrace.jsonlimits import client_object
 from memtrace.memory.build import memory_list
 from memtrace.memory.model import Id, MemoryFilter
 from memtrace.metadata.models import Agent
@@ -51,7 +52,8 @@ def register(router: Router, deps: Deps) -> None:
     async def create(request: Request) -> Response:
         principal = await deps.principal(request, "write")
         req = decode(_create, await read_body(request, limits.max_body_bytes))
-        agent = await deps.agents.create(principal.org_id, req.name, req.description, req.config or {})
+        config = client_object(req.config, "config", limits.max_metadata_bytes)
+        agent = await deps.agents.create(principal.org_id, req.name, req.description, config)
         return json_response(201, agent)
 
     async def list_agents(request: Request) -> Response:

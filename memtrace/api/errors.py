@@ -9,12 +9,16 @@ from blacksheep import Application, Request, Response
 from blacksheep.exceptions import HTTPException
 
 from memtrace.api.http import error_response
-from memtrace.errors import ArcUnavailable, MemtraceError, NoArcInstance, Overloaded
+from memtrace.errors import ArcRejected, ArcUnavailable, MemtraceError, NoArcInstance, Overloaded
 from memtrace.metrics import m
 
 log = logging.getLogger("memtrace.api")
 
 NO_ARC_HINT = "run: memtrace admin org add-arc <org id or name> --url URL --database DB"
+# Arc's address and Arc's (or DuckDB's) own messages stay in the server log (arc/client.py logs them,
+# scrubbed of the key); clients get one sentence each.
+ARC_UNAVAILABLE = "this org's Arc is unavailable; retry later"
+ARC_REJECTED = "the org's Arc refused a request Memtrace built; the details are in the server log"
 
 
 def response_for(exc: MemtraceError) -> Response:
@@ -24,7 +28,10 @@ def response_for(exc: MemtraceError) -> Response:
         m().backpressure.inc()
     if isinstance(exc, Overloaded | ArcUnavailable):
         headers = [(b"Retry-After", str(exc.retry_after).encode())]
-        return error_response(exc.status, exc.message, headers)
+        return error_response(exc.status, ARC_UNAVAILABLE if isinstance(exc, ArcUnavailable) else exc.message,
+                              headers)
+    if isinstance(exc, ArcRejected):
+        return error_response(exc.status, ARC_REJECTED)
     return error_response(exc.status, exc.message)
 
 

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from blacksheep import Content, Request, Response
+from blacksheep.exceptions import MessageAborted
 
 from memtrace.errors import Invalid, TooLarge
 
@@ -18,6 +19,9 @@ T = TypeVar("T")
 
 JSON = b"application/json"
 _encoder = msgspec.json.Encoder()
+# msgspec stops at Python's recursion limit (~1,000 levels); no valid request comes near it.
+TOO_DEEP = "malformed JSON: nested too deeply"
+INCOMPLETE_BODY = "malformed request body: it could not be read to its end (bad chunked encoding?)"
 
 
 def json_response(status: int, payload: Any) -> Response:
@@ -39,15 +43,20 @@ async def read_body(request: Request, cap: int) -> bytes:
             raise Invalid("invalid Content-Length header") from None
         if size > cap:
             raise TooLarge(f"request body is {size} bytes; the limit is {cap}")
-        return await request.read() or b""
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():  # type: ignore[attr-defined]
-        total += len(chunk)
-        if total > cap:
-            raise TooLarge(f"request body exceeds the limit of {cap} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        if declared is not None:
+            return await request.read() or b""
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in request.stream():  # type: ignore[attr-defined]
+            total += len(chunk)
+            if total > cap:
+                raise TooLarge(f"request body exceeds the limit of {cap} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except MessageAborted:
+        # The server could not read the body to its end: malformed chunked encoding, or a client gone midway.
+        raise Invalid(INCOMPLETE_BODY) from None
 
 
 def describe_validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> str:
@@ -73,6 +82,8 @@ def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
         return decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise Invalid(describe_validation_error(exc)) from None
+    except RecursionError:
+        raise Invalid(TOO_DEEP) from None
 
 
 def convert(data: dict[str, Any], cls: type[T]) -> T:

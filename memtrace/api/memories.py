@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 import msgspec
@@ -10,6 +9,7 @@ from blacksheep import Request, Response, Router
 
 from memtrace.api.deps import Deps
 from memtrace.api.http import (
+    TOO_DEEP,
     decode,
     describe_validation_error,
     json_response,
@@ -21,18 +21,17 @@ from memtrace.api.params import list_filter, search_filter
 from memtrace.errors import Invalid, NotFound
 from memtrace.memory.build import memory_list, to_memory
 from memtrace.memory.model import (
-    MEMORY_ID_PATTERN,
     BatchCreated,
     NewMemory,
     SearchRequest,
     SearchResults,
 )
+from memtrace.patterns import MEMORY_ID_RE
 
 _peek = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _single = msgspec.json.Decoder(NewMemory)
 _items = msgspec.json.Decoder(list[NewMemory])
 _search = msgspec.json.Decoder(SearchRequest)
-_MEMORY_ID = re.compile(MEMORY_ID_PATTERN)
 
 
 def parse_create(body: bytes, max_items: int) -> tuple[list[NewMemory], bool]:
@@ -50,6 +49,8 @@ def parse_create(body: bytes, max_items: int) -> tuple[list[NewMemory], bool]:
         items = _items.decode(raw_items)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise Invalid(describe_validation_error(exc).replace("invalid [", "invalid memories[", 1)) from None
+    except RecursionError:
+        raise Invalid(TOO_DEEP) from None
     if not 1 <= len(items) <= max_items:
         raise Invalid(f"invalid memories: a batch holds 1 to {max_items} items, got {len(items)}")
     return items, True
@@ -78,7 +79,7 @@ def register(router: Router, deps: Deps) -> None:
     async def get_memory(request: Request) -> Response:
         principal = await deps.principal(request, "read")
         memory_id = path_param(request, "memory_id")
-        if not _MEMORY_ID.match(memory_id):
+        if not MEMORY_ID_RE.fullmatch(memory_id):
             raise NotFound("memory not found")
         return json_response(200, to_memory(await service.get(principal.org_id, memory_id)))
 

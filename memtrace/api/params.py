@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from msgspec import Struct
 
 from memtrace.api.http import convert
 from memtrace.errors import Invalid
 from memtrace.memory.model import (
     MAX_TAGS,
-    TAG_PATTERN,
     EventType,
     Id,
     Limit,
@@ -21,9 +18,8 @@ from memtrace.memory.model import (
     Page,
     SearchRequest,
 )
+from memtrace.patterns import TAG, TAG_RE
 from memtrace.timeutil import parse_time_param
-
-_TAG = re.compile(TAG_PATTERN)
 
 
 class ListParams(Struct, kw_only=True, forbid_unknown_fields=False):
@@ -48,8 +44,8 @@ def parse_tags(text: str | None) -> tuple[str, ...]:
     if len(tags) > MAX_TAGS:
         raise Invalid(f"invalid tags: at most {MAX_TAGS} tags")
     for tag in tags:
-        if not _TAG.match(tag):
-            raise Invalid(f"invalid tags: {tag!r} must match {TAG_PATTERN}")
+        if not TAG_RE.fullmatch(tag):
+            raise Invalid(f"invalid tags: {tag!r} must match ^{TAG}$")
     return tags
 
 

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from memtrace.api.deps import Deps
 from memtrace.errors import NotFound
-from memtrace.memory.model import ID_PATTERN
 from memtrace.metadata.models import Agent
-
-_ID = re.compile(ID_PATTERN)
+from memtrace.patterns import ID_RE
 
 
 async def agent_aliases(deps: Deps, org_id: str, id_or_name: str) -> tuple[tuple[str, ...], Agent | None]:
@@ -21,6 +17,6 @@ async def agent_aliases(deps: Deps, org_id: str, id_or_name: str) -> tuple[tuple
     agent = await deps.agents.find(org_id, id_or_name)
     if agent is not None:
         return (agent.id, agent.name), agent
-    if not _ID.match(id_or_name):
+    if not ID_RE.fullmatch(id_or_name):
         raise NotFound("agent not found")
     return (id_or_name,), None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Annotated, Any, Literal
 
@@ -15,12 +14,12 @@ from memtrace.api.http import convert, decode, json_response, path_param, query_
 from memtrace.api.params import list_filter
 from memtrace.api.resolve import agent_aliases
 from memtrace.errors import NotFound
+from memtrace.jsonlimits import client_object
 from memtrace.memory.build import memory_list
-from memtrace.memory.model import ID_PATTERN, Id, MemoryType
+from memtrace.memory.model import Id, MemoryType
 from memtrace.metadata.models import Session
+from memtrace.patterns import ID_RE
 from memtrace.timeutil import parse_time_param
-
-_ID = re.compile(ID_PATTERN)
 
 
 class SessionCreate(Struct, kw_only=True):
@@ -60,12 +59,12 @@ class ContextResponse(Struct, kw_only=True):
 
 _create = msgspec.json.Decoder(SessionCreate)
 _update = msgspec.json.Decoder(SessionUpdate)
-_context = msgspec.json.Decoder(ContextRequest)
+_context = msgspec.json.Decoder(ContextRequest | None)  # `null`: the original Go SDK with no options
 
 
 def _session_id(request: Request) -> str:
     session_id = path_param(request, "session_id")
-    if not _ID.match(session_id):
+    if not ID_RE.fullmatch(session_id):
         raise NotFound("session not found")
     return session_id
 
@@ -76,9 +75,10 @@ def register(router: Router, deps: Deps) -> None:
     async def create(request: Request) -> Response:
         principal = await deps.principal(request, "write")
         req = decode(_create, await read_body(request, limits.max_body_bytes))
+        metadata = client_object(req.metadata, "metadata", limits.max_metadata_bytes)  # before any write
         if await deps.agents.find(principal.org_id, req.agent_id) is None:
             await deps.agents.ensure(principal.org_id, req.agent_id)
-        session = await deps.sessions.create(principal.org_id, req.agent_id, req.metadata or {})
+        session = await deps.sessions.create(principal.org_id, req.agent_id, metadata)
         return json_response(201, session)
 
     async def list_sessions(request: Request) -> Response:
@@ -96,7 +96,8 @@ def register(router: Router, deps: Deps) -> None:
         principal = await deps.principal(request, "write")
         session_id = _session_id(request)
         req = decode(_update, await read_body(request, limits.max_body_bytes))
-        session = await deps.sessions.update(principal.org_id, session_id, req.status, req.metadata)
+        metadata = client_object(req.metadata, "metadata", limits.max_metadata_bytes)
+        session = await deps.sessions.update(principal.org_id, session_id, req.status, metadata)
         return json_response(200, session)
 
     async def session_memories(request: Request) -> Response:
@@ -111,7 +112,7 @@ def register(router: Router, deps: Deps) -> None:
         principal = await deps.principal(request, "read")
         session_id = _session_id(request)
         body = await read_body(request, limits.max_body_bytes)
-        req = decode(_context, body) if body.strip() else ContextRequest()
+        req = (decode(_context, body) if body.strip() else None) or ContextRequest()
         since_us = parse_time_param(req.since, time.time_ns() // 1000, "since") if req.since else None
         rendered = await deps.memories.context(
             principal.org_id, session_id, tuple(req.include_types or ()), since_us, req.max_tokens

@@ -8,6 +8,7 @@ Everything that can go wrong below this module leaves it as a domain error:
 
     connection refused/reset, DNS, timeouts, 429, 5xx  ->  ArcUnavailable  (transient; the breaker counts it)
     other 4xx (bad token, bad SQL, bad payload)          ->  ArcRejected    (Arc's own `error` text + status)
+    a query answered 500 with Arc's JSON error body      ->  ArcRejected    (Arc is up; our SQL failed to run)
 
 Messages name the org and Arc's host:port, never the token; as a last guard any text that goes
 into an exception or a log record is scrubbed of the binding's key.
@@ -94,6 +95,14 @@ def _arc_error_text(status: int, body: bytes) -> str:
     return (text or f"HTTP {status}")[:_MAX_ERROR_TEXT]
 
 
+def _is_arc_error(body: bytes) -> bool:
+    """Whether `body` is Arc's own JSON error answer (`{"success": false, "error": "..."}`)."""
+    try:
+        return bool(_error_decoder.decode(body).error)
+    except msgspec.DecodeError:
+        return False
+
+
 class ArcPool:
     """Lazily created, per-URL aiohttp sessions shared by every org bound to that URL.
 
@@ -157,9 +166,12 @@ class ArcPool:
         _throttle.warning(f"unavailable:{binding.org_id}", "%s", message)
         return ArcUnavailable(message, retry_after=retry_after)
 
-    def _raise_for_status(self, binding: ArcBinding, status: int, headers: Any, body: bytes) -> NoReturn:
+    def _raise_for_status(
+        self, binding: ArcBinding, status: int, headers: Any, body: bytes, query: bool = False
+    ) -> NoReturn:
         text = _scrub(_arc_error_text(status, body), binding)
-        if status == 429 or status >= 500:
+        answered = query and status == 500 and _is_arc_error(body)
+        if (status == 429 or status >= 500) and not answered:
             kind = "throttled" if status == 429 else "server_error"
             raise self._unavailable(binding, f"HTTP {status}: {text}", _retry_after(headers), kind)
         where = f"arc for org {binding.org_id} at {binding.host}"
@@ -169,6 +181,7 @@ class ArcPool:
         raise ArcRejected(message, arc_status=status)
 
     async def _post(self, binding: ArcBinding, path: str, body: bytes, content_type: str) -> bytes:
+        """POST and return the 2xx body; anything else leaves as ArcUnavailable or ArcRejected."""
         session = self._session(binding.url)
         try:
             async with session.post(
@@ -184,7 +197,7 @@ class ArcPool:
             kind = "timeout" if isinstance(exc, asyncio.TimeoutError) else "connection"
             raise self._unavailable(binding, _describe(exc), kind=kind) from None
         if not 200 <= status < 300:
-            self._raise_for_status(binding, status, headers, payload)
+            self._raise_for_status(binding, status, headers, payload, query=path == QUERY_PATH)
         return payload
 
     async def write_msgpack(self, binding: ArcBinding, body: bytes) -> None:

@@ -16,7 +16,9 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from memtrace import patterns
 from memtrace.client import AsyncMemtraceClient, MemoryType, MemtraceError, NewMemory
+from memtrace.patterns import plain
 
 __all__ = ["INSTRUCTIONS", "TOOL_NAMES", "build_server"]
 
@@ -39,8 +41,9 @@ Results are compact JSON; times are UTC (RFC 3339).
 TOOL_NAMES: Final = ("memtrace_remember", "memtrace_recall", "memtrace_search", "memtrace_decide",
                      "memtrace_session_create", "memtrace_session_context", "memtrace_agent_register")
 
-_ID = r"^[A-Za-z][A-Za-z0-9_-]{0,127}$"
-_EVENT = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+# pydantic's Rust regex engine: `$` is the end of the text (see memtrace.patterns).
+_ID = plain(patterns.ID)
+_EVENT = plain(patterns.EVENT_TYPE)
 _WINDOW = "Time window start: relative (30m, 2h, 7d, 4w) or ISO 8601 / RFC 3339."
 
 AgentId = Annotated[str, Field(pattern=_ID, description="The agent whose memory this is, e.g. 'research_bot'.")]
@@ -48,7 +51,7 @@ SessionId = Annotated[str, Field(pattern=_ID, description="A session id (sess_..
 OptSessionId = Annotated[str | None, Field(pattern=_ID, description="Only memories of this session.")]
 Since = Annotated[str | None, Field(description=_WINDOW)]
 Limit = Annotated[int, Field(ge=1, le=1000, description="Maximum number of memories to return.")]
-Tags = Annotated[list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]] | None,
+Tags = Annotated[list[Annotated[str, Field(pattern=plain(patterns.TAG))]] | None,
                  Field(max_length=32, description="Labels; a memory matches only if it carries every tag.")]
 Metadata = Annotated[dict[str, Any] | None, Field(description="Free-form JSON object stored with it.")]
 

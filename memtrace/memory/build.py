@@ -13,12 +13,12 @@ import msgspec
 from memtrace.config import LimitsSettings
 from memtrace.errors import TooLarge
 from memtrace.ids import memory_id
+from memtrace.jsonlimits import check_object, stored_object
 from memtrace.memory.dedup import dedup_key
 from memtrace.memory.model import Memory, MemoryList, MemoryRow, NewMemory
 from memtrace.timeutil import format_us
 
 DEFAULT_IMPORTANCE = 0.5
-_EMPTY_OBJECT = msgspec.Raw(b"{}")
 _json_encoder = msgspec.json.Encoder()
 
 
@@ -36,10 +36,7 @@ def build_rows(
         if content_bytes > limits.max_content_bytes:
             raise TooLarge(f"{where}content is {content_bytes} bytes; the limit is {limits.max_content_bytes}")
         metadata_json = b"{}" if item.metadata is None else _json_encoder.encode(item.metadata)
-        if len(metadata_json) > limits.max_metadata_bytes:
-            raise TooLarge(
-                f"{where}metadata is {len(metadata_json)} bytes encoded; the limit is {limits.max_metadata_bytes}"
-            )
+        check_object(metadata_json, f"{where}metadata", limits.max_metadata_bytes)
         time_us = now_us + index
         rows.append(
             MemoryRow(
@@ -75,7 +72,7 @@ def to_memory(row: MemoryRow) -> Memory:
         memory_type=row.memory_type,
         event_type=row.event_type,
         content=row.content,
-        metadata=msgspec.Raw(row.metadata_json.encode()) if row.metadata_json else _EMPTY_OBJECT,
+        metadata=stored_object(row.metadata_json, "metadata of memory", row.id),
         tags=row.tags_csv.split(",") if row.tags_csv else [],
         dedup_key=row.dedup_key,
         importance=row.importance,

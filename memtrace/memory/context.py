@@ -57,7 +57,7 @@ def _reasoning(metadata_json: str) -> str | None:
         return None
     try:
         meta: Any = _metadata_decoder.decode(metadata_json)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None  # metadata is ours to show, not to validate; a broken one just has no reasoning
     if not isinstance(meta, dict):
         return None

@@ -10,12 +10,19 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta, Raw, Struct
 
-ID_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,127}$"
-EVENT_TYPE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
-TAG_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-MEMORY_ID_PATTERN = r"^mem_[0-9A-HJKMNP-TV-Z]{26}$"
-DEDUP_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+from memtrace.patterns import (
+    DEDUP_KEY,
+    EVENT_TYPE,
+    EVENT_TYPE_PATTERN,
+    ID,
+    ID_PATTERN,
+    TAG_PATTERN,
+    whole,
+)
+
 MAX_TAGS = 32
+MAX_LIMIT = 1000
+MAX_OFFSET = 100_000  # deep paging makes Arc de-duplicate and sort offset + limit rows; past this, narrow `until`
 
 MEMORY_TYPES: tuple[str, ...] = ("episodic", "session", "decision", "entity")
 MemoryType = Literal["episodic", "session", "decision", "entity"]
@@ -27,9 +34,12 @@ Tag = Annotated[str, Meta(pattern=TAG_PATTERN)]
 Tags = Annotated[list[Tag], Meta(max_length=MAX_TAGS)]
 Importance = Annotated[float, Meta(ge=0.0, le=1.0)]
 Content = Annotated[str, Meta(min_length=1)]
-DedupKey = Annotated[str, Meta(pattern=DEDUP_KEY_PATTERN)]
-Limit = Annotated[int, Meta(ge=1, le=1000)]
-Offset = Annotated[int, Meta(ge=0, le=100_000)]  # bounded as in h1-input (MAX_OFFSET); unbounded reached Arc: 5xx
+# What the original Go SDK sends for an unset optional string: "" means absent (see NewMemory).
+OrEmptyId = Annotated[str, Meta(pattern=whole(f"(?:{ID})?"))]
+OrEmptyEventType = Annotated[str, Meta(pattern=whole(f"(?:{EVENT_TYPE})?"))]
+OrEmptyDedupKey = Annotated[str, Meta(pattern=whole(f"(?:{DEDUP_KEY})?"))]
+Limit = Annotated[int, Meta(ge=1, le=MAX_LIMIT)]
+Offset = Annotated[int, Meta(ge=0, le=MAX_OFFSET)]
 
 
 class NewMemory(Struct, forbid_unknown_fields=False, kw_only=True):
@@ -37,14 +47,24 @@ class NewMemory(Struct, forbid_unknown_fields=False, kw_only=True):
 
     agent_id: Id
     content: Content
-    memory_type: MemoryType = "episodic"
-    event_type: EventType = "general"
-    session_id: Id | None = None
+    memory_type: MemoryType | Literal[""] = "episodic"
+    event_type: OrEmptyEventType = "general"
+    session_id: OrEmptyId | None = None
     metadata: dict[str, Any] | None = None
     tags: Tags | None = None
-    dedup_key: DedupKey | None = None
+    dedup_key: OrEmptyDedupKey | None = None
     importance: Importance | None = None
-    parent_id: Id | None = None
+    parent_id: OrEmptyId | None = None
+
+    def __post_init__(self) -> None:
+        # The original Go SDK sends every field, "" when unset; the original server read "" as absent.
+        if not self.memory_type:
+            self.memory_type = "episodic"
+        if not self.event_type:
+            self.event_type = "general"
+        self.session_id = self.session_id or None
+        self.dedup_key = self.dedup_key or None
+        self.parent_id = self.parent_id or None
 
 
 class NewMemoryBatch(Struct, kw_only=True):

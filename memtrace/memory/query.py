@@ -28,15 +28,11 @@ from memtrace.errors import Invalid
 from memtrace.memory.filters import fold_case
 from memtrace.memory.model import (
     ARC_COLUMNS,
-    DEDUP_KEY_PATTERN,
-    EVENT_TYPE_PATTERN,
-    ID_PATTERN,
-    MEMORY_ID_PATTERN,
     MEMORY_TYPES,
-    TAG_PATTERN,
     MemoryFilter,
     MemoryRow,
 )
+from memtrace.patterns import DEDUP_KEY_RE, EVENT_TYPE_RE, ID_RE, MEMORY_ID_RE, TAG_RE
 from memtrace.timeutil import MAX_US, MIN_US, format_us, parse_arc_time
 
 COLUMNS = ARC_COLUMNS  # what every SELECT names, in MemoryRow field order
@@ -47,11 +43,6 @@ MAX_SQL_CHARS = 10_000
 _SELECT_LIST = ", ".join(COLUMNS)
 _DEDUP = "QUALIFY row_number() OVER (PARTITION BY id ORDER BY time) = 1"
 _MEASUREMENT_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,127}")
-_ID_RE = re.compile(ID_PATTERN)
-_EVENT_TYPE_RE = re.compile(EVENT_TYPE_PATTERN)
-_TAG_RE = re.compile(TAG_PATTERN)
-_MEMORY_ID_RE = re.compile(MEMORY_ID_PATTERN)
-_DEDUP_KEY_RE = re.compile(DEDUP_KEY_PATTERN)
 # Characters that mean nothing to DuckDB's lexer nor to any of Arc's regex passes over the SQL text
 # (literal masking, comment stripping, keyword denylist, partition pruner).
 _PLAIN_LITERAL_RE = re.compile(r"[A-Za-z0-9 _.,:@+-]*")
@@ -125,20 +116,20 @@ def _conditions(org_id: str, f: MemoryFilter) -> list[str]:
     conds = _time_bounds(f)
     conds.append(_org(org_id))
     if f.agent_id is not None:
-        conds.append(f"agent_id = {_checked(f.agent_id, _ID_RE, 'agent_id')}")
+        conds.append(f"agent_id = {_checked(f.agent_id, ID_RE, 'agent_id')}")
     if f.agent_ids:
-        conds.append(f"agent_id IN ({_in_list(f.agent_ids, _ID_RE, 'agent_id')})")
+        conds.append(f"agent_id IN ({_in_list(f.agent_ids, ID_RE, 'agent_id')})")
     if f.session_id is not None:
-        conds.append(f"session_id = {_checked(f.session_id, _ID_RE, 'session_id')}")
+        conds.append(f"session_id = {_checked(f.session_id, ID_RE, 'session_id')}")
     if f.memory_types:
         for mt in f.memory_types:
             if mt not in MEMORY_TYPES:
                 raise Invalid(f"memory_type must be one of {', '.join(MEMORY_TYPES)}, got {mt[:40]!r}")
         conds.append(f"memory_type IN ({', '.join(quote_literal(m) for m in dict.fromkeys(f.memory_types))})")
     if f.event_types:
-        conds.append(f"event_type IN ({_in_list(f.event_types, _EVENT_TYPE_RE, 'event_type')})")
+        conds.append(f"event_type IN ({_in_list(f.event_types, EVENT_TYPE_RE, 'event_type')})")
     if f.ids:
-        conds.append(f"id IN ({_in_list(f.ids, _MEMORY_ID_RE, 'id')})")
+        conds.append(f"id IN ({_in_list(f.ids, MEMORY_ID_RE, 'id')})")
     if f.min_importance is not None:
         mi = float(f.min_importance)
         if not math.isfinite(mi):
@@ -146,7 +137,7 @@ def _conditions(org_id: str, f: MemoryFilter) -> list[str]:
         # A string cast parses the shortest repr exactly; a bare 0.1 would be a DECIMAL literal first.
         conds.append(f"coalesce(importance, 0.5) >= CAST('{mi!r}' AS DOUBLE)")
     if f.tags:
-        tags = _in_list(f.tags, _TAG_RE, "tags")
+        tags = _in_list(f.tags, TAG_RE, "tags")
         conds.append(f"list_has_all(string_split(tags_csv, ','), [{tags}])")
     if f.content_contains:
         conds.append(f"contains(lower(content), {quote_literal(fold_case(f.content_contains))})")
@@ -244,7 +235,7 @@ def select_ids(measurement: str, org_id: str, ids: Sequence[str]) -> str:
     if not ids:
         raise ValueError("select_ids needs at least one id")
     table = quote_ident(measurement)
-    listed = _in_list(ids, _MEMORY_ID_RE, "id")
+    listed = _in_list(ids, MEMORY_ID_RE, "id")
     sql = f"SELECT DISTINCT id FROM {table} WHERE {_org(org_id)} AND id IN ({listed})"
     if len(sql) <= MAX_SQL_CHARS:
         return sql
@@ -262,7 +253,7 @@ def existing_dedup_keys(measurement: str, org_id: str, keys: Sequence[str], sinc
         raise ValueError("existing_dedup_keys needs at least one key")
     table = quote_ident(measurement)
     bound = _time_bounds(MemoryFilter(since_us=since_us))
-    conds = [*bound, _org(org_id), f"dedup_key IN ({_in_list(keys, _DEDUP_KEY_RE, 'dedup_key')})"]
+    conds = [*bound, _org(org_id), f"dedup_key IN ({_in_list(keys, DEDUP_KEY_RE, 'dedup_key')})"]
     return _capped(f"SELECT DISTINCT dedup_key FROM {table} WHERE {' AND '.join(conds)}")
 
 

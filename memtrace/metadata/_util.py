@@ -6,7 +6,6 @@ string comparison (ORDER BY, `<`, max) is chronological and the API can return t
 
 from __future__ import annotations
 
-import re
 import secrets
 import sqlite3
 import time
@@ -16,15 +15,14 @@ from typing import Any
 import msgspec
 
 from memtrace.errors import Invalid
+from memtrace.jsonlimits import MAX_JSON_DEPTH, json_depth_exceeds
+from memtrace.patterns import ID_RE
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
 _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
-ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,127}$")
-
 _json_encoder = msgspec.json.Encoder()
-_json_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 def now_us() -> int:
@@ -71,12 +69,12 @@ def check_text(value: str, field: str, max_len: int) -> str:
     return text
 
 
-def encode_json(value: dict[str, Any] | None) -> str:
-    return _json_encoder.encode(value or {}).decode("utf-8")
-
-
-def decode_json(text: str | None) -> dict[str, Any]:
-    return _json_decoder.decode(text) if text else {}
+def encode_object(value: dict[str, Any] | msgspec.Raw | None, field: str) -> msgspec.Raw:
+    """A JSON object for a TEXT column; one nested deeper than MAX_JSON_DEPTH is refused (Invalid)."""
+    encoded = bytes(value) if isinstance(value, msgspec.Raw) else _json_encoder.encode(value or {})
+    if json_depth_exceeds(encoded):
+        raise Invalid(f"invalid {field}: nested deeper than {MAX_JSON_DEPTH} levels")
+    return msgspec.Raw(encoded)
 
 
 def unique_violation(exc: sqlite3.IntegrityError) -> str | None:

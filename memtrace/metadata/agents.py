@@ -11,11 +11,13 @@ import sqlite3
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from memtrace.errors import Conflict, NotFound
+from memtrace.jsonlimits import stored_object
 from memtrace.metadata._util import (
     check_id,
-    decode_json,
-    encode_json,
+    encode_object,
     format_us,
     new_id,
     now_us,
@@ -40,7 +42,7 @@ def _agent(row: sqlite3.Row) -> Agent:
         org_id=row["org_id"],
         name=row["name"],
         description=row["description"],
-        config=decode_json(row["config_json"]),
+        config=stored_object(row["config_json"], "config of agent", row["id"]),
         created_at=row["created_at"],
         last_active_at=row["last_active_at"] or row["created_at"],
     )
@@ -51,17 +53,18 @@ class Agents:
         self._db = db
 
     async def create(
-        self, org_id: str, name: str, description: str = "", config: dict[str, Any] | None = None
+        self, org_id: str, name: str, description: str = "", config: dict[str, Any] | msgspec.Raw | None = None
     ) -> Agent:
-        """Register an agent; the same name twice in one org → Conflict."""
+        """Register an agent; the same name twice in one org → Conflict; `config` too deep → Invalid."""
         check_id(name, "name")
+        config_json = encode_object(config, "config")
         created = format_us(now_us())
         agent = Agent(
             id=new_id("agent"),
             org_id=org_id,
             name=name,
             description=description or "",
-            config=dict(config or {}),
+            config=config_json,
             created_at=created,
             last_active_at=created,
         )
@@ -69,7 +72,7 @@ class Agents:
             async with self._db.transaction() as tx:
                 await tx.execute(
                     _INSERT,
-                    (agent.id, org_id, name, agent.description, encode_json(agent.config), agent.created_at,
+                    (agent.id, org_id, name, agent.description, bytes(config_json).decode(), agent.created_at,
                      agent.created_at),
                 )
         except sqlite3.IntegrityError as exc:

@@ -7,9 +7,7 @@ need, and nothing secret unless the name says so (`KeyRecord.key_hash`, `ArcInst
 
 from __future__ import annotations
 
-from typing import Any
-
-from msgspec import Struct, field
+from msgspec import Raw, Struct
 
 
 class Org(Struct, kw_only=True):
@@ -70,7 +68,7 @@ class Agent(Struct, kw_only=True):
     org_id: str
     name: str
     description: str
-    config: dict[str, Any] = field(default_factory=dict)
+    config: Raw  # the stored JSON object, passed through (see jsonlimits.stored_object)
     created_at: str
     last_active_at: str  # starts at created_at; moves with memory and session activity
 
@@ -80,7 +78,7 @@ class Session(Struct, kw_only=True):
     org_id: str
     agent_id: str
     status: str
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: Raw  # the stored JSON object, passed through
     created_at: str
     updated_at: str
     closed_at: str | None = None

@@ -11,8 +11,11 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from memtrace.errors import Invalid, NotFound
-from memtrace.metadata._util import check_id, decode_json, encode_json, format_us, new_id, now_us
+from memtrace.jsonlimits import stored_object
+from memtrace.metadata._util import check_id, encode_object, format_us, new_id, now_us
 from memtrace.metadata.models import Session
 
 if TYPE_CHECKING:
@@ -32,7 +35,7 @@ def _session(row: sqlite3.Row) -> Session:
         org_id=row["org_id"],
         agent_id=row["agent_id"],
         status=row["status"],
-        metadata=decode_json(row["metadata_json"]),
+        metadata=stored_object(row["metadata_json"], "metadata of session", row["id"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         closed_at=row["closed_at"],
@@ -52,16 +55,19 @@ class Sessions:
     def __init__(self, db: MetadataDB) -> None:
         self._db = db
 
-    async def create(self, org_id: str, agent_id: str, metadata: dict[str, Any] | None = None) -> Session:
+    async def create(
+        self, org_id: str, agent_id: str, metadata: dict[str, Any] | msgspec.Raw | None = None
+    ) -> Session:
         """A new active session. The agent is not checked here: the API registers it (`Agents.ensure`)."""
         check_id(agent_id, "agent_id")
+        metadata_json = encode_object(metadata, "metadata")
         now = format_us(now_us())
         session = Session(
             id=new_id("sess"),
             org_id=org_id,
             agent_id=agent_id,
             status="active",
-            metadata=dict(metadata or {}),
+            metadata=metadata_json,
             created_at=now,
             updated_at=now,
             closed_at=None,
@@ -70,7 +76,7 @@ class Sessions:
             await tx.execute(
                 "INSERT INTO sessions (id, org_id, agent_id, status, metadata_json, created_at, updated_at, "
                 "closed_at, last_active_at) VALUES (?, ?, ?, 'active', ?, ?, ?, NULL, ?)",
-                (session.id, org_id, agent_id, encode_json(session.metadata), now, now, now),
+                (session.id, org_id, agent_id, bytes(metadata_json).decode(), now, now, now),
             )
         return session
 
@@ -94,12 +100,14 @@ class Sessions:
         return [_session(r) for r in rows]
 
     async def update(
-        self, org_id: str, session_id: str, status: str | None = None, metadata: dict[str, Any] | None = None
+        self, org_id: str, session_id: str, status: str | None = None,
+        metadata: dict[str, Any] | msgspec.Raw | None = None,
     ) -> Session:
         """Change status and/or replace metadata. Closing sets closed_at (kept if already closed);
         reopening (`active`) clears it. Unknown status → Invalid; unknown session → NotFound."""
         if status is not None and status not in STATUSES:
             raise Invalid(f"status must be 'active' or 'closed', got {status!r}")
+        new_metadata = None if metadata is None else encode_object(metadata, "metadata")
         now = format_us(now_us())
         async with self._db.transaction() as tx:
             row = await tx.fetchone(_BY_ID, (org_id, session_id))
@@ -112,13 +120,13 @@ class Sessions:
                 session.closed_at = None
             if status is not None:
                 session.status = status
-            if metadata is not None:
-                session.metadata = dict(metadata)
+            if new_metadata is not None:
+                session.metadata = new_metadata
             session.updated_at = now
             await tx.execute(
                 "UPDATE sessions SET status = ?, metadata_json = ?, updated_at = ?, closed_at = ? "
                 "WHERE org_id = ? AND id = ?",
-                (session.status, encode_json(session.metadata), now, session.closed_at, org_id, session_id),
+                (session.status, bytes(session.metadata).decode(), now, session.closed_at, org_id, session_id),
             )
         return session
 
