@@ -60,6 +60,9 @@ class LimitsSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=
 class ArcSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     # A flush sends one columnar request per org when this many rows wait, or when the interval elapses.
     batch_size: Annotated[int, Meta(ge=1, le=100_000)] = 1000
+    # ...and at most this many encoded bytes per request (Arc refuses bodies over 100 MiB with 413). A single
+    # memory larger than this still goes alone.
+    max_batch_bytes: Annotated[int, Meta(ge=64 * KIB, le=1024 * MIB)] = 8 * MIB
     flush_interval_ms: Positive = 500
     # Undelivered memories an org may hold locally before new writes get 429 with Retry-After.
     max_pending_per_org: Positive = 200_000

@@ -7,6 +7,11 @@ only journal; if the holder dies, another takes the lease (at once when the hold
 Per org: flush when `batch_size` rows wait or the oldest has waited `flush_interval_ms`. Flushes of one
 org never wait on another org (one task per org in flight); a failing org backs off exponentially with
 jitter while the others go on. After a crash a batch may be sent twice; readers de-duplicate by id.
+
+A request holds at most `batch_size` rows and `max_batch_bytes` encoded bytes. When Arc refuses one for its
+payload (413, or a 4xx naming the payload: see `client.write_refusal`) it is sent again in halves, in
+order, and a row Arc refuses on its own is set aside as a dead letter (`journal/deadletter.py`), so one
+memory Arc can never take does not hold back its org, or the orgs sharing its Arc target, for ever.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import random
 import time
 from dataclasses import dataclass
 
+from memtrace.arc.client import write_refusal
 from memtrace.arc.encode import encode_rows
 from memtrace.arc.registry import ArcRegistry
 from memtrace.config import ArcSettings
-from memtrace.errors import MemtraceError
-from memtrace.journal import Journal, holder_id
+from memtrace.errors import ArcRejected, MemtraceError
+from memtrace.journal import Journal, PendingBatch, holder_id
+from memtrace.memory.model import MemoryRow
 
 log = logging.getLogger("memtrace.delivery")
 
@@ -40,9 +47,30 @@ class _OrgState:
 
 @dataclass(slots=True)
 class DeliveryStats:
+    """Counts since start, for metrics."""
+
     requests: int = 0
     rows: int = 0
     failures: int = 0
+    refused: int = 0  # requests Arc refused for their payload (each one is split or quarantined)
+    dead_lettered: int = 0
+
+
+@dataclass(slots=True)
+class _Item:
+    org_id: str
+    seq: int
+    row: MemoryRow
+
+
+def _batches(items: list[_Item]) -> list[PendingBatch]:
+    """Items grouped per org, in order, as the journal marks them."""
+    batches: dict[str, PendingBatch] = {}
+    for item in items:
+        batch = batches.setdefault(item.org_id, PendingBatch(item.org_id, [], []))
+        batch.seqs.append(item.seq)
+        batch.rows.append(item.row)
+    return list(batches.values())
 
 
 class Deliverer:
@@ -136,33 +164,73 @@ class Deliverer:
         return (b.url, b.database, b.measurement, b.api_key or "")
 
     async def _flush(self, org_ids: list[str]) -> None:
-        """Send these orgs' pending rows, oldest first, in requests of up to `batch_size` rows, until none
-        is left or Arc fails (then every org of the request backs off; its rows stay pending, in order)."""
+        """Send these orgs' pending rows, oldest first, in requests of up to `batch_size` rows and
+        `max_batch_bytes` bytes, until none is left or Arc fails (then every org of the request backs off;
+        its rows stay pending, in order)."""
         while True:
-            batches = await self.journal.pending_batches(org_ids, self.settings.batch_size)
-            rows = [row for batch in batches for row in batch.rows]
-            if not rows:
+            batches, more = await self.journal.take_pending(org_ids, self.settings.batch_size,
+                                                            self.settings.max_batch_bytes)
+            items = [_Item(b.org_id, seq, row) for b in batches for seq, row in zip(b.seqs, b.rows, strict=True)]
+            if not items or not await self._send(items, 0, None) or not more:
                 return
-            lead = batches[0].org_id
-            try:
-                body = encode_rows(self.registry.get(lead).measurement, rows)
-                await self.registry.write(lead, body)
-            except MemtraceError as exc:
-                for batch in batches:
-                    self._backoff(self._orgs.setdefault(batch.org_id, _OrgState()))
-                self.stats.failures += 1
-                log.warning("delivery to Arc failed for org %s and %d more (%d rows wait): %s", lead,
-                            len(batches) - 1, len(rows), exc.message)
-                return
-            await self.journal.mark_delivered(batches)
-            for batch in batches:
-                state = self._orgs.setdefault(batch.org_id, _OrgState())
-                state.failures = 0
-                state.not_before = 0.0
-            self.stats.requests += 1
-            self.stats.rows += len(rows)
-            if len(rows) < self.settings.batch_size:
-                return
+
+    async def _send(self, items: list[_Item], refused: int, first_refused_at: float | None) -> bool:
+        """Deliver `items` (oldest first) in one request, or in halves when Arc refuses the payload; a lone
+        row Arc refuses for its payload becomes a dead letter. True when every item is delivered or set
+        aside; False when the orgs must wait (their rows stay pending, in order)."""
+        lead = items[0].org_id
+        body = encode_rows(self.registry.get(lead).measurement, [item.row for item in items])
+        if len(body) > self.settings.max_batch_bytes and len(items) > 1:
+            return await self._send_halves(items, refused, first_refused_at)
+        try:
+            await self.registry.write(lead, body)
+        except ArcRejected as exc:
+            if write_refusal(exc.arc_status, exc.message) != "payload":
+                self._failed(items, exc.message)
+                return False
+            first_refused_at = first_refused_at or time.time()
+            self.stats.refused += 1
+            if len(items) > 1:
+                if not refused:
+                    log.warning("arc refused a write of %d rows for org %s (HTTP %d); splitting it", len(items),
+                                lead, exc.arc_status)
+                return await self._send_halves(items, refused + 1, first_refused_at)
+            await self._quarantine(items[0], exc, refused + 1, first_refused_at)
+            return True
+        except MemtraceError as exc:
+            self._failed(items, exc.message)
+            return False
+        batches = _batches(items)
+        await self.journal.mark_delivered(batches)
+        for batch in batches:
+            state = self._orgs.setdefault(batch.org_id, _OrgState())
+            state.failures = 0
+            state.not_before = 0.0
+        self.stats.requests += 1
+        self.stats.rows += len(items)
+        return True
+
+    async def _send_halves(self, items: list[_Item], refused: int, first_refused_at: float | None) -> bool:
+        middle = len(items) // 2
+        return (await self._send(items[:middle], refused, first_refused_at)
+                and await self._send(items[middle:], refused, first_refused_at))
+
+    async def _quarantine(self, item: _Item, exc: ArcRejected, attempts: int, first_refused_at: float) -> None:
+        if await self.journal.dead_letter(item.org_id, item.seq, exc.arc_status, exc.message, first_refused_at,
+                                          attempts):
+            self.stats.dead_lettered += 1
+            log.error("memory %s of org %s set aside as a dead letter: arc refused it on its own (HTTP %d): %s;"
+                      " it stays readable; see: memtrace admin delivery dead-letters", item.row.id, item.org_id,
+                      exc.arc_status, exc.message)
+
+    def _failed(self, items: list[_Item], reason: str) -> None:
+        """Every org of the request backs off; its rows stay pending, in order."""
+        orgs = list(dict.fromkeys(item.org_id for item in items))
+        for org_id in orgs:
+            self._backoff(self._orgs.setdefault(org_id, _OrgState()))
+        self.stats.failures += 1
+        log.warning("delivery to Arc failed for org %s and %d more (%d rows wait): %s", orgs[0], len(orgs) - 1,
+                    len(items), reason)
 
     def _backoff(self, state: _OrgState) -> None:
         state.failures += 1

@@ -20,6 +20,9 @@ arclite extension (not in Arc):
 - `GET /api/v1/arclite/stats` -> `{"write_requests": n, "rows_written": n, "by_database": {db:
   {"write_requests": n, "rows": {measurement: n}}}}`: successful msgpack writes since process start, for
   tests and load tests that must prove no write was lost or doubled. Needs the token when one is set.
+- The stats also give `largest_request_bytes` (of an accepted write) and `refused_requests` (bodies over the
+  cap, answered 413). `--max-body-mb N` lowers the cap (Arc's is 100 MiB), so tests of large deliveries stay
+  small.
 - `--buffer-age-ms N` emulates Arc's ingest buffer: acknowledged rows wait, durable, in hidden staging
   tables (schema `_arclite_stage`) and become queryable N ms later or on
   `POST /api/v1/write/line-protocol/flush`.

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from memtrace.arclite.ingest import MAX_BODY
 from memtrace.arclite.server import Settings, serve
 
 
@@ -23,6 +24,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--buffer-age-ms", type=int, default=0,
                    help="rows become queryable this long after their write is acknowledged (Arc's buffer)")
     p.add_argument("--query-timeout-s", type=float, default=30.0, help="queries running longer get 504")
+    p.add_argument("--max-body-mb", type=float, default=MAX_BODY / (1024 * 1024),
+                   help="refuse write bodies larger than this with 413, as Arc does (default: 100)")
     p.add_argument("--log-level", default="INFO")
     return p.parse_args(argv)
 
@@ -33,8 +36,10 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.buffer_age_ms < 0:
         raise SystemExit("--buffer-age-ms must be >= 0")
+    if not 0 < args.max_body_mb <= 4096:
+        raise SystemExit("--max-body-mb must be in (0, 4096]")
     settings = Settings(data_dir=args.data_dir.resolve(), token=args.token, buffer_age_ms=args.buffer_age_ms,
-                        query_timeout_s=args.query_timeout_s)
+                        query_timeout_s=args.query_timeout_s, max_body=int(args.max_body_mb * 1024 * 1024))
     coro = serve(settings, args.host, args.port)
     try:
         import uvloop

@@ -25,10 +25,13 @@ class Stats:
 
     write_requests: int = 0
     rows_written: int = 0
+    largest_request_bytes: int = 0
+    refused_requests: int = 0  # bodies over the cap (413)
     by_database: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def record(self, db: str, batches: list[Batch]) -> None:
+    def record(self, db: str, batches: list[Batch], size: int = 0) -> None:
         self.write_requests += 1
+        self.largest_request_bytes = max(self.largest_request_bytes, size)
         entry = self.by_database.setdefault(db, {"write_requests": 0, "rows": {}})
         entry["write_requests"] += 1
         for b in batches:
@@ -37,6 +40,7 @@ class Stats:
 
     def as_json(self) -> dict[str, Any]:
         return {"write_requests": self.write_requests, "rows_written": self.rows_written,
+                "largest_request_bytes": self.largest_request_bytes, "refused_requests": self.refused_requests,
                 "by_database": self.by_database}
 
 

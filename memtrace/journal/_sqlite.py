@@ -114,9 +114,9 @@ class ThreadedConnection:
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    def create_schema(self) -> None:
+    def create_schema(self, schema: str = SCHEMA) -> None:
         with self.write() as conn:
-            for statement in SCHEMA.split(";"):
+            for statement in schema.split(";"):
                 if statement.strip():
                     conn.execute(statement)
 

@@ -24,6 +24,7 @@ class PendingBatch:
     org_id: str
     seqs: list[int]
     rows: list[MemoryRow]
+    nbytes: int = 0  # the rows' stored size, close to their size in Arc's columnar payload
 
 
 @dataclass(slots=True)
@@ -54,23 +55,35 @@ class Outbox:
     async def pending_batches(self, org_ids: Sequence[str], limit: int) -> list[PendingBatch]:
         """The oldest undelivered rows of these orgs, at most `limit` in all, one batch per org, each in
         acceptance order (order per org is what delivery keeps)."""
+        return (await self.take(org_ids, limit, None))[0]
 
-        def _q() -> list[PendingBatch]:
+    async def take(self, org_ids: Sequence[str], max_rows: int, max_bytes: int | None
+                   ) -> tuple[list[PendingBatch], bool]:
+        """Like `pending_batches`, also bounded by the rows' stored bytes (always at least one row), so one
+        request never grows past what Arc takes however large the memories are. The flag says a bound was
+        reached, i.e. more may be waiting."""
+
+        def _q() -> tuple[list[PendingBatch], bool]:
             batches: dict[str, PendingBatch] = {}
-            remaining = limit
+            remaining = max_rows
+            size = 0
             for chunk in chunks(org_ids):
                 if remaining <= 0:
                     break
                 sql = "SELECT seq, org_id, row FROM journal WHERE delivered_at IS NULL AND org_id IN "
                 cur = self._db.conn.execute(f"{sql}({marks(len(chunk))}) ORDER BY seq LIMIT ?", (*chunk, remaining))
                 for seq, org_id, blob in cur:
+                    if max_bytes is not None and size and size + len(blob) > max_bytes:
+                        return list(batches.values()), True
                     batch = batches.get(org_id)
                     if batch is None:
                         batch = batches[org_id] = PendingBatch(org_id, [], [])
                     batch.seqs.append(seq)
                     batch.rows.append(decode_row(blob))
+                    batch.nbytes += len(blob)
+                    size += len(blob)
                     remaining -= 1
-            return list(batches.values())
+            return list(batches.values()), remaining <= 0
 
         return await self._db.run(_q)
 
