@@ -3,19 +3,33 @@ inside the deliverer, and a full journal — each injected against real processe
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.procs import ArcLite, MemtraceServer
+from memtrace import supervise
+from memtrace.arc.binding import ArcBinding
+from memtrace.arc.client import ArcPool
+from memtrace.arc.delivery import Deliverer
+from memtrace.arc.registry import ArcRegistry
+from memtrace.config import ArcSettings
+from memtrace.journal import Journal, JournalConfig
+from memtrace.memory.model import MemoryRow
+from tests.procs import ArcLite, MemtraceServer, free_port
 from tests.provision import provision
 from tests.test_delivery import arc_stats, ids_in_arc, wait_for
+from tests.test_journal import row as journal_row
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -122,3 +136,166 @@ def test_a_row_arc_never_takes_is_dead_lettered_and_blocks_nobody(tmp_path: Path
     finally:
         server.stop()
         arc.stop()
+
+
+# --- in-process: a real journal, a real arclite, and the failure injected into the deliverer ---------------
+
+
+async def eventually(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+class Delivery:
+    """A journal, a registry over a binding list the test may change, and a deliverer, all in this process."""
+
+    def __init__(self, journal: Journal, registry: ArcRegistry, deliverer: Deliverer,
+                 bindings: list[ArcBinding]) -> None:
+        self.journal, self.registry, self.deliverer, self.bindings = journal, registry, deliverer, bindings
+
+    async def rows_in_arc(self, arc: ArcLite) -> int:
+        headers = {"Authorization": f"Bearer {arc.token}"} if arc.token else {}
+        async with httpx.AsyncClient() as client:
+            stats = (await client.get(f"{arc.url}/api/v1/arclite/stats", headers=headers)).json()
+        return int(stats["rows_written"])
+
+
+@contextlib.asynccontextmanager
+async def delivery(tmp_path: Path, bindings: list[ArcBinding], **arc: Any) -> AsyncIterator[Delivery]:
+    journal = await Journal.open(JournalConfig(path=tmp_path / "journal.db", dedup_window_s=3600, retention_s=10.0,
+                                               max_pending_per_org=100_000))
+    current = list(bindings)
+
+    async def loader() -> list[ArcBinding]:
+        return list(current)
+
+    settings = ArcSettings(**{"flush_interval_ms": 50, "retry_base_ms": 50, "retry_max_ms": 200,
+                              "connect_timeout_s": 0.5, **arc})
+    registry = ArcRegistry(loader, ArcPool(settings), settings)
+    await registry.refresh()
+    deliverer = Deliverer(journal, registry, settings)
+    try:
+        yield Delivery(journal, registry, deliverer, current)
+    finally:
+        await deliverer.stop(1.0)
+        await journal.close()
+        await registry.pool.close()
+
+
+def rows(org: str, n: int) -> list[MemoryRow]:
+    return [journal_row(org, f"{org}-{i}-{uuid.uuid4().hex}") for i in range(n)]
+
+
+async def test_a_binding_arc_refuses_waits_logs_rarely_and_resumes_once_fixed(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """401 for ever (wrong token): nothing is dead-lettered, the log is not flooded, and fixing the binding
+    delivers at once (no long backoff to sit out). Before: retried and logged every `retry_max_ms`."""
+    arc = ArcLite(tmp_path / "arc", token="right-token")
+    try:
+        wrong = ArcBinding("acme", arc.url, "db_acme", "events", "wrong-token")
+        async with delivery(tmp_path, [wrong]) as d:
+            await d.journal.append("acme", rows("acme", 20))
+            caplog.set_level(logging.WARNING, logger="memtrace.delivery")
+            d.deliverer.start()
+            await asyncio.sleep(2.5)
+            logged = [r for r in caplog.records if r.name == "memtrace.delivery"]
+            assert 1 <= len(logged) <= 2, [r.getMessage() for r in logged]
+            assert "refuses the binding of org acme (HTTP 401" in logged[0].getMessage()
+            assert "wrong-token" not in caplog.text
+            assert await d.journal.dead_letters.count() == 0
+            assert await d.journal.pending_total("acme") == 20
+            d.bindings[0] = ArcBinding("acme", arc.url, "db_acme", "events", "right-token")
+            await d.registry.refresh()
+
+            async def delivered() -> bool:
+                return await d.rows_in_arc(arc) == 20
+
+            await eventually(delivered, 5, "delivery with the fixed binding")
+    finally:
+        arc.stop()
+
+
+async def test_a_failed_shared_request_counts_on_every_orgs_breaker(tmp_path: Path) -> None:
+    """Two orgs share one Arc target, so one request carries both; Arc is down. Before: only the lead org's
+    breaker saw the failures, so the other org's reads kept waiting on a dead Arc."""
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    bindings = [ArcBinding(org, url, "shared", "events") for org in ("acme", "globex")]
+    # A long backoff, so that each org sends no request of its own before the check below.
+    async with delivery(tmp_path, bindings, retry_base_ms=3000, retry_max_ms=3000) as d:
+        await d.journal.append("acme", rows("acme", 3))
+        await d.journal.append("globex", rows("globex", 3))
+        d.deliverer.start()
+
+        async def one_failed() -> bool:
+            return d.deliverer.stats.failures >= 1
+
+        await eventually(one_failed, 10, "the shared request to fail")
+        assert d.deliverer.stats.failures == 1
+        assert [d.registry.breaker(org).consecutive_failures for org in ("acme", "globex")] == [1, 1]
+
+
+async def test_an_unexpected_error_in_a_flush_is_logged_and_delivery_resumes(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mark_delivered raises once (after Arc took the rows). Before: the flush task ended silently."""
+    arc = ArcLite(tmp_path / "arc")
+    try:
+        async with delivery(tmp_path, [ArcBinding("acme", arc.url, "db_acme", "events")]) as d:
+            real = d.journal.mark_delivered
+            calls = 0
+
+            async def flaky(batches: Any) -> None:
+                nonlocal calls
+                calls += 1
+                if calls == 1:
+                    raise RuntimeError("injected failure")
+                await real(batches)
+
+            monkeypatch.setattr(d.journal, "mark_delivered", flaky)
+            caplog.set_level(logging.ERROR, logger="memtrace.delivery")
+            await d.journal.append("acme", rows("acme", 10))
+            d.deliverer.start()
+
+            async def drained() -> bool:
+                return await d.journal.pending_total("acme") == 0
+
+            await eventually(drained, 10, "the rows delivered and marked after the failure")
+            assert calls >= 2
+            failures = [r for r in caplog.records if r.name == "memtrace.delivery" and r.exc_info]
+            assert failures and "injected failure" in caplog.text
+            assert "acme" in failures[0].getMessage()
+    finally:
+        arc.stop()
+
+
+async def test_an_observer_that_raises_does_not_stop_the_committer(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    journal = await Journal.open(JournalConfig(path=tmp_path / "journal.db", dedup_window_s=3600, retention_s=10.0,
+                                               max_pending_per_org=1000))
+    try:
+        def broken(stored: dict[str, int]) -> None:
+            raise ValueError("observer bug")
+
+        journal.on_commit.append(broken)
+        for i in range(3):
+            result = await asyncio.wait_for(journal.append("acme", rows("acme", 2)), timeout=5)
+            assert len(result.stored) == 2, i
+        assert await journal.pending_total("acme") == 6
+        assert "journal commit observer failed" in caplog.text
+    finally:
+        await journal.close()
+
+
+async def test_a_supervised_task_that_raises_is_logged_and_restarted(caplog: pytest.LogCaptureFixture) -> None:
+    runs = 0
+
+    async def once_broken() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            raise RuntimeError("boom")
+
+    await asyncio.wait_for(supervise.supervised("test task", once_broken, base_s=0.01), timeout=5)
+    assert runs == 2
+    assert "background task test task failed (1 in a row)" in caplog.text

@@ -23,6 +23,8 @@ import random
 import time
 from dataclasses import dataclass
 
+from memtrace import supervise
+from memtrace.arc.binding import ArcBinding
 from memtrace.arc.client import write_refusal
 from memtrace.arc.encode import encode_rows
 from memtrace.arc.registry import ArcRegistry
@@ -33,6 +35,9 @@ from memtrace.memory.model import MemoryRow
 
 log = logging.getLogger("memtrace.delivery")
 
+# A refused binding (401/403, unknown database, ...) needs a person: retry slowly, log rarely.
+BINDING_BACKOFF_BASE_S = 2.0
+BINDING_BACKOFF_MAX_S = 60.0
 LEASE_NAME = "deliverer"
 LEASE_TTL_S = 5.0
 PRUNE_EVERY_S = 2.0
@@ -43,6 +48,10 @@ class _OrgState:
     failures: int = 0
     not_before: float = 0.0
     task: asyncio.Task[None] | None = None
+    # Set while Arc refuses the org's binding (token, database, ...): cleared when the binding changes.
+    refused_binding: ArcBinding | None = None
+    logged_at: float = 0.0
+    unlogged: int = 0
 
 
 @dataclass(slots=True)
@@ -54,6 +63,8 @@ class DeliveryStats:
     failures: int = 0
     refused: int = 0  # requests Arc refused for their payload (each one is split or quarantined)
     dead_lettered: int = 0
+    binding_refused: int = 0  # requests Arc refused for the binding (401/403/...): they wait, nothing is dropped
+    crashed: int = 0  # unexpected exceptions in a flush (logged; the orgs back off and go on)
 
 
 @dataclass(slots=True)
@@ -91,7 +102,7 @@ class Deliverer:
         journal.on_commit.append(self._on_commit)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="deliverer")
+        self._task = supervise.start("deliverer", self._run)
 
     def _on_commit(self, stored: dict[str, int]) -> None:
         """Wake before the next tick only when an org has a full batch waiting (from this process)."""
@@ -109,6 +120,7 @@ class Deliverer:
 
     async def _run(self) -> None:
         last_lease = last_prune = 0.0
+        failures = 0
         while not self._stopping:
             now = time.monotonic()
             if now - last_lease >= 1.0:
@@ -124,10 +136,13 @@ class Deliverer:
                     if now - last_prune >= PRUNE_EVERY_S:
                         await self.journal.prune()
                         last_prune = now
+                    failures = 0
                 except Exception:
-                    log.exception("delivery scheduling failed")
+                    failures += 1
+                    log.exception("delivery scheduling failed (%d in a row)", failures)
+            wait = supervise.backoff_s(failures, self._tick_s) if failures else self._tick_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._tick_s)
+                await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
             self._wakeup.clear()
 
     async def _schedule(self) -> None:
@@ -144,6 +159,9 @@ class Deliverer:
         due: set[tuple[str, ...]] = set()
         for backlog in await self.journal.backlog():
             state = self._orgs.setdefault(backlog.org_id, _OrgState())
+            if state.refused_binding is not None and state.refused_binding != self._binding(backlog.org_id):
+                # The operator changed the binding Arc refused: try the new one now, not after a long backoff.
+                state.refused_binding, state.failures, state.not_before = None, 0, 0.0
             if (state.task is not None and not state.task.done()) or now < state.not_before:
                 continue
             target = self._target(backlog.org_id)
@@ -154,6 +172,12 @@ class Deliverer:
             task = asyncio.create_task(self._flush(org_ids), name=f"flush-{org_ids[0]}")
             for org_id in org_ids:
                 self._orgs[org_id].task = task
+
+    def _binding(self, org_id: str) -> ArcBinding | None:
+        try:
+            return self.registry.get(org_id)
+        except MemtraceError:
+            return None
 
     def _target(self, org_id: str) -> tuple[str, ...]:
         """Orgs bound to the same Arc database and measurement share write requests (rows carry org_id)."""
@@ -166,13 +190,21 @@ class Deliverer:
     async def _flush(self, org_ids: list[str]) -> None:
         """Send these orgs' pending rows, oldest first, in requests of up to `batch_size` rows and
         `max_batch_bytes` bytes, until none is left or Arc fails (then every org of the request backs off;
-        its rows stay pending, in order)."""
-        while True:
-            batches, more = await self.journal.take_pending(org_ids, self.settings.batch_size,
-                                                            self.settings.max_batch_bytes)
-            items = [_Item(b.org_id, seq, row) for b in batches for seq, row in zip(b.seqs, b.rows, strict=True)]
-            if not items or not await self._send(items, 0, None) or not more:
-                return
+        its rows stay pending, in order). Never raises: an unexpected error is logged and backs the orgs off."""
+        try:
+            while True:
+                batches, more = await self.journal.take_pending(org_ids, self.settings.batch_size,
+                                                                self.settings.max_batch_bytes)
+                items = [_Item(b.org_id, seq, row) for b in batches
+                         for seq, row in zip(b.seqs, b.rows, strict=True)]
+                if not items or not await self._send(items, 0, None) or not more:
+                    return
+        except Exception:
+            self.stats.crashed += 1
+            log.exception("delivery flush for org %s and %d more failed unexpectedly; they back off and retry",
+                          org_ids[0], len(org_ids) - 1)
+            for org_id in org_ids:
+                self._backoff(self._orgs.setdefault(org_id, _OrgState()))
 
     async def _send(self, items: list[_Item], refused: int, first_refused_at: float | None) -> bool:
         """Deliver `items` (oldest first) in one request, or in halves when Arc refuses the payload; a lone
@@ -182,11 +214,12 @@ class Deliverer:
         body = encode_rows(self.registry.get(lead).measurement, [item.row for item in items])
         if len(body) > self.settings.max_batch_bytes and len(items) > 1:
             return await self._send_halves(items, refused, first_refused_at)
+        orgs = list(dict.fromkeys(item.org_id for item in items))
         try:
-            await self.registry.write(lead, body)
+            await self.registry.write(lead, body, sharing=orgs)
         except ArcRejected as exc:
             if write_refusal(exc.arc_status, exc.message) != "payload":
-                self._failed(items, exc.message)
+                self._binding_refused(orgs, len(items), exc)
                 return False
             first_refused_at = first_refused_at or time.time()
             self.stats.refused += 1
@@ -222,6 +255,25 @@ class Deliverer:
             log.error("memory %s of org %s set aside as a dead letter: arc refused it on its own (HTTP %d): %s;"
                       " it stays readable; see: memtrace admin delivery dead-letters", item.row.id, item.org_id,
                       exc.arc_status, exc.message)
+
+    def _binding_refused(self, orgs: list[str], waiting: int, exc: ArcRejected) -> None:
+        """Arc refuses these orgs' binding (bad token, database, ...): every row would fail alike, so nothing is
+        dead-lettered; wait up to a long cap, log at most once per cap per org, retry at once on a new binding."""
+        self.stats.binding_refused += 1
+        now = time.monotonic()
+        for org_id in orgs:
+            state = self._orgs.setdefault(org_id, _OrgState())
+            state.refused_binding = self._binding(org_id)
+            state.failures += 1
+            delay = supervise.backoff_s(state.failures, BINDING_BACKOFF_BASE_S, BINDING_BACKOFF_MAX_S)
+            state.not_before = now + random.uniform(delay / 2, delay)
+            if state.logged_at and now - state.logged_at < BINDING_BACKOFF_MAX_S:
+                state.unlogged += 1
+                continue
+            log.error("arc refuses the binding of org %s (HTTP %d; %d rows wait, kept; %d more refusals not logged):"
+                      " %s; fix it with: memtrace admin org add-arc", org_id, exc.arc_status, waiting,
+                      state.unlogged, exc.message)
+            state.logged_at, state.unlogged = now, 0
 
     def _failed(self, items: list[_Item], reason: str) -> None:
         """Every org of the request backs off; its rows stay pending, in order."""

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from memtrace import supervise
 from memtrace.errors import Overloaded
 from memtrace.journal._sqlite import ThreadedConnection, chunks, insert_many, marks
 from memtrace.journal.rows import encode_row
@@ -71,7 +72,8 @@ class GroupCommitter:
         self.observers: list[CommitObserver] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="journal-committer")
+        # Supervised: were this task to end, every later POST would wait for ever.
+        self._task = supervise.start("journal-committer", self._loop, base_s=0.05, max_s=1.0)
 
     async def close(self) -> None:
         """Commit what is queued, then stop; later appends are refused."""
@@ -90,12 +92,13 @@ class GroupCommitter:
 
     async def _loop(self) -> None:
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
+            # Drain first: after a restart by the supervisor, requests queued meanwhile must not wait for a wakeup.
             while self._queue:
                 await self._commit(self._take_group())
             if self._closed:
                 return
+            await self._wakeup.wait()
+            self._wakeup.clear()
 
     def _take_group(self) -> list[_Request]:
         group: list[_Request] = []
