@@ -105,6 +105,7 @@ def create_app(settings: Settings) -> Application:
             retention_s=settings.journal.retention_s,
             max_pending_per_org=settings.arc.max_pending_per_org,
             max_group_rows=settings.journal.max_group_rows,
+            max_size_mb=settings.journal.max_size_mb,
         ))
         registry = ArcRegistry(binding_loader(metadata), ArcPool(settings.arc), settings.arc)
         await registry.refresh()

@@ -86,6 +86,9 @@ class JournalSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only
     retention_s: PositiveFloat = 10.0
     # Concurrent accepts are committed together: one fsync per group, at most this many rows per group.
     max_group_rows: Positive = 5000
+    # Bound on the journal file (0: only the disk bounds it). When full, writes get 503 + Retry-After and
+    # /ready says not ready until delivery and pruning free room (no restart needed).
+    max_size_mb: Annotated[int, Meta(ge=0)] = 0
 
 
 class AuthSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -7,11 +7,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from memtrace.arc.client import ArcPool
 from memtrace.arc.delivery import Deliverer
 from memtrace.arc.registry import ArcRegistry
 from memtrace.config import ArcSettings
-from memtrace.journal import Journal, JournalConfig
+from memtrace.errors import JournalFull
+from memtrace.journal import Journal, JournalConfig, PendingBatch
 from memtrace.memory.model import MemoryRow
 from tests.procs import ArcLite, MemtraceServer, free_port
 from tests.provision import provision
@@ -299,3 +301,115 @@ async def test_a_supervised_task_that_raises_is_logged_and_restarted(caplog: pyt
     await asyncio.wait_for(supervise.supervised("test task", once_broken, base_s=0.01), timeout=5)
     assert runs == 2
     assert "background task test task failed (1 in a row)" in caplog.text
+
+
+# --- a full journal ------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def small_tmpfs(where: Path, size: str) -> Iterator[Path]:
+    """A real small filesystem (root only, where permitted); the test is skipped where it cannot be mounted."""
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True,
+                          check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("full_by", ["max_size_mb", "tmpfs"])
+def test_a_full_journal_answers_503_is_not_ready_and_recovers_without_restart(tmp_path: Path, full_by: str) -> None:
+    """Arc is down, so nothing leaves the journal, until the journal is full: by its size bound (room comes
+    back when Arc does: delivery and pruning), or on a real 8 MiB filesystem that another file fills (room
+    comes back when that file goes). Before: 500 without Retry-After (the SDK drops the memory) while /ready
+    said ready."""
+    arc_dir = tmp_path / "arc"
+    arc = ArcLite(arc_dir)
+    data = tmp_path / "mt"
+    tenant = provision(data / "memtrace.db", "fills", arc.url)
+    env = {"MEMTRACE_JOURNAL_RETENTION_S": "1", "MEMTRACE_ARC_RETRY_MAX_MS": "500",
+           "MEMTRACE_ARC_BREAKER_PROBE_INTERVAL_S": "0.5"}
+    filler: Path | None = None
+    with contextlib.ExitStack() as stack:
+        stack.callback(lambda: arc.stop())
+        if full_by == "tmpfs":
+            disk = stack.enter_context(small_tmpfs(tmp_path / "small", "8m"))
+            env["MEMTRACE_STORAGE_JOURNAL_DB"] = str(disk / "journal.db")
+        else:
+            env["MEMTRACE_JOURNAL_MAX_SIZE_MB"] = "2"
+        arc.stop()
+        server = stack.enter_context(contextlib.closing(_Stoppable(MemtraceServer(data, env=env))))
+        if full_by == "tmpfs":
+            filler = disk / "someone-elses.log"  # leaves about 1.5 MiB for the journal
+            free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+            filler.write_bytes(b"x" * max(0, free - 3 * MIB // 2))
+        acknowledged: list[str] = []
+        with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as client:
+            refused = None
+            for start in range(0, 400, 5):
+                resp = client.post("/api/v1/memories", json={"memories": [large("f", start + i, 50 * KIB)
+                                                                          for i in range(5)]})
+                if resp.status_code != 201:
+                    refused = resp
+                    break
+                acknowledged += [m["id"] for m in resp.json()["memories"]]
+            assert refused is not None, "the journal never filled up"
+            assert refused.status_code == 503, refused.text
+            assert refused.json() == {"error": "the journal is full; retry later"}
+            assert int(refused.headers["Retry-After"]) >= 1
+            ready = httpx.get(f"{server.url}/ready")
+            assert ready.status_code == 503 and ready.json()["journal"] == "full"
+            assert acknowledged
+
+            if filler is not None:
+                filler.unlink()
+            arc = ArcLite(arc_dir, port=arc.port)
+            wait_for(lambda: httpx.get(f"{server.url}/ready").json()["journal"] == "ok", 30, "journal room again")
+            resp = client.post("/api/v1/memories", json={"memories": [large("f", 1000 + i, 50 * KIB)
+                                                                      for i in range(5)]})
+            assert resp.status_code == 201, resp.text
+            acknowledged += [m["id"] for m in resp.json()["memories"]]
+            wait_for(lambda: set(acknowledged) <= set(ids_in_arc(arc, tenant)), 30, "every acknowledged memory")
+
+
+class _Stoppable:
+    """`contextlib.closing` for a server: stopped before its filesystem is unmounted."""
+
+    def __init__(self, server: MemtraceServer) -> None:
+        self.server = server
+        self.url = server.url
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+async def test_a_bounded_journal_refuses_when_full_yet_still_drains(tmp_path: Path) -> None:
+    """At `max_size_mb` appends get JournalFull (503 + Retry-After) while delivery can still mark, quarantine
+    and prune (the reserve kept for bookkeeping); once pruned, the journal accepts again by itself."""
+    journal = await Journal.open(JournalConfig(path=tmp_path / "journal.db", dedup_window_s=3600, retention_s=0.0,
+                                               max_pending_per_org=100_000, max_size_mb=1))
+    try:
+        stored = 0
+        with pytest.raises(JournalFull) as full:
+            for i in range(200):
+                big = [journal_row("acme", f"k{i}-{j}", content="x" * 20 * KIB) for j in range(2)]
+                stored += len((await journal.append("acme", big)).stored)
+        assert full.value.status == 503 and full.value.retry_after >= 1
+        assert journal.full and stored > 0
+        batches, _ = await journal.take_pending(["acme"], 10_000, 64 * MIB)
+        assert await journal.dead_letter("acme", batches[0].seqs[0], 413, "too large", time.time(), 1)
+        await journal.mark_delivered([PendingBatch("acme", batches[0].seqs[1:], batches[0].rows[1:])])
+        assert await journal.pending_total("acme") == 0
+        await journal.prune()
+
+        async def room_again() -> bool:
+            return not journal.full
+
+        await eventually(room_again, 5, "the journal to notice the freed room")
+        assert len((await journal.append("acme", [journal_row("acme", "after")])).stored) == 1
+    finally:
+        await journal.close()

@@ -21,10 +21,12 @@ def register(router: Router, deps: Deps) -> None:
         except Exception:
             metadata_ok = False
         known = all(org.get("status") != "unknown" for org in orgs.values())
-        ready = metadata_ok and known
+        journal_full = deps.journal.full
+        ready = metadata_ok and known and not journal_full
         body = {
             "status": "ready" if ready else "not_ready",
             "metadata": "ok" if metadata_ok else "unavailable",
+            "journal": "full" if journal_full else "ok",
             "arc": orgs,
         }
         return json_response(200 if ready else 503, body)

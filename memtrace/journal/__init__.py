@@ -58,6 +58,9 @@ class JournalConfig:
     max_pending_per_org: int
     max_group_rows: int = 5000
     retry_after_s: int = 2
+    # Bound on the journal's size (0: none). Accepts stop (503) at 7/8 of it: the last eighth is kept for
+    # delivery marks and dead letters, so a full journal can always drain.
+    max_size_mb: float = 0
 
 
 class Journal:
@@ -80,10 +83,11 @@ class Journal:
     @classmethod
     async def open(cls, config: JournalConfig) -> Journal:
         config.path.parent.mkdir(parents=True, exist_ok=True)
-        commits = await ThreadedConnection.open(config.path, "FULL", "journal-commit")
+        max_bytes = int(config.max_size_mb * 1024 * 1024)
+        commits = await ThreadedConnection.open(config.path, "FULL", "journal-commit", max_bytes - max_bytes // 8)
         await commits.run(commits.create_schema)
         await commits.run(commits.create_schema, deadletter.SCHEMA)
-        bookkeeping = await ThreadedConnection.open(config.path, "NORMAL", "journal-bookkeeping")
+        bookkeeping = await ThreadedConnection.open(config.path, "NORMAL", "journal-bookkeeping", max_bytes)
         journal = cls(config, commits, bookkeeping)
         journal.committer.start()
         return journal
@@ -96,6 +100,11 @@ class Journal:
     @property
     def stats(self) -> CommitStats:
         return self.committer.stats
+
+    @property
+    def full(self) -> bool:
+        """True while new memories are refused for lack of space (disk full or `max_size_mb`)."""
+        return self.committer.full
 
     @property
     def on_commit(self) -> list[CommitObserver]:

@@ -8,11 +8,12 @@ already de-duplicate by id.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memtrace.journal._sqlite import ThreadedConnection, chunks, marks
+from memtrace.journal._sqlite import ThreadedConnection, chunks, marks, out_of_space
 from memtrace.journal.rows import decode_row
 from memtrace.memory.model import MemoryRow
 
@@ -91,17 +92,28 @@ class Outbox:
         """Mark rows delivered (one transaction for all the batches) and lower each org's pending count."""
         todo = [batches] if isinstance(batches, PendingBatch) else list(batches)
 
-        def _w() -> None:
+        def _w(delete: bool) -> None:
             now = time.time()
             with self._db.write() as conn:
                 for batch in todo:
                     changed = 0
                     for chunk in chunks(batch.seqs):
-                        sql = "UPDATE journal SET delivered_at = ? WHERE delivered_at IS NULL AND seq IN "
-                        changed += conn.execute(f"{sql}({marks(len(chunk))})", (now, *chunk)).rowcount
+                        where = f"WHERE delivered_at IS NULL AND seq IN ({marks(len(chunk))})"
+                        if delete:
+                            changed += conn.execute(f"DELETE FROM journal {where}", chunk).rowcount  # noqa: S608
+                        else:
+                            sql = f"UPDATE journal SET delivered_at = ? {where}"  # noqa: S608
+                            changed += conn.execute(sql, (now, *chunk)).rowcount
                     conn.execute("UPDATE org_pending SET n = max(0, n - ?) WHERE org_id = ?", (changed, batch.org_id))
 
-        await self._db.run(_w)
+        try:
+            await self._db.run(_w, False)
+        except sqlite3.Error as exc:
+            if not out_of_space(exc):
+                raise
+            # No room even to mark them (a full disk): drop the delivered rows now, without the read retention,
+            # rather than send them again and again; deleting is what frees the room.
+            await self._db.run(_w, True)
 
     async def prune(self) -> tuple[int, int]:
         """Drop rows Arc surely shows now, and dedup keys older than the window."""
