@@ -211,7 +211,11 @@ class Deliverer:
         row Arc refuses for its payload becomes a dead letter. True when every item is delivered or set
         aside; False when the orgs must wait (their rows stay pending, in order)."""
         lead = items[0].org_id
-        body = encode_rows(self.registry.get(lead).measurement, [item.row for item in items])
+        try:
+            body = encode_rows(self.registry.get(lead).measurement, [item.row for item in items])
+        except MemtraceError as exc:  # unbound since its rows were accepted
+            self._failed(items, exc.message)
+            return False
         if len(body) > self.settings.max_batch_bytes and len(items) > 1:
             return await self._send_halves(items, refused, first_refused_at)
         orgs = list(dict.fromkeys(item.org_id for item in items))
@@ -237,8 +241,8 @@ class Deliverer:
         await self.journal.mark_delivered(batches)
         for batch in batches:
             state = self._orgs.setdefault(batch.org_id, _OrgState())
-            state.failures = 0
-            state.not_before = 0.0
+            state.failures, state.not_before = 0, 0.0
+            state.refused_binding, state.logged_at, state.unlogged = None, 0.0, 0
         self.stats.requests += 1
         self.stats.rows += len(items)
         return True
