@@ -21,7 +21,7 @@ import pytest
 
 from memtrace import supervise
 from memtrace.arc.binding import ArcBinding
-from memtrace.arc.client import ArcPool
+from memtrace.arc.client import ArcPool, write_refusal
 from memtrace.arc.delivery import Deliverer
 from memtrace.arc.registry import ArcRegistry
 from memtrace.config import ArcSettings
@@ -413,3 +413,21 @@ async def test_a_bounded_journal_refuses_when_full_yet_still_drains(tmp_path: Pa
         assert len((await journal.append("acme", [journal_row("acme", "after")])).stored) == 1
     finally:
         await journal.close()
+
+
+@pytest.mark.parametrize(("status", "arc_said", "kind"), [
+    (413, "Payload too large (max 100MB). Consider batching into smaller requests.", "payload"),
+    (400, "Invalid MessagePack payload: msgpack: invalid code", "payload"),
+    (400, "measurement events: column length mismatch {12, 13}", "payload"),
+    (400, "type conflict: Could not convert string 'x' to DOUBLE", "payload"),
+    (400, "invalid database name: must start with a letter", "binding"),
+    (400, "invalid measurement name \"1x\": must start with a letter", "binding"),
+    (401, "Invalid or expired token", "binding"),
+    (403, "insufficient permissions for payload", "binding"),
+    (404, "Cannot POST /api/v1/write/msgpack", "binding"),
+    (400, "something we have never seen", "binding"),
+])
+def test_write_refusals_blame_the_payload_only_when_arc_says_so(status: int, arc_said: str, kind: str) -> None:
+    """Only a payload refusal may split a request and dead-letter a row; anything else keeps rows pending."""
+    message = f"arc for org payload_token at arc:8000 rejected the request (HTTP {status}): {arc_said}"
+    assert write_refusal(status, message) == kind
