@@ -75,6 +75,7 @@ class Outbox:
                 cur = self._db.conn.execute(f"{sql}({marks(len(chunk))}) ORDER BY seq LIMIT ?", (*chunk, remaining))
                 for seq, org_id, blob in cur:
                     if max_bytes is not None and size and size + len(blob) > max_bytes:
+                        cur.close()  # end the read now, not when the cursor is collected
                         return list(batches.values()), True
                     batch = batches.get(org_id)
                     if batch is None:
