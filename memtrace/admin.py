@@ -202,10 +202,21 @@ async def _dead_letters(args: argparse.Namespace, dead: DeadLetters) -> Output:
     data = [{**dataclasses.asdict(d), "first_attempt_at": _stamp(d.first_attempt_at),
              "last_attempt_at": _stamp(d.last_attempt_at)} for d in found]
     rows = [(str(d.entry), d.org_id, d.memory_id, str(d.size), str(d.arc_status), str(d.attempts),
-             _stamp(d.first_attempt_at), _stamp(d.last_attempt_at), " ".join(d.arc_error.split())[:80])
+             _stamp(d.first_attempt_at), _stamp(d.last_attempt_at), _arc_said(d.arc_error))
             for d in found]
     text = _table(("ENTRY", "ORG", "MEMORY", "BYTES", "STATUS", "ATTEMPTS", "FIRST", "LAST", "ARC SAID"), rows)
     return text, data
+
+
+def _arc_said(error: str) -> str:
+    """Arc's own words, without our "arc for org … rejected the request (HTTP n): " prefix."""
+    return " ".join((error.partition("): ")[2] or error).split())[:80]
+
+
+def _found(args: argparse.Namespace, n: int) -> int:
+    if n == 0 and args.entry is not None:
+        raise NotFound(f"no dead letter {args.entry}" + (f" of org {args.org}" if args.org else ""))
+    return n
 
 
 def _selection(args: argparse.Namespace) -> list[int] | None:
@@ -215,13 +226,13 @@ def _selection(args: argparse.Namespace) -> list[int] | None:
 
 
 async def _dead_retry(args: argparse.Namespace, dead: DeadLetters) -> Output:
-    moved = await dead.retry(args.org, _selection(args))
+    moved = _found(args, await dead.retry(args.org, _selection(args)))
     return f"{moved} dead letter(s) back to pending; the deliverer sends them within a flush interval", \
         {"retried": moved}
 
 
 async def _dead_drop(args: argparse.Namespace, dead: DeadLetters) -> Output:
-    dropped = await dead.drop(args.org, _selection(args))
+    dropped = _found(args, await dead.drop(args.org, _selection(args)))
     return f"dropped {dropped} dead letter(s): those memories are gone for good", {"dropped": dropped}
 
 
