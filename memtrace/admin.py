@@ -1,4 +1,5 @@
-"""`memtrace admin` (or `python -m memtrace.admin`): provision orgs, Arc bindings and API keys, server up or down.
+"""`memtrace admin` (or `python -m memtrace.admin`): provision orgs, Arc bindings and API keys, server up or
+down; and inspect, retry or drop the memories Arc refused (`delivery`, which works on the journal DB).
 
 It writes the metadata DB directly; running servers notice through the DB's change counter within
 about a second (new orgs, rebinds, revocations), so nothing needs a restart.
@@ -18,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import re
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -32,6 +35,9 @@ from memtrace import crypto
 from memtrace.config import ConfigError, load_settings
 from memtrace.dbcheck import DamagedDatabase, check_metadata
 from memtrace.errors import MemtraceError, NotFound
+from memtrace.journal import deadletter
+from memtrace.journal._sqlite import ThreadedConnection
+from memtrace.journal.deadletter import DeadLetters
 from memtrace.keys import DEFAULT_PERMISSIONS, format_permissions, parse_permissions
 from memtrace.metadata._util import now_us, parse_ts
 from memtrace.metadata.arc_instances import DEFAULT_MEASUREMENT, decrypt_binding
@@ -205,6 +211,88 @@ async def _key_revoke(args: argparse.Namespace, db: MetadataDB) -> Output:
     return f"revoked API key {info.id} ({info.name}) of org {info.org_id}", msgspec.to_builtins(info)
 
 
+# --- delivery (the journal's dead letters) ---------------------------------------------------------
+
+DeliveryHandler = Callable[[argparse.Namespace, DeadLetters], Awaitable[Output]]
+
+
+def _stamp(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+async def _dead_letters(args: argparse.Namespace, dead: DeadLetters) -> Output:
+    found = await dead.list(args.org, limit=args.limit)
+    data = [{**dataclasses.asdict(d), "first_attempt_at": _stamp(d.first_attempt_at),
+             "last_attempt_at": _stamp(d.last_attempt_at)} for d in found]
+    rows = [(str(d.entry), d.org_id, d.memory_id, str(d.size), str(d.arc_status), str(d.attempts),
+             _stamp(d.first_attempt_at), _stamp(d.last_attempt_at), _arc_said(d.arc_error))
+            for d in found]
+    text = _table(("ENTRY", "ORG", "MEMORY", "BYTES", "STATUS", "ATTEMPTS", "FIRST", "LAST", "ARC SAID"), rows)
+    return text, data
+
+
+def _arc_said(error: str) -> str:
+    """Arc's own words, without our "arc for org … rejected the request (HTTP n): " prefix."""
+    return " ".join((error.partition("): ")[2] or error).split())[:80]
+
+
+def _found(args: argparse.Namespace, n: int) -> int:
+    if n == 0 and args.entry is not None:
+        raise NotFound(f"no dead letter {args.entry}" + (f" of org {args.org}" if args.org else ""))
+    return n
+
+
+def _selection(args: argparse.Namespace) -> list[int] | None:
+    if args.all == (args.entry is not None):
+        raise AdminError("give one dead-letter ENTRY or --all (see: delivery dead-letters)")
+    return None if args.all else [args.entry]
+
+
+async def _dead_retry(args: argparse.Namespace, dead: DeadLetters) -> Output:
+    moved = _found(args, await dead.retry(args.org, _selection(args)))
+    return f"{moved} dead letter(s) back to pending; the deliverer sends them within a flush interval", \
+        {"retried": moved}
+
+
+async def _dead_drop(args: argparse.Namespace, dead: DeadLetters) -> Output:
+    dropped = _found(args, await dead.drop(args.org, _selection(args)))
+    return f"dropped {dropped} dead letter(s): those memories are gone for good", {"dropped": dropped}
+
+
+def _add_delivery_commands(groups: Any, common: argparse.ArgumentParser) -> None:
+    delivery = groups.add_parser("delivery", help="memories Arc refused (dead letters)").add_subparsers(
+        dest="command", required=True)
+    journal = _Parser(add_help=False)
+    journal.add_argument("--journal", default=argparse.SUPPRESS, help="journal DB file (default: from settings)")
+    journal.add_argument("--org", help="only this org")
+    p = delivery.add_parser("dead-letters", parents=[common, journal], help="list memories Arc refused")
+    p.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
+    p.set_defaults(delivery_handler=_dead_letters)
+    for name, handler, what in (("retry", _dead_retry, "put back to pending"),
+                                ("drop", _dead_drop, "forget for good")):
+        p = delivery.add_parser(name, parents=[common, journal], help=f"dead letters: {what}")
+        p.add_argument("entry", type=int, nargs="?", help="the ENTRY shown by dead-letters")
+        p.add_argument("--all", action="store_true", help="every dead letter (of --org, if given)")
+        p.set_defaults(delivery_handler=handler)
+
+
+def _journal_path(args: argparse.Namespace) -> Path:
+    journal = getattr(args, "journal", None)
+    if journal:
+        return Path(journal).expanduser()
+    return load_settings(getattr(args, "config", None)).journal_path
+
+
+async def _run_delivery(args: argparse.Namespace, path: Path) -> Output:
+    db = await ThreadedConnection.open(path, "NORMAL", "admin-journal")
+    try:
+        await db.run(db.create_schema, deadletter.SCHEMA)  # a journal written before dead letters existed
+        handler: DeliveryHandler = args.delivery_handler
+        return await handler(args, DeadLetters(db))
+    finally:
+        await db.close()
+
+
 # --- parsing and running --------------------------------------------------------------------------
 
 
@@ -218,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog=PROG, description="Provision Memtrace orgs, Arc bindings and API keys.",
                      parents=[common])
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{keygen,org,key}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{keygen,org,key,delivery}")
 
     keygen = groups.add_parser("keygen", help="generate secrets").add_subparsers(dest="what", required=True)
     keygen.add_parser("master", parents=[common], help=f"print a new {crypto.MASTER_KEY_ENV} value")
@@ -264,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = key.add_parser("revoke", parents=[common], help="revoke an API key")
     p.add_argument("key_id")
     p.set_defaults(handler=_key_revoke)
+    _add_delivery_commands(groups, common)
     return parser
 
 
@@ -302,6 +391,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"export it as {crypto.MASTER_KEY_ENV}; losing it makes stored Arc keys unreadable",
                       file=sys.stderr)
             return 0
+        if args.group == "delivery":
+            journal = _journal_path(args)
+            if not journal.exists():
+                raise AdminError(f"no journal at {journal}: pass --journal or --config")
+            _emit(asyncio.run(_run_delivery(args, journal)), as_json)
+            return 0
         path = _db_path(args)
         if not path.exists() and not getattr(args, "creates_db", False):
             raise AdminError(f"no metadata DB at {path}: create an org first (org create) or pass --db")
@@ -314,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             crypto.DecryptionError) as exc:
         return _fail(str(exc))
     except sqlite3.Error as exc:
-        return _fail(f"metadata DB: {exc}")
+        return _fail(f"{'journal' if args.group == 'delivery' else 'metadata DB'}: {exc}")
     except OSError as exc:
         return _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
     except KeyboardInterrupt:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 from blacksheep import Application, Request, Response, Router
 
-from memtrace import logs
+from memtrace import logs, supervise
 from memtrace.activity import ActivityTracker
 from memtrace.api import agents, docs, errors, health, memories, metrics, openapi, sessions
 from memtrace.api.deps import Deps
@@ -60,16 +60,22 @@ def binding_loader(metadata: MetadataDB) -> Callable[[], Awaitable[list[ArcBindi
 
 
 async def _every(interval: float, step: Callable[[], Awaitable[None]], name: str, stopping: asyncio.Event) -> None:
-    """Run `step` every `interval` until `stopping` is set; a step in progress is never cancelled midway."""
+    """Run `step` every `interval` until `stopping` is set; a step in progress is never cancelled midway.
+    A failing step is logged and the next one waits longer (backoff up to 30 s), so a persistent fault
+    neither stops the loop nor floods the log."""
+    failures = 0
     while not stopping.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), timeout=interval)
+            await asyncio.wait_for(stopping.wait(), timeout=supervise.backoff_s(failures, interval) if failures
+                                   else interval)
         if stopping.is_set():
             return
         try:
             await step()
+            failures = 0
         except Exception:
-            log.exception("%s failed", name)
+            failures += 1
+            log.exception("%s failed (%d in a row)", name, failures)
 
 
 def allowed_methods(router: Router, path: bytes) -> list[str]:
@@ -106,6 +112,7 @@ def create_app(settings: Settings) -> Application:
             retention_s=settings.journal.retention_s,
             max_pending_per_org=settings.arc.max_pending_per_org,
             max_group_rows=settings.journal.max_group_rows,
+            max_size_mb=settings.journal.max_size_mb,
         ))
         registry = ArcRegistry(binding_loader(metadata), ArcPool(settings.arc), settings.arc)
         await registry.refresh()
@@ -137,11 +144,12 @@ def create_app(settings: Settings) -> Application:
                 await registry.refresh()
 
         tasks.extend([
-            asyncio.create_task(_every(settings.auth.refresh_interval_s, refresh_if_changed, "metadata refresh",
-                                       stopping)),
-            asyncio.create_task(_every(ACTIVITY_FLUSH_S, activity.flush, "activity flush", stopping)),
+            supervise.start("metadata refresh", lambda: _every(settings.auth.refresh_interval_s, refresh_if_changed,
+                                                                "metadata refresh", stopping)),
+            supervise.start("activity flush", lambda: _every(ACTIVITY_FLUSH_S, activity.flush, "activity flush",
+                                                              stopping)),
         ])
-        health_task.append(asyncio.create_task(registry.run_health_checks(HEALTH_CHECK_S)))
+        health_task.append(supervise.start("arc health checks", lambda: registry.run_health_checks(HEALTH_CHECK_S)))
 
     async def on_stop(application: Application) -> None:
         stopping.set()

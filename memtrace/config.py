@@ -75,6 +75,9 @@ class LimitsSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=
 class ArcSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     # A flush sends one columnar request per org when this many rows wait, or when the interval elapses.
     batch_size: Annotated[int, Meta(ge=1, le=100_000)] = 1000
+    # ...and at most this many encoded bytes per request (Arc refuses bodies over 100 MiB with 413). A single
+    # memory larger than this still goes alone.
+    max_batch_bytes: Annotated[int, Meta(ge=64 * KIB, le=1024 * MIB)] = 8 * MIB
     flush_interval_ms: Positive = 500
     # Undelivered memories an org may hold locally before new writes get 429 with Retry-After.
     max_pending_per_org: Positive = 200_000
@@ -98,6 +101,9 @@ class JournalSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only
     retention_s: PositiveFloat = 10.0
     # Concurrent accepts are committed together: one fsync per group, at most this many rows per group.
     max_group_rows: Positive = 5000
+    # Bound on the journal file (0: only the disk bounds it). When full, writes get 503 + Retry-After and
+    # /ready says not ready until delivery and pruning free room (no restart needed).
+    max_size_mb: Annotated[int, Meta(ge=0)] = 0
 
 
 class AuthSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -9,6 +9,7 @@
     ├── RequestTimeout   408  the request body did not arrive in time
     ├── Conflict         409  duplicate memory, duplicate agent name
     ├── Overloaded       429  the org's local queue is full; carries retry_after
+    │   └── JournalFull  503  the journal's disk (or size bound) is full; carries retry_after
     ├── NoArcInstance    503  the org has no Arc binding
     ├── ArcUnavailable   503  Arc unreachable, timed out, or its circuit is open; carries retry_after
     └── ArcRejected      502  Arc answered 4xx/5xx to a request we built (its message, never our secrets)
@@ -59,6 +60,12 @@ class Overloaded(MemtraceError):
     def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class JournalFull(Overloaded):
+    """The journal cannot store anything more (disk full, or `journal.max_size_mb`) until delivery frees room."""
+
+    status = 503
 
 
 class NoArcInstance(MemtraceError):

@@ -49,6 +49,7 @@ class Readiness(Struct, kw_only=True, omit_defaults=True):
 
     status: Literal["ready", "not_ready"]
     metadata: Literal["ok", "unavailable"]
+    journal: Literal["ok", "full"] = "ok"  # full: writes get 503 until delivery and pruning free space
     orgs: OrgCounts
     arc: dict[str, OrgArcHealth] | None = None
 
@@ -86,10 +87,12 @@ def register(router: Router, deps: Deps) -> None:
         except Exception:
             metadata_ok = False
         counts = org_counts(snapshot)
-        ready = metadata_ok and counts.unknown == 0
+        journal_full = deps.journal.full
+        ready = metadata_ok and counts.unknown == 0 and not journal_full
         body = Readiness(
             status="ready" if ready else "not_ready",
             metadata="ok" if metadata_ok else "unavailable",
+            journal="full" if journal_full else "ok",
             orgs=counts,
             arc=snapshot if metadata_ok and await is_admin(request) else None,
         )

@@ -10,6 +10,13 @@ Everything that can go wrong below this module leaves it as a domain error:
     other 4xx (bad token, bad SQL, bad payload)          ->  ArcRejected    (Arc's own `error` text + status)
     a query answered 500 with Arc's JSON error body      ->  ArcRejected    (Arc is up; our SQL failed to run)
 
+A refused *write* is one of two kinds (`write_refusal`), which delivery treats very differently:
+
+    "payload"  413, or a 400/422 whose text blames the payload  -> split the request; a single row so refused
+                                                                  can never be taken (dead letter)
+    "binding"  401/403/404, bad database or measurement name,   -> the org's binding is wrong: every row would
+               and any 4xx we cannot attribute to the payload      fail alike, so wait (long backoff) and keep all
+
 Messages name the org and Arc's host:port, never the token; as a last guard any text that goes
 into an exception or a log record is scrubbed of the binding's key.
 """
@@ -18,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import aiohttp
 import msgspec
@@ -83,6 +90,29 @@ def _retry_after(headers: Any, default: int = 2) -> int:
         return max(1, int(float(raw)))
     except ValueError:
         return default
+
+
+WriteRefusal = Literal["payload", "binding"]
+
+# Arc's (and arclite's) texts for a write refused because of what it holds, not where it goes.
+_PAYLOAD_WORDS = ("payload", "messagepack", "msgpack", "column", "record", "type conflict", "unsupported value",
+                  "compression", "measurement ")
+_BINDING_WORDS = ("database name", "measurement name", "token", "permission", "unauthorized", "forbidden")
+
+
+def write_refusal(arc_status: int, message: str) -> WriteRefusal:
+    """Whether Arc refused a write for its payload (split it, quarantine a lone row) or for the binding.
+
+    Unknown 4xx count as "binding": that keeps the rows pending (and loudly logged) rather than setting
+    aside memories that might go through once someone fixes the configuration.
+    """
+    if arc_status == 413:
+        return "payload"
+    text = (message.partition("): ")[2] or message).lower()  # Arc's own words, after our "(HTTP n): " prefix
+    blames_payload = any(word in text for word in _PAYLOAD_WORDS)
+    if arc_status in (400, 422) and blames_payload and not any(word in text for word in _BINDING_WORDS):
+        return "payload"
+    return "binding"
 
 
 def _arc_error_text(status: int, body: bytes) -> str:

@@ -7,6 +7,11 @@ only journal; if the holder dies, another takes the lease (at once when the hold
 Per org: flush when `batch_size` rows wait or the oldest has waited `flush_interval_ms`. Flushes of one
 org never wait on another org (one task per org in flight); a failing org backs off exponentially with
 jitter while the others go on. After a crash a batch may be sent twice; readers de-duplicate by id.
+
+A request holds at most `batch_size` rows and `max_batch_bytes` encoded bytes. When Arc refuses one for its
+payload (413, or a 4xx naming the payload: see `client.write_refusal`) it is sent again in halves, in
+order, and a row Arc refuses on its own is set aside as a dead letter (`journal/deadletter.py`), so one
+memory Arc can never take does not hold back its org, or the orgs sharing its Arc target, for ever.
 """
 
 from __future__ import annotations
@@ -18,17 +23,24 @@ import random
 import time
 from dataclasses import dataclass
 
+from memtrace import supervise
+from memtrace.arc.binding import ArcBinding
+from memtrace.arc.client import write_refusal
 from memtrace.arc.encode import encode_rows
 from memtrace.arc.registry import ArcRegistry
 from memtrace.config import ArcSettings
-from memtrace.errors import MemtraceError
-from memtrace.journal import Journal, holder_id
+from memtrace.errors import ArcRejected, MemtraceError
+from memtrace.journal import Journal, PendingBatch, holder_id
 from memtrace.logs import Throttle
+from memtrace.memory.model import MemoryRow
 from memtrace.metrics import m
 
 log = logging.getLogger("memtrace.delivery")
 _throttle = Throttle(log)  # a failing Arc retries often: one line per org and interval, with a count
 
+# A refused binding (401/403, unknown database, ...) needs a person: retry slowly, log rarely.
+BINDING_BACKOFF_BASE_S = 2.0
+BINDING_BACKOFF_MAX_S = 60.0
 LEASE_NAME = "deliverer"
 LEASE_TTL_S = 5.0
 PRUNE_EVERY_S = 2.0
@@ -39,13 +51,40 @@ class _OrgState:
     failures: int = 0
     not_before: float = 0.0
     task: asyncio.Task[None] | None = None
+    # Set while Arc refuses the org's binding (token, database, ...): cleared when the binding changes.
+    refused_binding: ArcBinding | None = None
+    logged_at: float = 0.0
+    unlogged: int = 0
 
 
 @dataclass(slots=True)
 class DeliveryStats:
+    """Counts since start, for metrics."""
+
     requests: int = 0
     rows: int = 0
     failures: int = 0
+    refused: int = 0  # requests Arc refused for their payload (each one is split or quarantined)
+    dead_lettered: int = 0
+    binding_refused: int = 0  # requests Arc refused for the binding (401/403/...): they wait, nothing is dropped
+    crashed: int = 0  # unexpected exceptions in a flush (logged; the orgs back off and go on)
+
+
+@dataclass(slots=True)
+class _Item:
+    org_id: str
+    seq: int
+    row: MemoryRow
+
+
+def _batches(items: list[_Item]) -> list[PendingBatch]:
+    """Items grouped per org, in order, as the journal marks them."""
+    batches: dict[str, PendingBatch] = {}
+    for item in items:
+        batch = batches.setdefault(item.org_id, PendingBatch(item.org_id, [], []))
+        batch.seqs.append(item.seq)
+        batch.rows.append(item.row)
+    return list(batches.values())
 
 
 class Deliverer:
@@ -66,7 +105,7 @@ class Deliverer:
         journal.on_commit.append(self._on_commit)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="deliverer")
+        self._task = supervise.start("deliverer", self._run)
 
     def _on_commit(self, stored: dict[str, int]) -> None:
         """Wake before the next tick only when an org has a full batch waiting (from this process)."""
@@ -84,6 +123,7 @@ class Deliverer:
 
     async def _run(self) -> None:
         last_lease = last_prune = 0.0
+        failures = 0
         while not self._stopping:
             now = time.monotonic()
             if now - last_lease >= 1.0:
@@ -99,10 +139,13 @@ class Deliverer:
                     if now - last_prune >= PRUNE_EVERY_S:
                         await self.journal.prune()
                         last_prune = now
+                    failures = 0
                 except Exception:
-                    log.exception("delivery scheduling failed")
+                    failures += 1
+                    log.exception("delivery scheduling failed (%d in a row)", failures)
+            wait = supervise.backoff_s(failures, self._tick_s) if failures else self._tick_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._tick_s)
+                await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
             self._wakeup.clear()
 
     async def _schedule(self) -> None:
@@ -119,6 +162,9 @@ class Deliverer:
         due: set[tuple[str, ...]] = set()
         for backlog in await self.journal.backlog():
             state = self._orgs.setdefault(backlog.org_id, _OrgState())
+            if state.refused_binding is not None and state.refused_binding != self._binding(backlog.org_id):
+                # The operator changed the binding Arc refused: try the new one now, not after a long backoff.
+                state.refused_binding, state.failures, state.not_before = None, 0, 0.0
             if (state.task is not None and not state.task.done()) or now < state.not_before:
                 continue
             target = self._target(backlog.org_id)
@@ -130,6 +176,12 @@ class Deliverer:
             for org_id in org_ids:
                 self._orgs[org_id].task = task
 
+    def _binding(self, org_id: str) -> ArcBinding | None:
+        try:
+            return self.registry.get(org_id)
+        except MemtraceError:
+            return None
+
     def _target(self, org_id: str) -> tuple[str, ...]:
         """Orgs bound to the same Arc database and measurement share write requests (rows carry org_id)."""
         try:
@@ -139,38 +191,111 @@ class Deliverer:
         return (b.url, b.database, b.measurement, b.api_key or "")
 
     async def _flush(self, org_ids: list[str]) -> None:
-        """Send these orgs' pending rows, oldest first, in requests of up to `batch_size` rows, until none
-        is left or Arc fails (then every org of the request backs off; its rows stay pending, in order)."""
-        while True:
-            batches = await self.journal.pending_batches(org_ids, self.settings.batch_size)
-            rows = [row for batch in batches for row in batch.rows]
-            if not rows:
-                return
-            lead = batches[0].org_id
-            started = time.perf_counter()
-            try:
-                body = encode_rows(self.registry.get(lead).measurement, rows)
-                await self.registry.write(lead, body)
-            except MemtraceError as exc:
-                for batch in batches:
-                    self._backoff(self._orgs.setdefault(batch.org_id, _OrgState()))
-                self.stats.failures += 1
-                m().delivery_requests.labels("failed").inc()
-                _throttle.warning(lead, "delivery to Arc failed for org %s and %d more (%d rows wait): %s", lead,
-                                  len(batches) - 1, len(rows), exc.message)
-                return
-            m().delivery_duration.observe(time.perf_counter() - started)
-            m().delivery_requests.labels("ok").inc()
-            m().delivery_rows.inc(len(rows))
-            await self.journal.mark_delivered(batches)
-            for batch in batches:
-                state = self._orgs.setdefault(batch.org_id, _OrgState())
-                state.failures = 0
-                state.not_before = 0.0
-            self.stats.requests += 1
-            self.stats.rows += len(rows)
-            if len(rows) < self.settings.batch_size:
-                return
+        """Send these orgs' pending rows, oldest first, in requests of up to `batch_size` rows and
+        `max_batch_bytes` bytes, until none is left or Arc fails (then every org of the request backs off;
+        its rows stay pending, in order). Never raises: an unexpected error is logged and backs the orgs off."""
+        try:
+            while True:
+                batches, more = await self.journal.take_pending(org_ids, self.settings.batch_size,
+                                                                self.settings.max_batch_bytes)
+                items = [_Item(b.org_id, seq, row) for b in batches
+                         for seq, row in zip(b.seqs, b.rows, strict=True)]
+                if not items or not await self._send(items, 0, None) or not more:
+                    return
+        except Exception:
+            self.stats.crashed += 1
+            log.exception("delivery flush for org %s and %d more failed unexpectedly; they back off and retry",
+                          org_ids[0], len(org_ids) - 1)
+            for org_id in org_ids:
+                self._backoff(self._orgs.setdefault(org_id, _OrgState()))
+
+    async def _send(self, items: list[_Item], refused: int, first_refused_at: float | None) -> bool:
+        """Deliver `items` (oldest first) in one request, or in halves when Arc refuses the payload; a lone
+        row Arc refuses for its payload becomes a dead letter. True when every item is delivered or set
+        aside; False when the orgs must wait (their rows stay pending, in order)."""
+        lead = items[0].org_id
+        try:
+            body = encode_rows(self.registry.get(lead).measurement, [item.row for item in items])
+        except MemtraceError as exc:  # unbound since its rows were accepted
+            self._failed(items, exc.message)
+            return False
+        if len(body) > self.settings.max_batch_bytes and len(items) > 1:
+            return await self._send_halves(items, refused, first_refused_at)
+        orgs = list(dict.fromkeys(item.org_id for item in items))
+        started = time.perf_counter()
+        try:
+            await self.registry.write(lead, body, sharing=orgs)
+        except ArcRejected as exc:
+            m().delivery_requests.labels("refused").inc()
+            if write_refusal(exc.arc_status, exc.message) != "payload":
+                self._binding_refused(orgs, len(items), exc)
+                return False
+            first_refused_at = first_refused_at or time.time()
+            self.stats.refused += 1
+            if len(items) > 1:
+                if not refused:
+                    log.warning("arc refused a write of %d rows for org %s (HTTP %d); splitting it", len(items),
+                                lead, exc.arc_status)
+                return await self._send_halves(items, refused + 1, first_refused_at)
+            await self._quarantine(items[0], exc, refused + 1, first_refused_at)
+            return True
+        except MemtraceError as exc:
+            m().delivery_requests.labels("failed").inc()
+            self._failed(items, exc.message)
+            return False
+        m().delivery_duration.observe(time.perf_counter() - started)
+        m().delivery_requests.labels("ok").inc()
+        m().delivery_rows.inc(len(items))
+        batches = _batches(items)
+        await self.journal.mark_delivered(batches)
+        for batch in batches:
+            state = self._orgs.setdefault(batch.org_id, _OrgState())
+            state.failures, state.not_before = 0, 0.0
+            state.refused_binding, state.logged_at, state.unlogged = None, 0.0, 0
+        self.stats.requests += 1
+        self.stats.rows += len(items)
+        return True
+
+    async def _send_halves(self, items: list[_Item], refused: int, first_refused_at: float | None) -> bool:
+        middle = len(items) // 2
+        return (await self._send(items[:middle], refused, first_refused_at)
+                and await self._send(items[middle:], refused, first_refused_at))
+
+    async def _quarantine(self, item: _Item, exc: ArcRejected, attempts: int, first_refused_at: float) -> None:
+        if await self.journal.dead_letter(item.org_id, item.seq, exc.arc_status, exc.message, first_refused_at,
+                                          attempts):
+            self.stats.dead_lettered += 1
+            log.error("memory %s of org %s set aside as a dead letter: arc refused it on its own (HTTP %d): %s;"
+                      " it stays readable; see: memtrace admin delivery dead-letters", item.row.id, item.org_id,
+                      exc.arc_status, exc.message)
+
+    def _binding_refused(self, orgs: list[str], waiting: int, exc: ArcRejected) -> None:
+        """Arc refuses these orgs' binding (bad token, database, ...): every row would fail alike, so nothing is
+        dead-lettered; wait up to a long cap, log at most once per cap per org, retry at once on a new binding."""
+        self.stats.binding_refused += 1
+        now = time.monotonic()
+        for org_id in orgs:
+            state = self._orgs.setdefault(org_id, _OrgState())
+            state.refused_binding = self._binding(org_id)
+            state.failures += 1
+            delay = supervise.backoff_s(state.failures, BINDING_BACKOFF_BASE_S, BINDING_BACKOFF_MAX_S)
+            state.not_before = now + random.uniform(delay / 2, delay)
+            if state.logged_at and now - state.logged_at < BINDING_BACKOFF_MAX_S:
+                state.unlogged += 1
+                continue
+            log.error("arc refuses the binding of org %s (HTTP %d; %d rows wait, kept; %d more refusals not logged):"
+                      " %s; fix it with: memtrace admin org add-arc", org_id, exc.arc_status, waiting,
+                      state.unlogged, exc.message)
+            state.logged_at, state.unlogged = now, 0
+
+    def _failed(self, items: list[_Item], reason: str) -> None:
+        """Every org of the request backs off; its rows stay pending, in order."""
+        orgs = list(dict.fromkeys(item.org_id for item in items))
+        for org_id in orgs:
+            self._backoff(self._orgs.setdefault(org_id, _OrgState()))
+        self.stats.failures += 1
+        _throttle.warning(orgs[0], "delivery to Arc failed for org %s and %d more (%d rows wait): %s", orgs[0],
+                          len(orgs) - 1, len(items), reason)
 
     def _backoff(self, state: _OrgState) -> None:
         state.failures += 1

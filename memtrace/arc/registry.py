@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from memtrace.arc.binding import ArcBinding
@@ -19,6 +19,7 @@ from memtrace.arc.breaker import Breaker
 from memtrace.arc.client import ArcPool, ArcResult
 from memtrace.config import ArcSettings
 from memtrace.errors import ArcRejected, ArcUnavailable, NoArcInstance
+from memtrace.supervise import backoff_s
 
 logger = logging.getLogger("memtrace.arc")
 
@@ -102,24 +103,32 @@ class ArcRegistry:
             logger.info("arc circuit for org %s closed", breaker.org_id)
         breaker.record_success()
 
-    async def _call(self, org_id: str, call: Callable[[ArcBinding], Awaitable[T]]) -> T:
-        """One request to the org's Arc through its breaker: fail fast while open, record the outcome."""
+    async def _call(self, org_id: str, call: Callable[[ArcBinding], Awaitable[T]], sharing: Sequence[str] = ()
+                    ) -> T:
+        """One request to the org's Arc through its breaker: fail fast while open, record the outcome — on
+        the breaker of every org in `sharing` too (orgs whose rows ride in the same request)."""
         binding, breaker = self._route(org_id)
         breaker.before_call()
+        breakers = [breaker, *(b for other in sharing if other != org_id
+                               if (b := self._breakers.get(other)) is not None)]
         try:
             result = await call(binding)
         except ArcUnavailable as exc:
-            self._failed(breaker, exc.message)
+            for each in breakers:
+                self._failed(each, exc.message)
             raise
         except ArcRejected as exc:
-            breaker.record_rejected(exc.message)
+            for each in breakers:
+                each.record_rejected(exc.message)
             raise
-        self._succeeded(breaker)
+        for each in breakers:
+            self._succeeded(each)
         return result
 
-    async def write(self, org_id: str, body: bytes) -> None:
-        """Deliver an encoded columnar payload to the org's Arc."""
-        await self._call(org_id, lambda binding: self._pool.write_msgpack(binding, body))
+    async def write(self, org_id: str, body: bytes, sharing: Sequence[str] = ()) -> None:
+        """Deliver an encoded columnar payload to the org's Arc; `sharing` names the other orgs (same Arc
+        target) whose rows it also carries, so each of their breakers sees the outcome."""
+        await self._call(org_id, lambda binding: self._pool.write_msgpack(binding, body), sharing)
 
     async def query(self, org_id: str, sql: str) -> ArcResult:
         """Run an (already org-scoped) SELECT on the org's Arc."""
@@ -159,11 +168,15 @@ class ArcRegistry:
                     self._failed(breaker, f"arc at {host} failed its health check")
 
     async def run_health_checks(self, interval: float) -> None:
-        """Background task: `check_health()` every `interval` seconds until cancelled."""
+        """Background task: `check_health()` every `interval` seconds until cancelled; a failing round is
+        logged and the next waits longer (backoff), so a persistent bug neither ends health reporting nor
+        floods the log."""
+        failures = 0
         while True:
             try:
                 await self.check_health()
+                failures = 0
             except Exception:
-                # A bug in one round must not end health reporting for the life of the process.
-                logger.exception("arc health check round failed")
-            await asyncio.sleep(interval)
+                failures += 1
+                logger.exception("arc health check round failed (%d in a row)", failures)
+            await asyncio.sleep(backoff_s(failures, interval) if failures else interval)

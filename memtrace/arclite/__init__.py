@@ -25,6 +25,9 @@ arclite extension (not in Arc):
   "deleted_by_database": {db: {measurement: n}}}`: successful msgpack writes and (non-dry-run) deletes since
   process start, for tests and load tests that must prove no write was lost or doubled. Needs the token
   when one is set.
+- The stats also give `largest_request_bytes` (of an accepted write) and `refused_requests` (bodies over the
+  cap, answered 413). `--max-body-mb N` lowers the cap (Arc's is 100 MiB), so tests of large deliveries stay
+  small.
 - `--buffer-age-ms N` emulates Arc's ingest buffer: acknowledged rows wait, durable, in hidden staging
   tables (schema `_arclite_stage`) and become queryable N ms later or on
   `POST /api/v1/write/line-protocol/flush`.

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from memtrace import logs
 from memtrace.arclite.delete import DeleteConfig
+from memtrace.arclite.ingest import MAX_BODY
 from memtrace.arclite.server import Settings, serve
 
 
@@ -30,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="deletes matching more rows than this need confirm=true (Arc's default)")
     p.add_argument("--delete-max-rows-per-delete", type=int, default=1_000_000,
                    help="deletes matching more rows than this are refused (Arc's default)")
+    p.add_argument("--max-body-mb", type=float, default=MAX_BODY / (1024 * 1024),
+                   help="refuse write bodies larger than this with 413, as Arc does (default: 100)")
     p.add_argument("--log-level", default="INFO")
     p.add_argument("--log-format", choices=("text", "json"),
                    default=os.environ.get("MEMTRACE_SERVER_LOG_FORMAT", "text"),
@@ -42,12 +45,15 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure(args.log_format, args.log_level)
     if args.buffer_age_ms < 0:
         raise SystemExit("--buffer-age-ms must be >= 0")
+    if not 0 < args.max_body_mb <= 4096:
+        raise SystemExit("--max-body-mb must be in (0, 4096]")
     if args.delete_confirmation_threshold < 0 or args.delete_max_rows_per_delete < 0:
         raise SystemExit("--delete-confirmation-threshold and --delete-max-rows-per-delete must be >= 0")
     delete = DeleteConfig(enabled=args.delete_enabled, confirmation_threshold=args.delete_confirmation_threshold,
                           max_rows_per_delete=args.delete_max_rows_per_delete)
     settings = Settings(data_dir=args.data_dir.resolve(), token=args.token, buffer_age_ms=args.buffer_age_ms,
-                        query_timeout_s=args.query_timeout_s, delete=delete)
+                        query_timeout_s=args.query_timeout_s, delete=delete,
+                        max_body=int(args.max_body_mb * 1024 * 1024))
     coro = serve(settings, args.host, args.port)
     try:
         import uvloop

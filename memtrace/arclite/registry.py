@@ -25,14 +25,17 @@ class Stats:
 
     write_requests: int = 0
     rows_written: int = 0
+    largest_request_bytes: int = 0
+    refused_requests: int = 0  # bodies over the cap (413)
     by_database: dict[str, dict[str, Any]] = field(default_factory=dict)
     delete_requests: int = 0
     rows_deleted: int = 0
     deleted_by_database: dict[str, dict[str, int]] = field(default_factory=dict)
     """database -> measurement -> rows removed by successful deletes (dry runs and refusals not counted)."""
 
-    def record(self, db: str, batches: list[Batch]) -> None:
+    def record(self, db: str, batches: list[Batch], size: int = 0) -> None:
         self.write_requests += 1
+        self.largest_request_bytes = max(self.largest_request_bytes, size)
         entry = self.by_database.setdefault(db, {"write_requests": 0, "rows": {}})
         entry["write_requests"] += 1
         for b in batches:
@@ -47,6 +50,7 @@ class Stats:
 
     def as_json(self) -> dict[str, Any]:
         return {"write_requests": self.write_requests, "rows_written": self.rows_written,
+                "largest_request_bytes": self.largest_request_bytes, "refused_requests": self.refused_requests,
                 "by_database": self.by_database, "delete_requests": self.delete_requests,
                 "rows_deleted": self.rows_deleted, "deleted_by_database": self.deleted_by_database}
 

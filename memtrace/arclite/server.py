@@ -35,6 +35,7 @@ class Settings:
     buffer_age_ms: int = 0
     query_timeout_s: float = 30.0
     delete: DeleteConfig = field(default_factory=DeleteConfig)
+    max_body: int = MAX_BODY
 
 
 REGISTRY = web.AppKey("registry", Registry)
@@ -94,7 +95,9 @@ async def _body(request: web.Request) -> bytes:
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
-        raise PayloadError(f"Payload too large (max {MAX_BODY // (1024 * 1024)} MiB)", 413) from exc
+        cap = request.app[SETTINGS].max_body
+        request.app[STATS].refused_requests += 1
+        raise PayloadError(f"Payload too large (max {cap / (1024 * 1024):g} MiB)", 413) from exc
 
 
 async def write_msgpack(request: web.Request) -> web.Response:
@@ -102,21 +105,22 @@ async def write_msgpack(request: web.Request) -> web.Response:
     if not DATABASE_RE.match(db):
         return _json({"error": "invalid database name: must start with a letter and contain only "
                       "alphanumeric characters, underscores, or hyphens (max 64 characters)"}, 400)
+    max_body = request.app[SETTINGS].max_body
     try:
         body = await _body(request)
         if not body:
             raise PayloadError("Empty payload")
         if len(body) > 256 * 1024:  # keep big decodes off the event loop
-            batches = await asyncio.to_thread(lambda: decode(decompress(body)))
+            batches = await asyncio.to_thread(lambda: decode(decompress(body, max_body)))
         else:
-            batches = decode(decompress(body))
+            batches = decode(decompress(body, max_body))
         await request.app[REGISTRY].write(db, batches, staged=request.app[SETTINGS].buffer_age_ms > 0)
     except PayloadError as exc:
         return _json({"error": str(exc)}, exc.status)
     except duckdb.Error as exc:
         log.error("write to %s failed: %s", db, exc)
         return _json({"error": f"Failed to write records: {exc}"}, 500)
-    request.app[STATS].record(db, batches)
+    request.app[STATS].record(db, batches, len(body))
     return web.Response(status=204)
 
 
@@ -257,7 +261,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def make_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[auth_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[auth_middleware], client_max_size=settings.max_body)
     app[SETTINGS] = settings
     app[REGISTRY] = Registry(settings.data_dir)
     app[STATS] = Stats()

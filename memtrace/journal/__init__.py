@@ -10,6 +10,7 @@ holds:
   transaction as the journal insert (`committer.py`).
 - `org_pending`: per-org count of undelivered rows, the bound for backpressure.
 - `lease`: which process delivers to Arc (`lease.py`).
+- `dead_letter`: memories Arc refused on their own, set aside readable for an operator (`deadletter.py`).
 
 Each process opens two connections, each on its own thread (`_sqlite.py`): the *commit* connection
 (synchronous=FULL, group commits only) and the *bookkeeping* connection (reads, delivery marks, pruning,
@@ -19,6 +20,7 @@ leases; synchronous=NORMAL), so reads never queue behind a commit.
     outbox.py      pending batches, delivery marks, pruning          → Outbox
     reads.py       recent rows for read-your-writes                  → RecentRows
     lease.py       the delivery lease                                → Leases
+    deadletter.py  memories Arc can never take, kept for an operator → DeadLetters
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from memtrace.journal import deadletter
 from memtrace.journal._sqlite import ThreadedConnection
 from memtrace.journal.committer import AcceptRules, AppendResult, CommitObserver, CommitStats, GroupCommitter
+from memtrace.journal.deadletter import DeadLetter, DeadLetters
 from memtrace.journal.lease import Leases, holder_alive, holder_id
 from memtrace.journal.outbox import OrgBacklog, Outbox, PendingBatch
 from memtrace.journal.reads import RecentRows
@@ -36,6 +40,7 @@ from memtrace.memory.model import MemoryRow
 
 __all__ = [
     "AppendResult",
+    "DeadLetter",
     "Journal",
     "JournalConfig",
     "OrgBacklog",
@@ -53,6 +58,9 @@ class JournalConfig:
     max_pending_per_org: int
     max_group_rows: int = 5000
     retry_after_s: int = 2
+    # Bound on the journal's size (0: none). Accepts stop (503) at 7/8 of it: the last eighth is kept for
+    # delivery marks and dead letters, so a full journal can always drain.
+    max_size_mb: float = 0
 
 
 class Journal:
@@ -70,13 +78,16 @@ class Journal:
         self.outbox = Outbox(bookkeeping, config.dedup_window_s, config.retention_s)
         self.recent = RecentRows(bookkeeping)
         self.leases = Leases(bookkeeping)
+        self.dead_letters = DeadLetters(bookkeeping)
 
     @classmethod
     async def open(cls, config: JournalConfig) -> Journal:
         config.path.parent.mkdir(parents=True, exist_ok=True)
-        commits = await ThreadedConnection.open(config.path, "FULL", "journal-commit")
+        max_bytes = int(config.max_size_mb * 1024 * 1024)
+        commits = await ThreadedConnection.open(config.path, "FULL", "journal-commit", max_bytes - max_bytes // 8)
         await commits.run(commits.create_schema)
-        bookkeeping = await ThreadedConnection.open(config.path, "NORMAL", "journal-bookkeeping")
+        await commits.run(commits.create_schema, deadletter.SCHEMA)
+        bookkeeping = await ThreadedConnection.open(config.path, "NORMAL", "journal-bookkeeping", max_bytes)
         journal = cls(config, commits, bookkeeping)
         journal.committer.start()
         return journal
@@ -89,6 +100,11 @@ class Journal:
     @property
     def stats(self) -> CommitStats:
         return self.committer.stats
+
+    @property
+    def full(self) -> bool:
+        """True while new memories are refused for lack of space (disk full or `max_size_mb`)."""
+        return self.committer.full
 
     @property
     def on_commit(self) -> list[CommitObserver]:
@@ -119,6 +135,14 @@ class Journal:
 
     async def pending_batches(self, org_ids: Sequence[str], limit: int) -> list[PendingBatch]:
         return await self.outbox.pending_batches(org_ids, limit)
+
+    async def take_pending(self, org_ids: Sequence[str], max_rows: int, max_bytes: int
+                           ) -> tuple[list[PendingBatch], bool]:
+        return await self.outbox.take(org_ids, max_rows, max_bytes)
+
+    async def dead_letter(self, org_id: str, seq: int, arc_status: int, arc_error: str, first_attempt_at: float,
+                          attempts: int) -> bool:
+        return await self.dead_letters.quarantine(org_id, seq, arc_status, arc_error, first_attempt_at, attempts)
 
     async def mark_delivered(self, batches: PendingBatch | Sequence[PendingBatch]) -> None:
         await self.outbox.mark_delivered(batches)

@@ -46,12 +46,16 @@ CREATE TABLE IF NOT EXISTS org_pending (org_id TEXT PRIMARY KEY, n INTEGER NOT N
 CREATE TABLE IF NOT EXISTS lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at REAL NOT NULL);
 """
 
+SQLITE_IOERR: Final = 10
+SQLITE_FULL: Final = 13
+
 # Bound parameters per statement stay far below SQLite's limit with 500 rows of up to 7 values.
 CHUNK: Final = 500
 
 
-def connect(path: Path, synchronous: str) -> sqlite3.Connection:
-    """A connection tuned for a multi-process group-commit journal."""
+def connect(path: Path, synchronous: str, max_bytes: int = 0) -> sqlite3.Connection:
+    """A connection tuned for a multi-process group-commit journal; past `max_bytes` (0: no bound) of
+    database pages its writes fail with SQLITE_FULL, exactly as on a full disk."""
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
@@ -59,7 +63,29 @@ def connect(path: Path, synchronous: str) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout=30000")
     conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA cache_size=-65536")
+    if max_bytes:
+        page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        conn.execute(f"PRAGMA max_page_count={max(1, max_bytes // page_size)}")
     return conn
+
+
+def out_of_space(exc: BaseException) -> bool:
+    """SQLITE_FULL (disk full, or the journal's size bound) or SQLITE_IOERR (a failed write, e.g. ENOSPC)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.Error) and code is not None and code & 0xFF in (SQLITE_FULL, SQLITE_IOERR)
+
+
+def free_room(conn: sqlite3.Connection, path: Path, max_bytes: int) -> int:
+    """Bytes a write could still use: free pages inside the file, plus what the bound (or else the disk)
+    leaves for the file to grow."""
+    page_size, pages, free_pages = (int(conn.execute(f"PRAGMA {name}").fetchone()[0])
+                                    for name in ("page_size", "page_count", "freelist_count"))
+    if max_bytes:
+        grow = max(0, max_bytes - pages * page_size)
+    else:
+        disk = os.statvfs(path.parent)
+        grow = disk.f_bavail * disk.f_frsize
+    return free_pages * page_size + grow
 
 
 def marks(n: int) -> str:
@@ -85,15 +111,17 @@ def insert_many(conn: sqlite3.Connection, head: str, width: int, rows: Sequence[
 class ThreadedConnection:
     """One SQLite connection on its own thread, with write transactions serialised across processes."""
 
-    def __init__(self, conn: sqlite3.Connection, lock_path: Path, name: str) -> None:
+    def __init__(self, conn: sqlite3.Connection, lock_path: Path, name: str, max_bytes: int = 0) -> None:
         self.conn = conn
+        self.path = lock_path.with_name(lock_path.name.removesuffix(".lock"))
+        self.max_bytes = max_bytes
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
 
     @classmethod
-    async def open(cls, path: Path, synchronous: str, name: str) -> ThreadedConnection:
-        conn = await asyncio.get_running_loop().run_in_executor(None, connect, path, synchronous)
-        return cls(conn, path.with_name(path.name + ".lock"), name)
+    async def open(cls, path: Path, synchronous: str, name: str, max_bytes: int = 0) -> ThreadedConnection:
+        conn = await asyncio.get_running_loop().run_in_executor(None, connect, path, synchronous, max_bytes)
+        return cls(conn, path.with_name(path.name + ".lock"), name, max_bytes)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on this connection's thread."""
@@ -109,14 +137,17 @@ class ThreadedConnection:
                 yield self.conn
                 self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                # SQLite may have rolled back already (e.g. on SQLITE_FULL); never mask the first error.
+                with contextlib.suppress(sqlite3.Error):
+                    if self.conn.in_transaction:
+                        self.conn.execute("ROLLBACK")
                 raise
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    def create_schema(self) -> None:
+    def create_schema(self, schema: str = SCHEMA) -> None:
         with self.write() as conn:
-            for statement in SCHEMA.split(";"):
+            for statement in schema.split(";"):
                 if statement.strip():
                     conn.execute(statement)
 

@@ -10,19 +10,25 @@ processes, so dedup is exact across concurrent requests and workers without aski
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from memtrace.errors import Overloaded
-from memtrace.journal._sqlite import ThreadedConnection, chunks, insert_many, marks
+from memtrace import supervise
+from memtrace.errors import JournalFull, Overloaded
+from memtrace.journal._sqlite import ThreadedConnection, chunks, free_room, insert_many, marks, out_of_space
 from memtrace.journal.rows import encode_row
 from memtrace.memory.model import MemoryRow
 from memtrace.timeutil import now_us
 
 log = logging.getLogger("memtrace.journal")
+
+FULL_MESSAGE = "the journal is full; retry later"
+# While full, how often to look whether delivery and pruning freed enough room.
+ROOM_CHECK_S = 1.0
 
 CommitObserver = Callable[[dict[str, int]], None]
 
@@ -54,6 +60,7 @@ class _Request:
 class CommitStats:
     groups: int = 0
     rows: int = 0
+    full_refusals: int = 0  # groups refused because the journal was out of space
 
 
 class GroupCommitter:
@@ -67,11 +74,16 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.stats = CommitStats()
+        # Out of space: set when a group could not be stored for lack of room; cleared when a group is stored
+        # or a check finds room for about twice the refused group again. /ready reports it.
+        self.full = False
+        self._room_needed = 0
         # Told, after each group commit in this process, how many rows each org got.
         self.observers: list[CommitObserver] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="journal-committer")
+        # Supervised: were this task to end, every later POST would wait for ever.
+        self._task = supervise.start("journal-committer", self._loop, base_s=0.05, max_s=1.0)
 
     async def close(self) -> None:
         """Commit what is queued, then stop; later appends are refused."""
@@ -90,12 +102,30 @@ class GroupCommitter:
 
     async def _loop(self) -> None:
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
+            # Drain first: after a restart by the supervisor, requests queued meanwhile must not wait for a wakeup.
             while self._queue:
                 await self._commit(self._take_group())
             if self._closed:
                 return
+            if self.full:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), ROOM_CHECK_S)
+                if self.full and not self._queue:
+                    await self._check_room()
+            else:
+                await self._wakeup.wait()
+            self._wakeup.clear()
+
+    async def _check_room(self) -> None:
+        db = self._db
+        try:
+            room = await db.run(free_room, db.conn, db.path, db.max_bytes)
+        except Exception:
+            log.exception("journal free-space check failed")
+            return
+        if room >= self._room_needed:
+            self.full = False
+            log.warning("journal has room again (%d bytes free); accepting memories", room)
 
     def _take_group(self) -> list[_Request]:
         group: list[_Request] = []
@@ -110,8 +140,9 @@ class GroupCommitter:
     async def _commit(self, group: list[_Request]) -> None:
         try:
             outcomes = await self._db.run(self._write_group, group, now_us())
+            self.full = False
         except BaseException as exc:
-            outcomes = [exc] * len(group)
+            outcomes = [self._out_of_space(group, exc) if out_of_space(exc) else exc] * len(group)
         stored: dict[str, int] = {}
         for item, outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, BaseException):
@@ -129,6 +160,18 @@ class GroupCommitter:
             except Exception:
                 # An observer's bug must never stop the committer: every later POST would hang.
                 log.exception("journal commit observer failed")
+
+    def _out_of_space(self, group: list[_Request], exc: BaseException) -> JournalFull:
+        """Disk full (or the size bound): the clients retry later (503 + Retry-After), not lose memories."""
+        self.stats.full_refusals += 1
+        size = sum(len(row.content) + len(row.metadata_json) + 200 for item in group for row in item.rows)
+        cap = self._db.max_bytes // 2 if self._db.max_bytes else 64 * 1024 * 1024
+        self._room_needed = min(2 * size + 64 * 1024, cap)
+        if not self.full:
+            log.error("journal %s is out of space (%s): new memories get 503 until room frees (delivery and"
+                      " pruning, or disk space)", self._db.path, exc)
+        self.full = True
+        return JournalFull(FULL_MESSAGE, retry_after=self._rules.retry_after_s)
 
     def _write_group(self, group: list[_Request], at_us: int) -> list[AppendResult | BaseException]:
         """One transaction for the whole group: batched dedup lookup, journal inserts, pending counters."""

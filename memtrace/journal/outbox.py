@@ -8,11 +8,12 @@ already de-duplicate by id.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from memtrace.journal._sqlite import ThreadedConnection, chunks, marks
+from memtrace.journal._sqlite import ThreadedConnection, chunks, marks, out_of_space
 from memtrace.journal.rows import decode_row
 from memtrace.memory.model import MemoryRow
 
@@ -24,6 +25,7 @@ class PendingBatch:
     org_id: str
     seqs: list[int]
     rows: list[MemoryRow]
+    nbytes: int = 0  # the rows' stored size, close to their size in Arc's columnar payload
 
 
 @dataclass(slots=True)
@@ -54,23 +56,36 @@ class Outbox:
     async def pending_batches(self, org_ids: Sequence[str], limit: int) -> list[PendingBatch]:
         """The oldest undelivered rows of these orgs, at most `limit` in all, one batch per org, each in
         acceptance order (order per org is what delivery keeps)."""
+        return (await self.take(org_ids, limit, None))[0]
 
-        def _q() -> list[PendingBatch]:
+    async def take(self, org_ids: Sequence[str], max_rows: int, max_bytes: int | None
+                   ) -> tuple[list[PendingBatch], bool]:
+        """Like `pending_batches`, also bounded by the rows' stored bytes (always at least one row), so one
+        request never grows past what Arc takes however large the memories are. The flag says a bound was
+        reached, i.e. more may be waiting."""
+
+        def _q() -> tuple[list[PendingBatch], bool]:
             batches: dict[str, PendingBatch] = {}
-            remaining = limit
+            remaining = max_rows
+            size = 0
             for chunk in chunks(org_ids):
                 if remaining <= 0:
                     break
                 sql = "SELECT seq, org_id, row FROM journal WHERE delivered_at IS NULL AND org_id IN "
                 cur = self._db.conn.execute(f"{sql}({marks(len(chunk))}) ORDER BY seq LIMIT ?", (*chunk, remaining))
                 for seq, org_id, blob in cur:
+                    if max_bytes is not None and size and size + len(blob) > max_bytes:
+                        cur.close()  # end the read now, not when the cursor is collected
+                        return list(batches.values()), True
                     batch = batches.get(org_id)
                     if batch is None:
                         batch = batches[org_id] = PendingBatch(org_id, [], [])
                     batch.seqs.append(seq)
                     batch.rows.append(decode_row(blob))
+                    batch.nbytes += len(blob)
+                    size += len(blob)
                     remaining -= 1
-            return list(batches.values())
+            return list(batches.values()), remaining <= 0
 
         return await self._db.run(_q)
 
@@ -78,17 +93,28 @@ class Outbox:
         """Mark rows delivered (one transaction for all the batches) and lower each org's pending count."""
         todo = [batches] if isinstance(batches, PendingBatch) else list(batches)
 
-        def _w() -> None:
+        def _w(delete: bool) -> None:
             now = time.time()
             with self._db.write() as conn:
                 for batch in todo:
                     changed = 0
                     for chunk in chunks(batch.seqs):
-                        sql = "UPDATE journal SET delivered_at = ? WHERE delivered_at IS NULL AND seq IN "
-                        changed += conn.execute(f"{sql}({marks(len(chunk))})", (now, *chunk)).rowcount
+                        where = f"WHERE delivered_at IS NULL AND seq IN ({marks(len(chunk))})"
+                        if delete:
+                            changed += conn.execute(f"DELETE FROM journal {where}", chunk).rowcount  # noqa: S608
+                        else:
+                            sql = f"UPDATE journal SET delivered_at = ? {where}"  # noqa: S608
+                            changed += conn.execute(sql, (now, *chunk)).rowcount
                     conn.execute("UPDATE org_pending SET n = max(0, n - ?) WHERE org_id = ?", (changed, batch.org_id))
 
-        await self._db.run(_w)
+        try:
+            await self._db.run(_w, False)
+        except sqlite3.Error as exc:
+            if not out_of_space(exc):
+                raise
+            # No room even to mark them (a full disk): drop the delivered rows now, without the read retention,
+            # rather than send them again and again; deleting is what frees the room.
+            await self._db.run(_w, True)
 
     async def prune(self) -> tuple[int, int]:
         """Drop rows Arc surely shows now, and dedup keys older than the window."""

@@ -1,4 +1,5 @@
-"""Reads of the org's rows that Arc may not show yet (pending, or delivered within the retention)."""
+"""Reads of the org's rows that Arc may not show yet: pending, delivered within the retention, or set aside
+as dead letters (acknowledged memories Arc refused; they stay readable until an operator drops them)."""
 
 from __future__ import annotations
 
@@ -38,9 +39,10 @@ class RecentRows:
         if ids:
             clauses.append(f"id IN ({marks(len(ids))})")
             params.extend(ids)
-        sql = "SELECT row FROM journal WHERE " + " AND ".join(clauses)  # noqa: S608 - fixed clauses, placeholders
+        where = " AND ".join(clauses)
+        sql = f"SELECT row FROM journal WHERE {where} UNION ALL SELECT row FROM dead_letter WHERE {where}"  # noqa: S608
 
         def _q() -> list[MemoryRow]:
-            return [decode_row(blob) for (blob,) in self._db.conn.execute(sql, params)]
+            return [decode_row(blob) for (blob,) in self._db.conn.execute(sql, params + params)]
 
         return await self._db.run(_q)
