@@ -17,7 +17,7 @@ import msgspec
 from blacksheep import Application, Request, Response, Router
 
 from memtrace.activity import ActivityTracker
-from memtrace.api import agents, errors, health, memories, sessions
+from memtrace.api import agents, errors, forget, health, memories, sessions
 from memtrace.api.deps import Deps
 from memtrace.api.http import error_response
 from memtrace.arc.binding import ArcBinding
@@ -109,13 +109,14 @@ def create_app(settings: Settings) -> Application:
             memories=MemoryService(journal, registry, settings.limits, activity),
             agents=agent_repo, sessions=session_repo,
         )
-        for resource in (health, memories, agents, sessions):
+        for resource in (health, memories, agents, sessions, forget):
             resource.register(router, deps)
         router.apply_routes()  # routes need the started components, so they are added here, not at import
         router.sort_routes()  # type: ignore[no-untyped-call]
         deliverer = Deliverer(journal, registry, settings.arc)
         deliverer.start()
         running.append((deps, deliverer))
+        tasks.append(asyncio.create_task(deps.memories.forgetter.run(lambda: deliverer.is_leader, stopping)))
 
         last_version = await metadata.change_version()
 

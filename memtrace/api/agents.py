@@ -10,6 +10,7 @@ from blacksheep import Request, Response, Router
 from msgspec import Meta, Struct
 
 from memtrace.api.deps import Deps
+from memtrace.api.forget import erase_agent
 from memtrace.api.http import decode, json_response, path_param, query_params, read_body
 from memtrace.api.params import list_filter
 from memtrace.api.resolve import agent_aliases
@@ -58,6 +59,8 @@ def register(router: Router, deps: Deps) -> None:
         return json_response(200, await deps.agents.get(principal.org_id, path_param(request, "agent")))
 
     async def delete_agent(request: Request) -> Response:
+        if query_params(request).get("erase", "").lower() in ("true", "1"):
+            return await erase_agent(deps, request)
         principal = await deps.principal(request, "write")
         await deps.agents.get(principal.org_id, path_param(request, "agent"))  # 404 when absent
         await deps.agents.delete(principal.org_id, path_param(request, "agent"))

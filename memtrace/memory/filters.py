@@ -13,6 +13,7 @@ real DuckDB on generated rows and requires identical answers. The shared rules:
 - since_us inclusive, until_us exclusive: `since_us <= time_us < until_us`, so consecutive windows
   [a, b) and [b, c) never share or lose a memory.
 - min_importance inclusive; a NULL importance in Arc reads as 0.5 on both sides.
+- hide: pending deletions; a row matching any of them does not match (SQL: `NOT coalesce((...), FALSE)`).
 """
 
 from __future__ import annotations
@@ -75,7 +76,14 @@ def matches(row: MemoryRow, f: MemoryFilter) -> bool:
         for tag in f.tags:
             if tag not in have:
                 return False
-    return not (f.content_contains and fold_case(f.content_contains) not in fold_case(row.content))
+    if f.content_contains and fold_case(f.content_contains) not in fold_case(row.content):
+        return False
+    return not (f.hide and hidden(row, f.hide))
+
+
+def hidden(row: MemoryRow, deletions: Iterable[MemoryFilter]) -> bool:
+    """True when a pending deletion covers `row`: forgotten rows never reach a reader."""
+    return any(matches(row, d) for d in deletions)
 
 
 def _sort_key(row: MemoryRow) -> tuple[int, str]:
