@@ -4,15 +4,18 @@ It exists so that `make run` and the test suite need nothing outside PyPI: Memtr
 `arc-tsdb-client`) talk to it exactly as they talk to a real Arc — msgpack columnar writes answered 204,
 JSON SQL queries, databases chosen by `x-arc-database`, an optional token. Production points each org at a
 real Arc instead. Run it with `python -m memtrace.arclite --port 8000 --data-dir ./data/arc [--token T]
-[--buffer-age-ms N]`.
+[--buffer-age-ms N] [--delete-enabled]`.
 
 Layout: `ingest` (decompression and msgpack payload checks), `sqlguard` (query admission, via DuckDB's
 parser), `storage` (one DuckDB file per database), `registry` (open databases, writer threads, counters),
-`server` (aiohttp routes).
+`delete` (Arc's delete API), `server` (aiohttp routes).
 
 Guarantees:
 - A 204 means the rows are committed to DuckDB, whose COMMIT appends to the WAL and fdatasyncs it before
   returning; they survive `kill -9` and are replayed on the next start.
+- A delete's 200 (`POST /api/v1/delete`) is likewise sent only after its DuckDB transaction committed;
+  rows still in the ingest buffer (see `--buffer-age-ms`) that match are deleted in the same transaction, so
+  they never appear after the flush.
 - Queries run one parsed SELECT inside a READ ONLY transaction on a connection opened with
   `enable_external_access=false`, so SQL can neither change data nor touch files, URLs or extensions.
 
@@ -26,8 +29,8 @@ arclite extension (not in Arc):
 
 Where arclite differs from Arc:
 - Storage is one DuckDB file per database (`<data-dir>/<db>.duckdb`), not Parquet files partitioned by time;
-  no retention, compaction, continuous queries, delete API, RBAC (no 403s), rate limiting (no 429s) or
-  clustering. `SHOW TABLES` reports the database file as `storage_path`, with `file_count` 1.
+  no retention, compaction, continuous queries, RBAC (no 403s except a disabled delete API), rate limiting
+  (no 429s) or clustering. `SHOW TABLES` reports the database file as `storage_path`, with `file_count` 1.
 - Only `POST /api/v1/write/msgpack` ingests; the line-protocol, Arrow and msgpack *query* endpoints are
   absent. The flush endpoint needs only the ordinary token (Arc wants an admin token).
 - Qualified names (`db.table`, `schema.table`) are refused even without `x-arc-database` (Arc would query the
@@ -45,4 +48,17 @@ Where arclite differs from Arc:
   request is refused with 400. All-null columns are not created until a value arrives. Column names must
   match `^[A-Za-z_][A-Za-z0-9_-]*$` and are case-insensitive (DuckDB), so `Host` and `host` are one column.
 - A request is one transaction: all of its batches are stored or none is.
+- Delete API (`POST /api/v1/delete`, `GET /api/v1/delete/config`): same request, response, status codes and
+  error texts as Arc; enabled by `--delete-enabled` (or `ARCLITE_DELETE_ENABLED=1`), thresholds by
+  `--delete-confirmation-threshold` / `--delete-max-rows-per-delete` instead of arc.toml's `[delete]` (the
+  error texts still name arc.toml, as Arc's do). Differences: Arc wants an *admin* token, arclite its one
+  token; it runs DuckDB `DELETE` in one transaction instead of rewriting Parquet files (`files_processed` is
+  the database file, `affected_files`/`rewritten_files` are 0 or 1, never a partial 207); `where` is admitted
+  by DuckDB's parser inside `SELECT count(*) FROM "<m>" WHERE (...)` rather than by Arc's keyword list: one
+  boolean expression over the measurement's columns, no subquery, table function, parameter or comment
+  (so keywords inside string literals are fine); a `where` naming no column (`1=1`, `true`, `2>1`) counts as
+  a full-table delete (Arc: only the exact texts `1=1`, `TRUE`, `1`). A `where` DuckDB cannot bind or
+  evaluate (unknown column, bad cast) is a 400 with DuckDB's message (Arc: 500); one running past
+  `--query-timeout-s` is interrupted and rolled back (504). Matching rows still in the ingest buffer are
+  deleted too (Arc's buffered rows would be written after the delete).
 """

@@ -81,6 +81,12 @@ class Registry:
             log.info("opened database %s (%s)", name, db.path)
             return db
 
+    async def existing(self, name: str) -> Database | None:
+        """The database if it exists (open or on disk); never creates one."""
+        if name not in self._dbs and not self.path(name).exists():
+            return None
+        return await self.get(name, create=True)
+
     async def on_writer(self, name: str, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._writers[name], fn, *args)
 

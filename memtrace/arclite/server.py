@@ -8,7 +8,7 @@ import datetime as dt
 import hmac
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from memtrace.arclite import sqlguard
+from memtrace.arclite.delete import DeleteConfig, DeleteHandler
 from memtrace.arclite.ingest import DATABASE_RE, MAX_BODY, PayloadError, decode, decompress
 from memtrace.arclite.registry import Registry, Stats
 from memtrace.arclite.storage import Database, QueryJob
@@ -33,6 +34,7 @@ class Settings:
     token: str | None = None
     buffer_age_ms: int = 0
     query_timeout_s: float = 30.0
+    delete: DeleteConfig = field(default_factory=DeleteConfig)
 
 
 REGISTRY = web.AppKey("registry", Registry)
@@ -267,6 +269,7 @@ def make_app(settings: Settings) -> web.Application:
     app.router.add_post("/api/v1/query", query)
     app.router.add_get("/api/v1/measurements", measurements)
     app.router.add_get("/api/v1/arclite/stats", stats)
+    DeleteHandler(settings.delete, app[REGISTRY], settings.query_timeout_s).register(app)
     app.cleanup_ctx.append(_lifecycle)
     return app
 
@@ -293,8 +296,9 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    log.info("arclite listening on http://%s:%d data_dir=%s auth=%s buffer_age_ms=%d", host, port,
-             settings.data_dir, "on" if settings.token else "off", settings.buffer_age_ms)
+    log.info("arclite listening on http://%s:%d data_dir=%s auth=%s buffer_age_ms=%d delete=%s", host, port,
+             settings.data_dir, "on" if settings.token else "off", settings.buffer_age_ms,
+             "on" if settings.delete.enabled else "off")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -91,3 +91,72 @@ def _walk(node: Any) -> list[dict[str, Any]]:
         elif isinstance(cur, list):
             stack.extend(cur)
     return out
+
+
+WHERE_REQUIRED = "WHERE clause is required. To delete all data, use WHERE clause '1=1' with confirm=true"
+
+
+def wrap_where(measurement: str, where: str, verb: str) -> str:
+    """The only shapes in which a client's `where` ever reaches DuckDB (`verb` is SELECT count(*) or DELETE)."""
+    return f'{verb} FROM "{measurement}" WHERE ({where}\n)'
+
+
+def check_where(measurement: str, where: str) -> bool:
+    """Raise Refused unless `where` is one plain boolean expression over `measurement`'s own columns.
+
+    The text is admitted only as DuckDB parses it inside `SELECT count(*) FROM "<m>" WHERE (<where>)`:
+    that must be exactly one SELECT whose only table is the bare measurement, with nothing after the
+    WHERE (no LIMIT, GROUP BY, UNION, ...), and the expression may hold no subquery, table function,
+    parameter or comment. Returns True when the expression names no column at all (`1=1`, `true`):
+    a delete of everything, which Arc makes the caller confirm.
+    """
+    if not where.strip():
+        raise Refused(WHERE_REQUIRED)
+    if len(where) > MAX_SQL:
+        raise Refused(f"WHERE clause exceeds maximum length ({MAX_SQL} characters)")
+    try:
+        tokens = duckdb.tokenize(where)
+    except duckdb.Error as exc:
+        raise Refused(f"WHERE clause parse error: {first_line(exc)}") from exc
+    if any(kind == duckdb.token_type.comment for _, kind in tokens):
+        raise Refused("WHERE clause contains forbidden pattern: comment")
+    sql = wrap_where(measurement, where, "SELECT count(*)")
+    try:
+        statements = duckdb.extract_statements(sql)
+        deletes = duckdb.extract_statements(wrap_where(measurement, where, "DELETE"))
+    except duckdb.Error as exc:
+        raise Refused(f"WHERE clause parse error: {first_line(exc)}") from exc
+    if len(statements) != 1 or len(deletes) != 1 or statements[0].type != duckdb.StatementType.SELECT \
+            or deletes[0].type != duckdb.StatementType.DELETE:
+        raise Refused("WHERE clause contains forbidden pattern: ;")
+    doc = _ast(sql)
+    stmts = doc.get("statements") or []
+    if len(stmts) != 1 or stmts[0].get("named_param_map"):
+        raise Refused("WHERE clause may not contain parameters")
+    node = stmts[0].get("node") or {}
+    src = node.get("from_table") or {}
+    plain = (
+        node.get("type") == "SELECT_NODE" and not node.get("modifiers") and not (node.get("cte_map") or {}).get("map")
+        and not node.get("group_expressions") and not node.get("group_sets") and node.get("having") is None
+        and node.get("qualify") is None and node.get("sample") is None and len(node.get("select_list") or []) == 1
+        and src.get("type") == "BASE_TABLE" and src.get("table_name") == measurement
+        and not src.get("schema_name") and not src.get("catalog_name") and not src.get("alias")
+        and node.get("where_clause") is not None
+    )
+    if not plain:
+        raise Refused("WHERE clause must be a single boolean expression")
+    columns = 0
+    for part in _walk(node["where_clause"]):
+        cls = part.get("class")
+        kind = part.get("type")
+        if cls == "SUBQUERY" or kind in ("SUBQUERY", "BASE_TABLE", "TABLE_FUNCTION", "SELECT_NODE"):
+            raise Refused("WHERE clause may not contain subqueries")
+        if cls == "PARAMETER":
+            raise Refused("WHERE clause may not contain parameters")
+        if cls == "COLUMN_REF":
+            columns += 1
+    return columns == 0
+
+
+def first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -27,6 +27,16 @@ MAIN = "main"
 STAGE = "_arclite_stage"
 """Schema of the staging tables that emulate Arc's ingest buffer; unreachable from user SQL."""
 STAGED_AT = "_arclite_at"
+ROWID = "_arclite rowid"
+"""Name of the staged row id inside a delete's projection; the space keeps it apart from every column."""
+
+
+class TooManyRows(Exception):
+    """A delete matched more rows than allowed; it was rolled back."""
+
+    def __init__(self, rows: int) -> None:
+        super().__init__(rows)
+        self.rows = rows
 
 
 def q(ident: str) -> str:
@@ -206,6 +216,93 @@ class Database:
         finally:
             os.close(fd)
         self._dir_synced = True
+
+    # ---- deletes (writer thread only) ---------------------------------------------------------------
+    def _targets(self, measurement: str, where: str, verb: str) -> list[str]:
+        """The statements that apply `verb` with the client's `where` to the measurement and its staged rows.
+
+        Staged rows are matched through a projection that looks exactly like the measurement will after
+        the flush (the measurement's column types, its extra columns as NULL), so a `where` selects the
+        same buffered rows it would select once they are flushed.
+        """
+        key = measurement.lower()
+        out: list[str] = []
+        main_cols = self._cols.get((MAIN, key))
+        if main_cols is not None:
+            out.append(f"{verb} FROM {q(MAIN)}.{q(self._names[(MAIN, key)])} WHERE ({where}\n)")
+        stage_cols = self._cols.get((STAGE, key))
+        if stage_cols is not None:
+            have = main_cols or {}
+            sel = [f"s.rowid AS {q(ROWID)}"]
+            for low, (col, typ) in stage_cols.items():
+                if col == STAGED_AT:
+                    continue
+                want = have.get(low, (col, typ))
+                expr = f"s.{q(col)}" if want[1] == typ else f"TRY_CAST(s.{q(col)} AS {want[1]})"
+                sel.append(f"{expr} AS {q(want[0])}")
+            sel.extend(f"NULL::{typ} AS {q(col)}" for low, (col, typ) in have.items() if low not in stage_cols)
+            table = f"{q(STAGE)}.{q(self._names[(STAGE, key)])}"
+            view = f"(SELECT {', '.join(sel)} FROM {table} AS s) AS {q(measurement)}"  # noqa: S608
+            match = f"SELECT {q(ROWID)} FROM {view} WHERE ({where}\n)"  # noqa: S608
+            if verb == "DELETE":
+                out.append(f"DELETE FROM {table} WHERE rowid IN ({match})")  # noqa: S608
+            else:
+                out.append(f"{verb} FROM ({match})")
+        return out
+
+    def count_matching(self, measurement: str, where: str, job: QueryJob) -> int:
+        """Rows of the measurement, staged ones included, that `where` selects; nothing is changed."""
+        cur = self._job_cursor(job)
+        try:
+            cur.execute("BEGIN TRANSACTION READ ONLY")
+            total = 0
+            for sql in self._targets(measurement, where, "SELECT count(*)"):
+                row = cur.execute(sql).fetchone()
+                total += int(row[0]) if row else 0
+            return total
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                cur.execute("ROLLBACK")
+            cur.close()
+
+    def delete_matching(self, measurement: str, where: str, max_rows: int, job: QueryJob) -> int:
+        """Delete what `where` selects, staged rows included, in one transaction; returns the row count.
+
+        Returns only after COMMIT, i.e. after the WAL holding the delete was fsynced. If more than
+        `max_rows` rows match, nothing is deleted and TooManyRows is raised.
+        """
+        cur = self._job_cursor(job)
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            total = 0
+            for sql in self._targets(measurement, where, "DELETE"):
+                row = cur.execute(sql).fetchone()
+                total += int(row[0]) if row else 0
+            if total > max_rows:
+                cur.execute("ROLLBACK")
+                raise TooManyRows(total)
+            if total:
+                cur.execute("COMMIT")
+            else:
+                cur.execute("ROLLBACK")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
+        if total:
+            self._refresh_pending()
+        return total
+
+    def _job_cursor(self, job: QueryJob) -> duckdb.DuckDBPyConnection:
+        """A fresh connection per job, so interrupting it can never hit another request's statement."""
+        cur = self.con.cursor()
+        job.cursor = cur
+        if job.cancelled:
+            cur.close()
+            raise duckdb.InterruptException("cancelled before start")
+        return cur
 
     # ---- queries (any thread) -----------------------------------------------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:
