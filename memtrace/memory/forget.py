@@ -59,8 +59,21 @@ class Forgetter:
 
     async def count(self, org_id: str, f: MemoryFilter) -> int:
         """A dry run: the org's rows matching `f` in Arc plus those still waiting in the journal."""
-        result = await self.registry.delete(org_id, query.delete_condition(org_id, f), dry_run=True, confirm=False)
-        return result.deleted_count + await self.journal.undelivered_matching(org_id, f)
+        return await self._arc_count(org_id, f) + await self.journal.undelivered_matching(org_id, f)
+
+    async def _arc_count(self, org_id: str, f: MemoryFilter) -> int:
+        """Arc's dry run (a refusing Arc raises ArcDeleteRefused here, before anything changes). `confirm`
+        because Arc refuses even a dry run over its confirmation threshold without it; past its
+        max_rows_per_delete it refuses anyway, then the rows are counted with a SELECT."""
+        try:
+            dry = await self.registry.delete(org_id, query.delete_condition(org_id, f), dry_run=True, confirm=True)
+            return dry.deleted_count
+        except ArcDeleteRefused:
+            raise
+        except ArcRejected:
+            span = await self.registry.query(
+                org_id, query.time_span(self.registry.get(org_id).measurement, org_id, f))
+            return int(span.data[0][2] or 0) if span.data else 0
 
     async def forget(self, org_id: str, f: MemoryFilter, *, now_us: int) -> Forgotten:
         """Forget the org's memories matching `f` that exist now (later writes are never touched)."""
@@ -68,9 +81,7 @@ class Forgetter:
             f, hide=(), until_us=now_us + 1 if f.until_us is None else min(f.until_us, now_us + 1))
         arc_count: int | None
         try:
-            dry = await self.registry.delete(org_id, query.delete_condition(org_id, bounded), dry_run=True,
-                                             confirm=False)
-            arc_count = dry.deleted_count
+            arc_count = await self._arc_count(org_id, bounded)
         except ArcUnavailable:
             arc_count = None  # recorded now, applied when Arc is back
         recorded = await self.journal.record_deletion(org_id, bounded, self.claim_s)

@@ -1,0 +1,316 @@
+"""Forgetting against the real stack: Granian with 2 workers, arclite over HTTP with deletes enabled, two
+orgs in ONE Arc database and measurement. Every assertion also looks behind Memtrace, into arclite."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.procs import ArcLite, MemtraceServer
+from tests.provision import Tenant, add_key, provision
+
+DB = "shared"
+SERVER_ENV = {"MEMTRACE_JOURNAL_RETENTION_S": "1.0", "MEMTRACE_ARC_CONNECT_TIMEOUT_S": "0.5",
+              "MEMTRACE_ARC_REQUEST_TIMEOUT_S": "5"}
+
+
+@dataclass
+class World:
+    arc: ArcLite
+    server: MemtraceServer
+    data: Path
+    a: Tenant
+    b: Tenant
+    a_read_only: str
+
+    def client(self, key: str) -> httpx.Client:
+        return httpx.Client(base_url=self.server.url, headers={"x-api-key": key}, timeout=30)
+
+
+def arc_rows(arc: ArcLite, where: str, database: str = DB) -> list[list[Any]]:
+    """Rows of the shared measurement straight from arclite (bypassing Memtrace)."""
+    sql = f"SELECT id, org_id, content FROM events WHERE {where} ORDER BY id"  # noqa: S608 - test literals
+    resp = httpx.post(f"{arc.url}/api/v1/query", json={"sql": sql}, headers={"x-arc-database": database})
+    if resp.status_code == 400 and "does not exist" in resp.text:
+        return []
+    assert resp.status_code == 200, resp.text
+    data: list[list[Any]] = resp.json()["data"]
+    return data
+
+
+def eventually(check: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout}s")
+        time.sleep(0.1)
+
+
+def uniq() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    base = tmp_path_factory.mktemp("forget")
+    arc = ArcLite(base / "arc", extra=["--delete-enabled"])
+    data = base / "mt"
+    data.mkdir()
+    try:
+        a = provision(data / "memtrace.db", "org-a", arc.url, DB)
+        b = provision(data / "memtrace.db", "org-b", arc.url, DB)
+        read_only = add_key(data / "memtrace.db", a.org_id, "a-reader", "read")
+        server = MemtraceServer(data, workers=2, env=SERVER_ENV)
+        try:
+            yield World(arc, server, data, a, b, read_only)
+        finally:
+            server.stop()
+    finally:
+        arc.stop()
+
+
+def write(c: httpx.Client, content: str, **extra: Any) -> dict[str, Any]:
+    resp = c.post("/api/v1/memories", json={"agent_id": "bot", "content": content, **extra})
+    assert resp.status_code == 201, resp.text
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def in_arc(world: World, memory_id: str) -> int:
+    return len(arc_rows(world.arc, f"id = '{memory_id}'"))
+
+
+def gone_everywhere(world: World, c: httpx.Client, memory: dict[str, Any]) -> None:
+    """No read shows the memory: get, list, search, stats, context."""
+    assert c.get(f"/api/v1/memories/{memory['id']}").status_code == 404
+    listed = c.get("/api/v1/memories", params={"agent_id": memory["agent_id"], "limit": 1000}).json()
+    assert memory["id"] not in {m["id"] for m in listed["memories"]}
+    found = c.post("/api/v1/search", json={"content_contains": memory["content"]}).json()
+    assert found["count"] == 0, found
+    if memory["session_id"]:
+        ctx = c.post(f"/api/v1/sessions/{memory['session_id']}/context", json={}).json()
+        assert memory["content"] not in ctx["context"]
+
+
+# --- the routes' refusals --------------------------------------------------------------------------------
+
+
+def test_refusals(world: World) -> None:
+    with world.client(world.a.key) as a, world.client(world.b.key) as b, world.client(world.a_read_only) as ro:
+        mine = write(a, f"refusal {uniq()}")
+        theirs = write(b, f"theirs {uniq()}")
+        assert ro.delete(f"/api/v1/memories/{mine['id']}").status_code == 403
+        assert ro.post("/api/v1/forget", json={"agent_id": "bot"}).status_code == 403
+        assert ro.delete("/api/v1/agents/bot", params={"erase": "true"}).status_code == 403
+        assert a.delete("/api/v1/memories/mem_01ARZ3NDEKTSV4RRFFQ69G5FAV").status_code == 404
+        assert a.delete("/api/v1/memories/not-an-id").status_code == 404
+        assert a.delete(f"/api/v1/memories/{theirs['id']}").status_code == 404  # another org's id
+        for body in ({}, {"dry_run": True}, {"agentid": "bot"}, {"tags": "x"}, {"since": "yesterday-ish"}):
+            resp = a.post("/api/v1/forget", json=body)
+            assert resp.status_code == 400, (body, resp.text)
+            assert resp.json()["error"]
+        # Nothing was deleted by any refusal: both memories are still readable and (once delivered) in Arc.
+        assert a.get(f"/api/v1/memories/{mine['id']}").status_code == 200
+        assert b.get(f"/api/v1/memories/{theirs['id']}").status_code == 200
+        eventually(lambda: in_arc(world, theirs["id"]) == 1 and in_arc(world, mine["id"]) == 1, what="delivery")
+
+
+# --- deleting one memory ---------------------------------------------------------------------------------
+
+
+def test_delete_right_after_write_drops_the_pending_row(world: World) -> None:
+    with world.client(world.a.key) as a:
+        session = a.post("/api/v1/sessions", json={"agent_id": "bot"}).json()
+        memory = write(a, f"pending {uniq()}", session_id=session["id"])
+        resp = a.delete(f"/api/v1/memories/{memory['id']}")
+        assert resp.status_code == 204, resp.text
+        gone_everywhere(world, a, memory)
+        # It never reaches Arc, or is deleted again once Arc's buffer age has passed.
+        time.sleep(2.5)
+        assert in_arc(world, memory["id"]) == 0
+        gone_everywhere(world, a, memory)
+        assert a.delete(f"/api/v1/memories/{memory['id']}").status_code == 404
+
+
+def test_delete_after_delivery_removes_it_from_arc(world: World) -> None:
+    with world.client(world.a.key) as a:
+        memory = write(a, f"delivered {uniq()}")
+        eventually(lambda: in_arc(world, memory["id"]) == 1, what="delivery")
+        before = a.get("/api/v1/agents/bot/stats").json()["memory_count"]
+        assert a.delete(f"/api/v1/memories/{memory['id']}").status_code == 204
+        assert in_arc(world, memory["id"]) == 0  # Arc confirmed before the 204
+        gone_everywhere(world, a, memory)
+        assert a.get("/api/v1/agents/bot/stats").json()["memory_count"] == before - 1
+
+
+def test_same_content_can_be_written_again_after_forgetting(world: World) -> None:
+    with world.client(world.a.key) as a:
+        content = f"again {uniq()}"
+        first = write(a, content)
+        assert a.post("/api/v1/memories", json={"agent_id": "bot", "content": content}).status_code == 409
+        assert a.delete(f"/api/v1/memories/{first['id']}").status_code == 204
+        second = write(a, content)  # the dedup ledger entry went with the memory
+        assert second["id"] != first["id"]
+        eventually(lambda: in_arc(world, second["id"]) == 1, what="delivery")
+        # And once more after delivery: the key is released from the ledger by reading it back from Arc.
+        assert a.delete(f"/api/v1/memories/{second['id']}").status_code == 204
+        third = write(a, content)
+        assert a.get(f"/api/v1/memories/{third['id']}").json()["content"] == content
+        time.sleep(2.5)  # the settle re-apply of the earlier deletions must not touch the new memory
+        assert in_arc(world, third["id"]) == 1
+        assert a.get(f"/api/v1/memories/{third['id']}").status_code == 200
+
+
+# --- forgetting by filter --------------------------------------------------------------------------------
+
+
+def test_forget_by_filter_with_dry_run(world: World) -> None:
+    agent = f"fa{uniq()}"
+    with world.client(world.a.key) as a:
+        rows = a.post("/api/v1/memories", json={"memories": [
+            {"agent_id": agent, "content": f"m{i} {uniq()}", "tags": ["gdpr"] if i % 2 else ["keep"],
+             "memory_type": "decision" if i < 2 else "episodic"} for i in range(6)]}).json()["memories"]
+        tagged = {r["id"] for r in rows if "gdpr" in r["tags"]}
+        dry = a.post("/api/v1/forget", json={"agent_id": agent, "tags": ["gdpr"], "dry_run": True})
+        assert dry.status_code == 200, dry.text
+        assert dry.json() == {"matched": 3, "deleted": 0, "dry_run": True, "pending": False}
+        eventually(lambda: len(arc_rows(world.arc, f"agent_id = '{agent}'")) == 6, what="delivery")
+        done = a.post("/api/v1/forget", json={"agent_id": agent, "tags": ["gdpr"]})
+        assert done.status_code == 200, done.text
+        assert done.json() == {"matched": 3, "deleted": 3, "dry_run": False, "pending": False}
+        left = {r[0] for r in arc_rows(world.arc, f"agent_id = '{agent}'")}
+        assert left == {r["id"] for r in rows} - tagged
+        listed = a.get("/api/v1/memories", params={"agent_id": agent}).json()["memories"]
+        assert {m["id"] for m in listed} == left
+        by_type = a.post("/api/v1/forget", json={"agent_id": agent, "memory_types": ["decision"]}).json()
+        assert by_type["deleted"] == 1  # decisions were rows 0 and 1; row 1 (gdpr) is already gone
+        assert len(arc_rows(world.arc, f"agent_id = '{agent}'")) == 2
+
+
+def test_two_orgs_in_one_measurement_forget_only_their_own(world: World) -> None:
+    content = f"identical {uniq()}"
+    with world.client(world.a.key) as a, world.client(world.b.key) as b:
+        mine, theirs = write(a, content), write(b, content)
+        eventually(lambda: len(arc_rows(world.arc, f"content = '{content}'")) == 2, what="delivery")
+        done = a.post("/api/v1/forget", json={"agent_id": "bot", "since": "1h"}).json()
+        assert done["deleted"] >= 1
+        assert arc_rows(world.arc, f"content = '{content}'") == [[theirs["id"], world.b.org_id, content]]
+        assert b.get(f"/api/v1/memories/{theirs['id']}").status_code == 200
+        assert a.get(f"/api/v1/memories/{mine['id']}").status_code == 404
+        # And org B forgetting the same agent name leaves org A's newer rows alone.
+        again = write(a, content)
+        assert b.post("/api/v1/forget", json={"agent_id": "bot"}).status_code == 200
+        eventually(lambda: in_arc(world, again["id"]) == 1, what="delivery")
+        assert a.get(f"/api/v1/memories/{again['id']}").status_code == 200
+
+
+def test_agent_erase(world: World) -> None:
+    name = f"erase{uniq()}"
+    with world.client(world.a.key) as a, world.client(world.b.key) as b:
+        agent = a.post("/api/v1/agents", json={"name": name}).json()
+        session = a.post("/api/v1/sessions", json={"agent_id": name}).json()
+        write(a, f"e1 {uniq()}", agent_id=name, session_id=session["id"])
+        write(a, f"e2 {uniq()}", agent_id=agent["id"])
+        other = write(b, f"e3 {uniq()}", agent_id=name)  # same name in the other org
+        eventually(lambda: len(arc_rows(world.arc, f"agent_id IN ('{name}', '{agent['id']}')")) == 3,
+                   what="delivery")
+        assert a.delete(f"/api/v1/agents/{name}", params={"erase": "true"}).status_code == 204
+        assert a.get(f"/api/v1/agents/{agent['id']}").status_code == 404
+        assert a.get(f"/api/v1/sessions/{session['id']}").status_code == 404
+        assert a.get("/api/v1/memories", params={"agent_id": name}).json()["memories"] == []
+        assert arc_rows(world.arc, f"agent_id IN ('{name}', '{agent['id']}')") == [
+            [other["id"], world.b.org_id, other["content"]]]
+        assert b.get(f"/api/v1/memories/{other['id']}").status_code == 200
+
+
+def test_deletions_are_audited(world: World) -> None:
+    import asyncio
+
+    from memtrace.metadata.db import open_metadata
+    from memtrace.metadata.forgetting import Audit
+
+    async def entries() -> list[Any]:
+        db = await open_metadata(world.data / "memtrace.db")
+        try:
+            return await Audit(db).list(world.a.org_id)
+        finally:
+            await db.close()
+
+    with world.client(world.a.key) as a:
+        memory = write(a, f"audited {uniq()}")
+        assert a.delete(f"/api/v1/memories/{memory['id']}").status_code == 204
+    found = [e for e in asyncio.run(entries()) if e.filter.get("ids") == [memory["id"]]]
+    assert len(found) == 1 and found[0].kind == "memory" and found[0].rows == 1 and found[0].state == "applied"
+    assert found[0].key_id and world.a.key not in found[0].key_id
+
+
+# --- outages ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_arc_stopped_then_kill_9_the_deletion_survives_and_is_applied(tmp_path: Path) -> None:
+    arc = ArcLite(tmp_path / "arc", extra=["--delete-enabled"])
+    data = tmp_path / "mt"
+    data.mkdir()
+    tenant = provision(data / "memtrace.db", "solo", arc.url, DB)
+    server = MemtraceServer(data, workers=2, env=SERVER_ENV)
+    try:
+        with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
+            kept = write(c, f"kept {uniq()}", agent_id="keeper")
+            doomed = [write(c, f"doomed {i} {uniq()}", agent_id="doomed") for i in range(3)]
+            eventually(lambda: len(arc_rows(arc, "agent_id IN ('doomed', 'keeper')")) == 4, what="delivery")
+            arc.stop()
+            resp = c.post("/api/v1/forget", json={"agent_id": "doomed"})
+            assert resp.status_code == 202, resp.text
+            assert resp.json()["pending"] is True
+            late = write(c, f"late {uniq()}", agent_id="doomed")  # written after the forget: not forgotten
+            assert c.get(f"/api/v1/memories/{doomed[0]['id']}").status_code == 503  # reads need Arc
+        server.kill9()
+        arc = ArcLite(tmp_path / "arc", port=arc.port, extra=["--delete-enabled"])
+        # Arc is back but nobody applied the deletion yet: Arc still holds the rows.
+        assert len(arc_rows(arc, "agent_id = 'doomed'")) == 3
+        server = MemtraceServer(data, workers=2, env=SERVER_ENV)
+        with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
+            for memory in doomed:
+                assert c.get(f"/api/v1/memories/{memory['id']}").status_code == 404
+            eventually(lambda: {r[0] for r in arc_rows(arc, "agent_id = 'doomed'")} == {late["id"]},
+                       what="the pending deletion applied after the restart")
+            assert {m["id"] for m in c.get("/api/v1/memories", params={"agent_id": "doomed"}).json()["memories"]
+                    } == {late["id"]}
+            assert c.get(f"/api/v1/memories/{kept['id']}").status_code == 200
+    finally:
+        server.stop()
+        arc.stop()
+
+
+@pytest.mark.slow
+def test_delete_while_arclite_buffers_rows(tmp_path: Path) -> None:
+    arc = ArcLite(tmp_path / "arc", extra=["--delete-enabled", "--buffer-age-ms", "3000"])
+    data = tmp_path / "mt"
+    data.mkdir()
+    tenant = provision(data / "memtrace.db", "solo", arc.url, DB)
+    server = MemtraceServer(data, workers=2, env={**SERVER_ENV, "MEMTRACE_JOURNAL_RETENTION_S": "4"})
+    try:
+        with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
+            memory = write(c, f"buffered {uniq()}")
+            time.sleep(0.6)  # delivered to arclite, which holds it in its buffer (not queryable yet)
+            assert in_arc_db(arc, memory["id"]) == 0
+            assert c.delete(f"/api/v1/memories/{memory['id']}").status_code == 204
+            for _ in range(6):  # across the buffer age: it never resurfaces
+                assert c.get(f"/api/v1/memories/{memory['id']}").status_code == 404
+                time.sleep(0.8)
+            assert in_arc_db(arc, memory["id"]) == 0
+    finally:
+        server.stop()
+        arc.stop()
+
+
+def in_arc_db(arc: ArcLite, memory_id: str) -> int:
+    return len(arc_rows(arc, f"id = '{memory_id}'"))
