@@ -29,6 +29,8 @@ class World:
     a: Tenant
     b: Tenant
     a_read_only: str
+    disabled_arc: ArcLite
+    c: Tenant  # bound to an arclite that refuses deletes
 
     def client(self, key: str) -> httpx.Client:
         return httpx.Client(base_url=self.server.url, headers={"x-api-key": key}, timeout=30)
@@ -61,18 +63,21 @@ def uniq() -> str:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("forget")
     arc = ArcLite(base / "arc", extra=["--delete-enabled"])
+    disabled = ArcLite(base / "arc-disabled")
     data = base / "mt"
     data.mkdir()
     try:
         a = provision(data / "memtrace.db", "org-a", arc.url, DB)
         b = provision(data / "memtrace.db", "org-b", arc.url, DB)
+        c = provision(data / "memtrace.db", "org-c", disabled.url, DB)
         read_only = add_key(data / "memtrace.db", a.org_id, "a-reader", "read")
         server = MemtraceServer(data, workers=2, env=SERVER_ENV)
         try:
-            yield World(arc, server, data, a, b, read_only)
+            yield World(arc, server, data, a, b, read_only, disabled, c)
         finally:
             server.stop()
     finally:
+        disabled.stop()
         arc.stop()
 
 
@@ -120,6 +125,18 @@ def test_refusals(world: World) -> None:
         assert a.get(f"/api/v1/memories/{mine['id']}").status_code == 200
         assert b.get(f"/api/v1/memories/{theirs['id']}").status_code == 200
         eventually(lambda: in_arc(world, theirs["id"]) == 1 and in_arc(world, mine["id"]) == 1, what="delivery")
+
+
+def test_an_arc_with_deletes_disabled_is_named_and_nothing_changes(world: World) -> None:
+    with world.client(world.c.key) as c:
+        memory = write(c, f"undeletable {uniq()}")
+        eventually(lambda: len(arc_rows(world.disabled_arc, f"id = '{memory['id']}'")) == 1, what="delivery")
+        for resp in (c.delete(f"/api/v1/memories/{memory['id']}"), c.post("/api/v1/forget", json={"agent_id": "bot"}),
+                     c.post("/api/v1/forget", json={"agent_id": "bot", "dry_run": True})):
+            assert resp.status_code == 409, resp.text
+            assert "delete.enabled=true in arc.toml" in resp.json()["error"]
+        assert c.get(f"/api/v1/memories/{memory['id']}").status_code == 200
+        assert len(arc_rows(world.disabled_arc, f"id = '{memory['id']}'")) == 1
 
 
 # --- deleting one memory ---------------------------------------------------------------------------------
