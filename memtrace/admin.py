@@ -25,13 +25,14 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from memtrace import crypto
+from memtrace import crypto, forget_admin
 from memtrace.config import ConfigError, load_settings
 from memtrace.errors import MemtraceError, NotFound
 from memtrace.keys import DEFAULT_PERMISSIONS, format_permissions, parse_permissions
 from memtrace.metadata._util import now_us, parse_ts
 from memtrace.metadata.arc_instances import DEFAULT_MEASUREMENT, decrypt_binding
 from memtrace.metadata.db import MetadataDB, SchemaError, open_metadata
+from memtrace.metadata.forgetting import describe
 from memtrace.metadata.models import ApiKeyInfo
 
 PROG = "python -m memtrace.admin"
@@ -94,16 +95,26 @@ async def _org_create(args: argparse.Namespace, db: MetadataDB) -> Output:
 async def _org_list(args: argparse.Namespace, db: MetadataDB) -> Output:
     orgs = await db.orgs.list()
     arcs = {row.org_id: row.url for row in await db.arc_instances.list_all()}
-    data = [{**msgspec.to_builtins(o), "arc_url": arcs.get(o.id)} for o in orgs]
-    rows = [(o.id, o.name, o.created_at, arcs.get(o.id, "-")) for o in orgs]
-    return _table(("ID", "NAME", "CREATED", "ARC"), rows), data
+    policies = await forget_admin.retention_by_org(db)
+    data = [{**msgspec.to_builtins(o), "arc_url": arcs.get(o.id),
+             "retention": msgspec.to_builtins(policies.get(o.id, []))} for o in orgs]
+    rows = [(o.id, o.name, o.created_at, arcs.get(o.id, "-"), describe(policies.get(o.id, [])) or "-")
+            for o in orgs]
+    return _table(("ID", "NAME", "CREATED", "ARC", "RETENTION"), rows), data
 
 
 async def _org_delete(args: argparse.Namespace, db: MetadataDB) -> Output:
+    await db.orgs.get(args.org_id)
+    purged = await forget_admin.purge(args, db) if args.purge else None
     if not await db.orgs.delete(args.org_id):
         raise NotFound(f"unknown org {args.org_id!r}")
-    text = f"deleted org {args.org_id} with its Arc binding, API keys, agents and sessions (Arc data is kept)"
-    return text, {"deleted": args.org_id}
+    if purged is None:
+        text = f"deleted org {args.org_id} with its Arc binding, API keys, agents and sessions (Arc data is kept)"
+        return text, {"deleted": args.org_id}
+    arc_rows, journal_rows = purged
+    text = (f"deleted org {args.org_id} with its Arc binding, API keys, agents and sessions; purged {arc_rows} "
+            f"rows from its Arc database and {journal_rows} from the journal")
+    return text, {"deleted": args.org_id, "arc_rows": arc_rows, "journal_rows": journal_rows}
 
 
 async def _org_add_arc(args: argparse.Namespace, db: MetadataDB) -> Output:
@@ -195,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog=PROG, description="Provision Memtrace orgs, Arc bindings and API keys.",
                      parents=[common])
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{keygen,org,key}")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="{keygen,org,key,retention,audit}")
 
     keygen = groups.add_parser("keygen", help="generate secrets").add_subparsers(dest="what", required=True)
     keygen.add_parser("master", parents=[common], help=f"print a new {crypto.MASTER_KEY_ENV} value")
@@ -210,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     org.add_parser("list", parents=[common], help="list orgs").set_defaults(handler=_org_list)
     p = org.add_parser("delete", parents=[common], help="delete an org and all its metadata")
     p.add_argument("org_id")
+    p.add_argument("--purge", action="store_true",
+                   help="also delete the org's rows from its Arc database and the journal (needs Arc deletes)")
+    p.add_argument("--journal", help="journal file (default: journal.db next to the metadata DB)")
     p.set_defaults(handler=_org_delete)
     p = org.add_parser("add-arc", parents=[common], help="bind an org to an Arc (or update its binding)")
     p.add_argument("org_id")
@@ -226,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = org.add_parser("remove-arc", parents=[common], help="remove an org's Arc binding")
     p.add_argument("org_id")
     p.set_defaults(handler=_org_remove_arc)
+
+    forget_admin.add_commands(groups, org, common)
 
     key = groups.add_parser("key", help="Memtrace API keys").add_subparsers(dest="command", required=True)
     p = key.add_parser("create", parents=[common], help="create an API key (printed once)")

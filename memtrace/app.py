@@ -28,11 +28,13 @@ from memtrace.auth import Authenticator
 from memtrace.config import Settings, load_settings
 from memtrace.crypto import load_master_key
 from memtrace.journal import Journal, JournalConfig
+from memtrace.memory.retention import apply_policies
 from memtrace.memory.service import MemoryService
 from memtrace.metadata.agents import Agents
 from memtrace.metadata.api_keys import ApiKeys
 from memtrace.metadata.arc_instances import ArcInstances, decrypt_bindings
 from memtrace.metadata.db import MetadataDB, open_metadata
+from memtrace.metadata.forgetting import Audit, Retention
 from memtrace.metadata.sessions import Sessions
 
 log = logging.getLogger("memtrace")
@@ -117,6 +119,13 @@ def create_app(settings: Settings) -> Application:
         deliverer.start()
         running.append((deps, deliverer))
         tasks.append(asyncio.create_task(deps.memories.forgetter.run(lambda: deliverer.is_leader, stopping)))
+
+        async def retention_round() -> None:
+            if deliverer.is_leader:
+                await apply_policies(deps.memories.forgetter, Audit(metadata), await Retention(metadata).list())
+
+        tasks.append(asyncio.create_task(_every(settings.retention.interval_s, retention_round, "retention",
+                                                stopping)))
 
         last_version = await metadata.change_version()
 

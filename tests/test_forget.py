@@ -3,6 +3,9 @@ orgs in ONE Arc database and measurement. Every assertion also looks behind Memt
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,6 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from memtrace.arc.encode import encode_rows
+from memtrace.ids import memory_id
+from memtrace.memory.model import MemoryRow
 from tests.procs import ArcLite, MemtraceServer
 from tests.provision import Tenant, add_key, provision
 
@@ -38,7 +44,7 @@ class World:
 
 def arc_rows(arc: ArcLite, where: str, database: str = DB) -> list[list[Any]]:
     """Rows of the shared measurement straight from arclite (bypassing Memtrace)."""
-    sql = f"SELECT id, org_id, content FROM events WHERE {where} ORDER BY id"  # noqa: S608 - test literals
+    sql = f"SELECT id, org_id, content FROM events WHERE {where} ORDER BY id"
     resp = httpx.post(f"{arc.url}/api/v1/query", json={"sql": sql}, headers={"x-arc-database": database})
     if resp.status_code == 400 and "does not exist" in resp.text:
         return []
@@ -331,3 +337,67 @@ def test_delete_while_arclite_buffers_rows(tmp_path: Path) -> None:
 
 def in_arc_db(arc: ArcLite, memory_id: str) -> int:
     return len(arc_rows(arc, f"id = '{memory_id}'"))
+
+
+# --- retention, purge and the audit trail through the admin CLI ------------------------------------------
+
+
+def admin(world: World, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "memtrace", "admin", *args, "--db", str(world.data / "memtrace.db")],
+                          capture_output=True, text=True, timeout=60, cwd=world.data)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def write_straight_into_arc(world: World, org_id: str, agent: str, contents: list[str], age_days: float,
+                            memory_type: str = "episodic") -> list[str]:
+    """Rows `age_days` old, written into arclite directly (Memtrace never accepts backdated memories)."""
+    now = time.time_ns() // 1000 - int(age_days * 86_400_000_000)
+    rows = [MemoryRow(id=memory_id(now + i), time_us=now + i, org_id=org_id, agent_id=agent, session_id="",
+                      memory_type=memory_type, event_type="general", content=text, metadata_json="{}", tags_csv="",
+                      dedup_key=uuid.uuid4().hex, importance=0.5, parent_id="") for i, text in enumerate(contents)]
+    resp = httpx.post(f"{world.arc.url}/api/v1/write/msgpack", content=encode_rows("events", rows),
+                      headers={"Content-Type": "application/msgpack", "x-arc-database": DB})
+    assert resp.status_code in (200, 204), resp.text
+    return [r.id for r in rows]
+
+
+def test_retention_run_removes_old_rows_of_that_org_only(world: World) -> None:
+    agent = f"ret{uniq()}"
+    old_a = write_straight_into_arc(world, world.a.org_id, agent, ["old a1", "old a2"], age_days=10)
+    old_decision = write_straight_into_arc(world, world.a.org_id, agent, ["old decision"], 10, "decision")
+    old_b = write_straight_into_arc(world, world.b.org_id, agent, ["old b"], age_days=10)
+    with world.client(world.a.key) as a:
+        fresh = write(a, f"fresh {uniq()}", agent_id=agent)
+        eventually(lambda: len(arc_rows(world.arc, f"agent_id = '{agent}'")) == 5, what="rows in arclite")
+        admin(world, "org", "retention", world.a.org_id, "--days", "7", "--type", "decision=365")
+        assert "7d, decision=365d" in admin(world, "org", "show", world.a.org_id)
+        assert "7d, decision=365d" in admin(world, "org", "list")
+        out = admin(world, "retention", "run", "--org", world.a.org_id)
+        assert f"org {world.a.org_id}: 2 " in out, out
+        left = {r[0] for r in arc_rows(world.arc, f"agent_id = '{agent}'")}
+        assert left == {fresh["id"], *old_decision, *old_b}
+        assert {m["id"] for m in a.get("/api/v1/memories", params={"agent_id": agent, "since": "30d"}).json()[
+            "memories"]} == {fresh["id"], *old_decision}
+        assert not set(old_a) & left
+        assert "nothing to remove" in admin(world, "retention", "run", "--org", world.a.org_id)
+        admin(world, "org", "retention", world.a.org_id, "--clear")
+        assert "(keep forever)" in admin(world, "org", "show", world.a.org_id)
+    audit = json.loads(admin(world, "audit", "list", "--org", world.a.org_id, "--json"))
+    assert any(e["kind"] == "retention" and e["rows"] == 2 and e["key_id"] == "retention" for e in audit)
+
+
+def test_org_delete_purge_removes_its_rows_from_arc_and_the_journal(world: World, tmp_path: Path) -> None:
+    victim = provision(world.data / "memtrace.db", f"victim{uniq()}", world.arc.url, DB)
+    time.sleep(1.5)  # the server picks the new org up through the change counter
+    with world.client(victim.key) as v, world.client(world.b.key) as b:
+        content = f"purge {uniq()}"
+        write(v, content)
+        survivor = write(b, content)
+        eventually(lambda: len(arc_rows(world.arc, f"content = '{content}'")) == 2, what="delivery")
+        out = admin(world, "org", "delete", victim.org_id, "--purge")
+        assert "purged 1 rows from its Arc database" in out, out
+        assert arc_rows(world.arc, f"org_id = '{victim.org_id}'") == []
+        assert arc_rows(world.arc, f"content = '{content}'") == [[survivor["id"], world.b.org_id, content]]
+    audit = json.loads(admin(world, "audit", "list", "--org", victim.org_id, "--json"))
+    assert [e["kind"] for e in audit] == ["purge"]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from memtrace.memory.filters import matches
 from memtrace.memory.model import MemoryFilter
 from memtrace.memory.query import HIDE_SQL_BUDGET, delete_condition, select_memories
-from tests.test_query import IDS, ORGS, db, expected, load, random_filter, random_row, run  # noqa: F401
+from tests.test_query import IDS, ORGS, db, expected, load, random_filter, random_row, run
 
 __all__ = ["db"]
 
@@ -29,7 +29,7 @@ def test_delete_condition_deletes_exactly_the_orgs_matching_rows(db: duckdb.Duck
     org = rnd.choice(ORGS)
     where = delete_condition(org, f)
     assert "org_id = " in where
-    db.execute(f"DELETE FROM events WHERE {where}")  # noqa: S608 - the builder's output under test
+    db.execute(f"DELETE FROM events WHERE {where}")
     left = {r[0] for r in db.execute("SELECT id FROM events").fetchall()}
     assert left == {r.id for r in rows if not (r.org_id == org and matches(r, f))}
 

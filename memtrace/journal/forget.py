@@ -232,13 +232,14 @@ class Forgets:
         await self._db.run(_w)
 
     async def drop_org(self, org_id: str) -> int:
-        """Remove every journal row, ledger entry and pending count of the org (admin purge)."""
+        """Remove every journal row, ledger entry, pending count and deletion of the org (admin purge)."""
 
         def _w() -> int:
             with self._db.write() as conn:
                 n = conn.execute("DELETE FROM journal WHERE org_id = ?", (org_id,)).rowcount
                 conn.execute("DELETE FROM dedup WHERE org_id = ?", (org_id,))
                 conn.execute("DELETE FROM org_pending WHERE org_id = ?", (org_id,))
+                conn.execute("DELETE FROM deletions WHERE org_id = ?", (org_id,))
                 return int(n)
 
         return await self._db.run(_w)

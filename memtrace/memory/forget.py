@@ -106,12 +106,12 @@ class Forgetter:
         keys_sql = query.dedup_keys_to_release(binding.measurement, org_id, f, window_start)
         found = await self.registry.query(org_id, keys_sql)
         keys = _keys(found.columns, found.data)
-        deleted = await self._delete(org_id, f, 0)
+        deleted = await self.delete_in_arc(org_id, f)
         await self.journal.release_dedup_keys(org_id, keys)
         await self.journal.deletion_applied(deletion.id, deletion.state, deleted, self.settle_s)
         return deleted
 
-    async def _delete(self, org_id: str, f: MemoryFilter, depth: int) -> int:
+    async def delete_in_arc(self, org_id: str, f: MemoryFilter, depth: int = 0) -> int:
         """One Arc delete; when Arc refuses it for its size (over max_rows_per_delete), halve the time range."""
         where = query.delete_condition(org_id, f)
         try:
@@ -124,7 +124,7 @@ class Forgetter:
             halves = await self._split(org_id, f)
             if halves is None:
                 raise
-        return sum([await self._delete(org_id, half, depth + 1) for half in halves])
+        return sum([await self.delete_in_arc(org_id, half, depth + 1) for half in halves])
 
     async def _split(self, org_id: str, f: MemoryFilter) -> tuple[MemoryFilter, MemoryFilter] | None:
         """Two time ranges holding the matching rows, or None when they cannot be split (all at one instant)."""
@@ -139,6 +139,12 @@ class Forgetter:
         mid = lo + (hi - lo + 1) // 2
         return (msgspec.structs.replace(f, until_us=mid if f.until_us is None else min(f.until_us, mid)),
                 msgspec.structs.replace(f, since_us=mid if f.since_us is None else max(f.since_us, mid)))
+
+    async def purge(self, org_id: str) -> tuple[int, int]:
+        """Every row of the org: from its Arc (scoped by `org_id` only) and from the journal. Returns
+        (rows deleted in Arc, rows dropped from the journal)."""
+        deleted = await self.delete_in_arc(org_id, MemoryFilter())
+        return deleted, await self.journal.drop_org(org_id)
 
     async def apply_due(self) -> int:
         """Apply every due deletion once; returns how many were applied."""
