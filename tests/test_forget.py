@@ -401,3 +401,28 @@ def test_org_delete_purge_removes_its_rows_from_arc_and_the_journal(world: World
         assert arc_rows(world.arc, f"content = '{content}'") == [[survivor["id"], world.b.org_id, content]]
     audit = json.loads(admin(world, "audit", "list", "--org", victim.org_id, "--json"))
     assert [e["kind"] for e in audit] == ["purge"]
+
+
+@pytest.mark.slow
+def test_a_forget_larger_than_arcs_max_rows_per_delete_is_split_by_time(tmp_path: Path) -> None:
+    arc = ArcLite(tmp_path / "arc", extra=["--delete-enabled", "--delete-max-rows-per-delete", "4",
+                                           "--delete-confirmation-threshold", "2"])
+    data = tmp_path / "mt"
+    data.mkdir()
+    tenant = provision(data / "memtrace.db", "solo", arc.url, DB)
+    server = MemtraceServer(data, workers=2, env=SERVER_ENV)
+    try:
+        with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
+            for i in range(15):
+                write(c, f"many {i}", agent_id="many")
+            keep = write(c, "other agent", agent_id="few")
+            eventually(lambda: len(arc_rows(arc, "agent_id IN ('many', 'few')")) == 16, what="delivery")
+            dry = c.post("/api/v1/forget", json={"agent_id": "many", "dry_run": True}).json()
+            assert dry["matched"] == 15
+            done = c.post("/api/v1/forget", json={"agent_id": "many"})
+            assert done.status_code == 200, done.text
+            assert done.json()["deleted"] == 15
+            assert arc_rows(arc, "agent_id IN ('many', 'few')") == [[keep["id"], tenant.org_id, "other agent"]]
+    finally:
+        server.stop()
+        arc.stop()
