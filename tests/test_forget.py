@@ -294,6 +294,8 @@ def test_arc_stopped_then_kill_9_the_deletion_survives_and_is_applied(tmp_path: 
             assert resp.status_code == 202, resp.text
             assert resp.json()["pending"] is True
             late = write(c, f"late {uniq()}", agent_id="doomed")  # written after the forget: not forgotten
+            waiting = write(c, f"waiting {uniq()}", agent_id="keeper")  # only in the journal: Arc is down
+            assert c.delete(f"/api/v1/memories/{waiting['id']}").status_code == 202
             assert c.get(f"/api/v1/memories/{doomed[0]['id']}").status_code == 503  # reads need Arc
         server.kill9()
         arc = ArcLite(tmp_path / "arc", port=arc.port, extra=["--delete-enabled"])
@@ -308,6 +310,10 @@ def test_arc_stopped_then_kill_9_the_deletion_survives_and_is_applied(tmp_path: 
             assert {m["id"] for m in c.get("/api/v1/memories", params={"agent_id": "doomed"}).json()["memories"]
                     } == {late["id"]}
             assert c.get(f"/api/v1/memories/{kept['id']}").status_code == 200
+            assert c.get(f"/api/v1/memories/{waiting['id']}").status_code == 404
+            time.sleep(1.5)  # the journal rows were delivered by now; the dropped one never was
+            assert in_arc_db(arc, waiting["id"]) == 0
+            assert {r[0] for r in arc_rows(arc, "agent_id = 'keeper'")} == {kept["id"]}
     finally:
         server.stop()
         arc.stop()

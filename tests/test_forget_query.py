@@ -10,7 +10,7 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memtrace.memory.filters import matches
+from memtrace.memory.filters import Hider, hidden, matches
 from memtrace.memory.model import MemoryFilter
 from memtrace.memory.query import HIDE_SQL_BUDGET, delete_condition, select_memories
 from tests.test_query import IDS, ORGS, db, expected, load, random_filter, random_row, run
@@ -48,6 +48,8 @@ def test_pending_deletions_hide_the_same_rows_in_sql_and_python(db: duckdb.DuckD
     got = run(db, select_memories("events", org, f, order, 100, 0))
     assert got == expected(rows, org, f, order)
     assert all(not matches(r, h) for r in got for h in hide)
+    hider = Hider(hide)
+    assert [hider.covers(r) for r in rows] == [hidden(r, hide) for r in rows]
 
 
 def test_many_pending_deletions_stay_within_the_sql_budget() -> None:

@@ -247,7 +247,7 @@ class ArcPool:
                        f"and restart Arc. Arc said: {arc_text}")
         else:
             message = (f"{where} refuses deletes for this binding's token: deleting needs an Arc admin token "
-                       f"(memtrace admin org add-arc ... --token ADMIN_TOKEN). Arc said: {arc_text}")
+                       f"(memtrace admin org add-arc ORG_ID ... --api-key ADMIN_TOKEN). Arc said: {arc_text}")
         return ArcDeleteRefused(_scrub(message, binding), arc_status=403)
 
     async def delete_config(self, binding: ArcBinding) -> DeleteConfig:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import msgspec
 
 from memtrace.arc.registry import ArcRegistry
-from memtrace.errors import ArcDeleteRefused, ArcRejected, ArcUnavailable, MemtraceError
+from memtrace.errors import ArcDeleteRefused, ArcRejected, ArcUnavailable, MemtraceError, NoArcInstance
 from memtrace.journal import Deletion, Journal
 from memtrace.memory import query
 from memtrace.memory.model import MemoryFilter
@@ -143,7 +143,12 @@ class Forgetter:
     async def purge(self, org_id: str) -> tuple[int, int]:
         """Every row of the org: from its Arc (scoped by `org_id` only) and from the journal. Returns
         (rows deleted in Arc, rows dropped from the journal)."""
-        deleted = await self.delete_in_arc(org_id, MemoryFilter())
+        try:
+            self.registry.get(org_id)
+        except NoArcInstance:
+            deleted = 0  # an org without a binding has no Arc rows Memtrace could reach
+        else:
+            deleted = await self.delete_in_arc(org_id, MemoryFilter())
         return deleted, await self.journal.drop_org(org_id)
 
     async def apply_due(self) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from memtrace.errors import Invalid
-from memtrace.memory.filters import fold_case
+from memtrace.memory.filters import fold_case, only_ids
 from memtrace.memory.model import (
     ARC_COLUMNS,
     DEDUP_KEY_PATTERN,
@@ -143,7 +143,7 @@ def _hidden(deletions: Sequence[MemoryFilter]) -> list[str]:
     """`NOT (deletion)` clauses for pending deletions, id-only ones merged into one `NOT IN`, within the budget.
 
     `coalesce(..., FALSE)`: a NULL column makes a condition NULL, and `NOT NULL` would hide the row."""
-    ids = [i for d in deletions if _only_ids(d) for i in d.ids]
+    ids = [i for d in deletions if only_ids(d) for i in d.ids]
     parts: list[str] = []
     used = 0
     if ids:
@@ -155,7 +155,7 @@ def _hidden(deletions: Sequence[MemoryFilter]) -> list[str]:
             used += len(memory_id) + 4
         parts.append(f"coalesce(id NOT IN ({_in_list(kept, _MEMORY_ID_RE, 'id')}), TRUE)")
     for d in deletions:
-        if _only_ids(d):
+        if only_ids(d):
             continue
         clause = f"NOT coalesce(({' AND '.join([*_time_bounds(d, True), *_match_conditions(d)]) or 'TRUE'}), FALSE)"
         if used + len(clause) > HIDE_SQL_BUDGET:
@@ -163,12 +163,6 @@ def _hidden(deletions: Sequence[MemoryFilter]) -> list[str]:
         parts.append(clause)
         used += len(clause)
     return parts
-
-
-def _only_ids(d: MemoryFilter) -> bool:
-    return bool(d.ids) and d.agent_id is None and not d.agent_ids and d.session_id is None and not (
-        d.memory_types or d.event_types or d.tags or d.content_contains or d.since_us is not None
-        or d.min_importance is not None)
 
 
 def _match_conditions(f: MemoryFilter) -> list[str]:

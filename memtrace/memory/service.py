@@ -23,7 +23,7 @@ from memtrace.journal import Journal
 from memtrace.memory import query
 from memtrace.memory.build import build_rows
 from memtrace.memory.context import RenderedContext, render_context
-from memtrace.memory.filters import hidden, matches, merge_page
+from memtrace.memory.filters import Hider, matches, merge_page
 from memtrace.memory.forget import Forgetter, Forgotten
 from memtrace.memory.model import MemoryFilter, MemoryRow, NewMemory, Page
 
@@ -99,7 +99,10 @@ class MemoryService:
         rows = await self.journal.recent_rows(
             org_id, agent_id=f.agent_id, session_id=f.session_id, since_us=f.since_us, ids=f.ids
         )
-        return [row for row in rows if matches(row, f)]
+        if not f.hide:
+            return [row for row in rows if matches(row, f)]
+        hider, plain = Hider(f.hide), msgspec.structs.replace(f, hide=())
+        return [row for row in rows if matches(row, plain) and not hider.covers(row)]
 
     async def _arc_rows(self, org_id: str, sql: str) -> list[MemoryRow]:
         result = await self.registry.query(org_id, sql)
@@ -130,7 +133,8 @@ class MemoryService:
         may carry only some of them, see `query.HIDE_SQL_BUDGET`)."""
         sql = query.select_memories(measurement, org_id, f, page.order, page.offset + page.limit + 1, 0)
         local, arc = await asyncio.gather(self._local(org_id, f), self._arc_rows(org_id, sql))
-        arc = [row for row in arc if not hidden(row, f.hide)]
+        hider = Hider(f.hide)
+        arc = [row for row in arc if not hider.covers(row)]
         return merge_page(arc, local, page.order, page.limit, page.offset)
 
     async def get(self, org_id: str, memory_id: str) -> MemoryRow:
