@@ -432,3 +432,27 @@ def test_a_forget_larger_than_arcs_max_rows_per_delete_is_split_by_time(tmp_path
     finally:
         server.stop()
         arc.stop()
+
+
+@pytest.mark.slow
+def test_the_server_applies_retention_policies_in_the_background(tmp_path: Path) -> None:
+    arc = ArcLite(tmp_path / "arc", extra=["--delete-enabled"])
+    data = tmp_path / "mt"
+    data.mkdir()
+    tenant = provision(data / "memtrace.db", "solo", arc.url, DB)
+    server = MemtraceServer(data, workers=2, env={**SERVER_ENV, "MEMTRACE_RETENTION_INTERVAL_S": "0.5"})
+    try:
+        world = World(arc, server, data, tenant, tenant, "", arc, tenant)
+        old = write_straight_into_arc(world, tenant.org_id, "aging", ["ten days old"], age_days=10)
+        with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
+            fresh = write(c, "fresh", agent_id="aging")
+            eventually(lambda: len(arc_rows(arc, "agent_id = 'aging'")) == 2, what="rows in arclite")
+            admin(world, "org", "retention", tenant.org_id, "--days", "3")
+            eventually(lambda: {r[0] for r in arc_rows(arc, "agent_id = 'aging'")} == {fresh["id"]},
+                       what="the background retention run")
+            assert c.get(f"/api/v1/memories/{old[0]}").status_code == 404
+        audit = json.loads(admin(world, "audit", "list", "--json"))
+        assert [(e["kind"], e["rows"]) for e in audit] == [("retention", 1)]
+    finally:
+        server.stop()
+        arc.stop()
