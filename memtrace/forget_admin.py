@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from memtrace.config import load_settings
+from memtrace.config import Settings, load_settings
 from memtrace.errors import Invalid
 from memtrace.memory.model import MEMORY_TYPES
 from memtrace.memory.retention import apply_policies
@@ -29,7 +29,7 @@ PURGE_KEY_ID = "admin-cli"
 Output = tuple[str, Any]
 
 
-def _settings(args: argparse.Namespace) -> Any:
+def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None))
 
 
