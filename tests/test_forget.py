@@ -3,9 +3,11 @@ orgs in ONE Arc database and measurement. Every assertion also looks behind Memt
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -453,6 +455,50 @@ def test_the_server_applies_retention_policies_in_the_background(tmp_path: Path)
             assert c.get(f"/api/v1/memories/{old[0]}").status_code == 404
         audit = json.loads(admin(world, "audit", "list", "--json"))
         assert [(e["kind"], e["rows"]) for e in audit] == [("retention", 1)]
+    finally:
+        server.stop()
+        arc.stop()
+
+
+@pytest.mark.slow
+def test_kill_9_while_a_forget_runs(tmp_path: Path) -> None:
+    """Whatever moment the kill hits, the forget is either recorded and finished after the restart, or not
+    recorded at all and a retry does it; it is never half-applied with rows reading back."""
+    arc = ArcLite(tmp_path / "arc", extra=["--delete-enabled"])
+    data = tmp_path / "mt"
+    data.mkdir()
+    tenant = provision(data / "memtrace.db", "solo", arc.url, DB)
+    server = MemtraceServer(data, workers=2, env=SERVER_ENV)
+    try:
+        with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
+            for start in range(0, 3000, 1000):
+                batch = [{"agent_id": "victim", "content": f"row {i}"} for i in range(start, start + 1000)]
+                assert c.post("/api/v1/memories", json={"memories": batch}).status_code == 201
+            eventually(lambda: len(arc_rows(arc, "agent_id = 'victim'")) == 3000, what="delivery")
+            pending = [write(c, f"pending {i}", agent_id="victim") for i in range(20)]  # some still journaled
+
+        def forget() -> None:
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.post(f"{server.url}/api/v1/forget", json={"agent_id": "victim"},
+                           headers={"x-api-key": tenant.key}, timeout=30)
+
+        thread = threading.Thread(target=forget)
+        thread.start()
+        time.sleep(0.02)
+        server.kill9()
+        thread.join()
+        server = MemtraceServer(data, workers=2, env=SERVER_ENV)
+        with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
+            deadline = time.monotonic() + 8  # a recorded deletion is due 5 s (CLAIM_S) after its request
+            while arc_rows(arc, "agent_id = 'victim'") and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if arc_rows(arc, "agent_id = 'victim'"):  # the kill came before the deletion was recorded
+                assert c.post("/api/v1/forget", json={"agent_id": "victim"}).status_code == 200
+            time.sleep(2)  # past the settle re-apply
+            assert arc_rows(arc, "agent_id = 'victim'") == []
+            assert c.get("/api/v1/memories", params={"agent_id": "victim"}).json()["memories"] == []
+            for memory in pending:
+                assert c.get(f"/api/v1/memories/{memory['id']}").status_code == 404
     finally:
         server.stop()
         arc.stop()
