@@ -85,7 +85,7 @@ def run_dev(settings: Settings, arc_port: int) -> int:
     arc_url = f"http://127.0.0.1:{arc_port}"
     arc = subprocess.Popen(
         [sys.executable, "-m", "memtrace.arclite", "--host", "127.0.0.1", "--port", str(arc_port),
-         "--data-dir", str(data_dir / "arc")],
+         "--data-dir", str(data_dir / "arc"), "--delete-enabled"],  # forgetting works in the dev stack
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
