@@ -270,7 +270,9 @@ def test_deletions_are_audited(world: World) -> None:
 
     with world.client(world.a.key) as a:
         memory = write(a, f"audited {uniq()}")
+        eventually(lambda: in_arc(world, memory["id"]) == 1, what="delivery")
         assert a.delete(f"/api/v1/memories/{memory['id']}").status_code == 204
+        assert in_arc(world, memory["id"]) == 0
     found = [e for e in asyncio.run(entries()) if e.filter.get("ids") == [memory["id"]]]
     assert len(found) == 1 and found[0].kind == "memory" and found[0].rows == 1 and found[0].state == "applied"
     assert found[0].key_id and world.a.key not in found[0].key_id
