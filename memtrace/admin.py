@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from memtrace import crypto
+from memtrace import crypto, forget_admin
 from memtrace.config import ConfigError, load_settings
 from memtrace.dbcheck import DamagedDatabase, check_metadata
 from memtrace.errors import MemtraceError, NotFound
@@ -42,6 +42,7 @@ from memtrace.keys import DEFAULT_PERMISSIONS, format_permissions, parse_permiss
 from memtrace.metadata._util import now_us, parse_ts
 from memtrace.metadata.arc_instances import DEFAULT_MEASUREMENT, decrypt_binding
 from memtrace.metadata.db import MetadataDB, SchemaError, open_metadata
+from memtrace.metadata.forgetting import describe
 from memtrace.metadata.models import ApiKeyInfo, Org
 
 PROG = "memtrace admin"
@@ -120,19 +121,30 @@ async def _org_create(args: argparse.Namespace, db: MetadataDB) -> Output:
 async def _org_list(args: argparse.Namespace, db: MetadataDB) -> Output:
     orgs = await db.orgs.list()
     arcs = {row.org_id: row.url for row in await db.arc_instances.list_all()}
-    data = [{**msgspec.to_builtins(o), "arc_url": arcs.get(o.id)} for o in orgs]
-    rows = [(o.id, o.name, o.created_at, arcs.get(o.id, "-")) for o in orgs]
-    return _table(("ID", "NAME", "CREATED", "ARC"), rows), data
+    policies = await forget_admin.retention_by_org(db)
+    data = [{**msgspec.to_builtins(o), "arc_url": arcs.get(o.id),
+             "retention": msgspec.to_builtins(policies.get(o.id, []))} for o in orgs]
+    rows = [(o.id, o.name, o.created_at, arcs.get(o.id, "-"), describe(policies.get(o.id, [])) or "-")
+            for o in orgs]
+    return _table(("ID", "NAME", "CREATED", "ARC", "RETENTION"), rows), data
 
 
 async def _org_delete(args: argparse.Namespace, db: MetadataDB) -> Output:
     org = await _org(db, args.org_id)
     if not args.yes:
-        _confirm(f"delete org {org.id} ({org.name}) with its Arc binding, API keys, agents and sessions?")
+        what = "its Arc rows, journal rows, " if args.purge else ""
+        _confirm(f"delete org {org.id} ({org.name}) with {what}its Arc binding, API keys, agents and sessions?")
+    args.org_id = org.id  # addressed by name or id; everything below works on the id
+    purged = await forget_admin.purge(args, db) if args.purge else None
     if not await db.orgs.delete(org.id):
-        raise NotFound(f"unknown org {args.org_id!r}")
-    text = f"deleted org {org.id} with its Arc binding, API keys, agents and sessions (Arc data is kept)"
-    return text, {"deleted": org.id}
+        raise NotFound(f"unknown org {org.id!r}")
+    if purged is None:
+        text = f"deleted org {org.id} with its Arc binding, API keys, agents and sessions (Arc data is kept)"
+        return text, {"deleted": org.id}
+    arc_rows, journal_rows = purged
+    text = (f"deleted org {org.id} with its Arc binding, API keys, agents and sessions; purged {arc_rows} "
+            f"rows from its Arc database and {journal_rows} from the journal")
+    return text, {"deleted": org.id, "arc_rows": arc_rows, "journal_rows": journal_rows}
 
 
 async def _org_add_arc(args: argparse.Namespace, db: MetadataDB) -> Output:
@@ -306,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog=PROG, description="Provision Memtrace orgs, Arc bindings and API keys.",
                      parents=[common])
-    groups = parser.add_subparsers(dest="group", required=True, metavar="{keygen,org,key,delivery}")
+    groups = parser.add_subparsers(dest="group", required=True,
+                                   metavar="{keygen,org,key,delivery,retention,audit}")
 
     keygen = groups.add_parser("keygen", help="generate secrets").add_subparsers(dest="what", required=True)
     keygen.add_parser("master", parents=[common], help=f"print a new {crypto.MASTER_KEY_ENV} value")
@@ -322,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = org.add_parser("delete", parents=[common], help="delete an org and all its metadata (asks first)")
     p.add_argument("org_id", metavar="org", help="org id or name")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--purge", action="store_true",
+                   help="also delete the org's rows from its Arc database and the journal (needs Arc deletes)")
+    p.add_argument("--journal", help="journal file (default: journal.db next to the metadata DB)")
     p.set_defaults(handler=_org_delete)
     p = org.add_parser("add-arc", parents=[common], help="bind an org to an Arc (or update its binding)")
     p.add_argument("org_id", metavar="org", help="org id or name")
@@ -338,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = org.add_parser("remove-arc", parents=[common], help="remove an org's Arc binding")
     p.add_argument("org_id", metavar="org", help="org id or name")
     p.set_defaults(handler=_org_remove_arc)
+
+    forget_admin.add_commands(groups, org, common)
 
     key = groups.add_parser("key", help="Memtrace API keys").add_subparsers(dest="command", required=True)
     p = key.add_parser("create", parents=[common], help="create an API key (printed once)")

@@ -18,7 +18,7 @@ from blacksheep import Application, Request, Response, Router
 
 from memtrace import logs, supervise
 from memtrace.activity import ActivityTracker
-from memtrace.api import agents, docs, errors, health, memories, metrics, openapi, sessions
+from memtrace.api import agents, docs, errors, forget, health, memories, metrics, openapi, sessions
 from memtrace.api.deps import Deps
 from memtrace.api.guard import TargetGuard
 from memtrace.api.http import error_response
@@ -31,11 +31,13 @@ from memtrace.bodytimeout import with_body_timeout
 from memtrace.config import Settings, load_settings
 from memtrace.crypto import load_master_key
 from memtrace.journal import Journal, JournalConfig
+from memtrace.memory.retention import apply_policies
 from memtrace.memory.service import MemoryService
 from memtrace.metadata.agents import Agents
 from memtrace.metadata.api_keys import ApiKeys
 from memtrace.metadata.arc_instances import ArcInstances, decrypt_bindings
 from memtrace.metadata.db import MetadataDB, open_metadata
+from memtrace.metadata.forgetting import Audit, Retention
 from memtrace.metadata.sessions import Sessions
 from memtrace.observe import Observed, RouteLabelRouter
 
@@ -124,7 +126,7 @@ def create_app(settings: Settings) -> Application:
             memories=MemoryService(journal, registry, settings.limits, activity),
             agents=agent_repo, sessions=session_repo,
         )
-        for resource in (health, memories, agents, sessions, metrics):
+        for resource in (health, memories, agents, sessions, forget, metrics):
             resource.register(router, deps)
         docs.register(router, document)
         router.apply_routes()  # routes need the started components, so they are added here, not at import
@@ -132,6 +134,14 @@ def create_app(settings: Settings) -> Application:
         deliverer = Deliverer(journal, registry, settings.arc)
         deliverer.start()
         running.append((deps, deliverer))
+        tasks.append(asyncio.create_task(deps.memories.forgetter.run(lambda: deliverer.is_leader, stopping)))
+
+        async def retention_round() -> None:
+            if deliverer.is_leader:
+                await apply_policies(deps.memories.forgetter, Audit(metadata), await Retention(metadata).list())
+
+        tasks.append(asyncio.create_task(_every(settings.retention.interval_s, retention_round, "retention",
+                                                stopping)))
 
         last_version = await metadata.change_version()
 

@@ -106,6 +106,11 @@ class JournalSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only
     max_size_mb: Annotated[int, Meta(ge=0)] = 0
 
 
+class RetentionSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # How often the delivery lease holder applies the orgs' retention policies (memtrace admin org retention).
+    interval_s: PositiveFloat = 3600.0
+
+
 class AuthSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     cache_size: Positive = 10_000
     cache_ttl_s: PositiveFloat = 300.0
@@ -131,6 +136,7 @@ class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     dedup: DedupSettings = msgspec.field(default_factory=DedupSettings)
     journal: JournalSettings = msgspec.field(default_factory=JournalSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
 
     @property
     def metadata_path(self) -> Path:
@@ -149,6 +155,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "dedup": DedupSettings,
     "journal": JournalSettings,
     "auth": AuthSettings,
+    "retention": RetentionSettings,
 }
 
 

@@ -108,7 +108,8 @@ def run_dev(settings: Settings, arc_port: int) -> int:
     print(f"Memtrace: starting on {base} (data in {data_dir}); embedded Arc store on {arc_url} ...", flush=True)
     arc = subprocess.Popen(
         [sys.executable, "-m", "memtrace.arclite", "--host", "127.0.0.1", "--port", str(arc_port),
-         "--data-dir", str(data_dir / "arc"), "--log-format", settings.server.log_format],
+         "--data-dir", str(data_dir / "arc"), "--log-format", settings.server.log_format,
+         "--delete-enabled"],  # forgetting works in the dev stack
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:

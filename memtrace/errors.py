@@ -13,6 +13,7 @@
     ├── NoArcInstance    503  the org has no Arc binding
     ├── ArcUnavailable   503  Arc unreachable, timed out, or its circuit is open; carries retry_after
     └── ArcRejected      502  Arc answered 4xx/5xx to a request we built (its message, never our secrets)
+        └── ArcDeleteRefused 409  the org's Arc refuses deletes (disabled, or the binding's token is not admin)
 """
 
 from __future__ import annotations
@@ -86,3 +87,12 @@ class ArcRejected(MemtraceError):
     def __init__(self, message: str, arc_status: int = 0) -> None:
         super().__init__(message)
         self.arc_status = arc_status
+
+
+class ArcDeleteRefused(ArcRejected):
+    """Arc will not delete for this org: `delete.enabled` is off in its arc.toml, or the token lacks admin.
+
+    A configuration problem of the deployment, not of the request: 409, with a message naming the fix.
+    """
+
+    status = 409

@@ -31,9 +31,9 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """arclite + Memtrace (1 worker) + org `acme` bound to it, with a read,write key."""
+    """arclite (deletes enabled) + Memtrace (1 worker) + org `acme` bound to it, with a read,write key."""
     base = tmp_path_factory.mktemp("stack")
-    arc = ArcLite(base / "arc")
+    arc = ArcLite(base / "arc", extra=["--delete-enabled"])
     try:
         data_dir = base / "memtrace"
         data_dir.mkdir()

@@ -20,7 +20,7 @@ from memtrace.arc.client import ArcPool, ArcResult
 from memtrace.arc.encode import encode_rows
 from memtrace.arc.registry import ArcRegistry, BindingLoader
 from memtrace.config import ArcSettings
-from memtrace.errors import ArcRejected, ArcUnavailable, NoArcInstance
+from memtrace.errors import ArcDeleteRefused, ArcRejected, ArcUnavailable, NoArcInstance
 from memtrace.memory.model import MemoryRow
 from tests.procs import ArcLite, free_port
 
@@ -427,3 +427,34 @@ async def test_query_errors_arc_answers_never_open_the_breaker(arc: ArcLite, poo
         assert info.value.arc_status == 500 and "Conversion Error" in info.value.message
     assert registry.breaker("org_a").state == "closed"
     assert len((await registry.query("org_a", select_sql("org_a"))).data) == 5
+
+
+async def test_delete_through_the_pool(tmp_path: Path, pool: ArcPool, caplog: pytest.LogCaptureFixture) -> None:
+    """Arc's delete API: counts on a dry run, deletes with confirm, and a refusing Arc is named clearly:
+    disabled → the setting to change; a token Arc refuses → an admin token is needed. Keys never show."""
+    caplog.set_level(logging.DEBUG)
+    enabled = ArcLite(tmp_path / "on", token=TOKEN, extra=["--delete-enabled"])
+    disabled = ArcLite(tmp_path / "off")
+    try:
+        good = ArcBinding("org_a", enabled.url, DB, "events", TOKEN)
+        await pool.write_msgpack(good, encode_rows("events", make_rows("org_a", 4) + make_rows("org_b", 2)))
+        dry = await pool.delete(good, "org_id = 'org_a'", dry_run=True, confirm=True)
+        assert (dry.deleted_count, dry.dry_run) == (4, True)
+        done = await pool.delete(good, "org_id = 'org_a' AND session_id = 'sess_1'", dry_run=False, confirm=True)
+        assert done.deleted_count == 2
+        left = await pool.query(good, "SELECT org_id, count(*) FROM events GROUP BY org_id ORDER BY org_id")
+        assert left.data == [["org_a", 2], ["org_b", 2]]
+
+        with pytest.raises(ArcDeleteRefused) as off:
+            await pool.delete(ArcBinding("org_a", disabled.url, DB), "org_id = 'org_a'", dry_run=True, confirm=True)
+        assert off.value.status == 409 and "delete.enabled=true in arc.toml" in off.value.message
+        with pytest.raises(ArcDeleteRefused) as no_admin:
+            await pool.delete(ArcBinding("org_a", enabled.url, DB, "events", WRONG_KEY), "org_id = 'org_a'",
+                              dry_run=True, confirm=True)
+        assert "admin token" in no_admin.value.message and WRONG_KEY not in no_admin.value.message
+        assert (await pool.delete_config(good)).max_rows_per_delete == 1_000_000
+    finally:
+        enabled.stop()
+        disabled.stop()
+    logged = caplog.text + "".join(str(r.args) for r in caplog.records)
+    assert WRONG_KEY not in logged and TOKEN not in logged

@@ -208,6 +208,33 @@ async def test_conveniences_and_health(mt: AsyncMemtraceClient) -> None:
     assert (await mt.ready()).ready
 
 
+async def test_forgetting(mt: AsyncMemtraceClient, stack: Stack) -> None:
+    agent = uid("forget")
+    kept = await mt.remember(agent, "keep me", tags=["keep"])
+    doomed = await mt.remember(agent, "forget me", tags=["gdpr"])
+    assert await mt.delete_memory(doomed.id) is True
+    with pytest.raises(NotFoundError):
+        await mt.get_memory(doomed.id)
+    with pytest.raises(NotFoundError):
+        await mt.delete_memory(doomed.id)
+    dry = await mt.forget(agent_id=agent, tags=["keep"], dry_run=True)
+    assert (dry.matched, dry.deleted, dry.dry_run, dry.pending) == (1, 0, True, False)
+    with pytest.raises(ValidationError):
+        await mt.forget()
+    await mt.register_agent(agent)
+    assert await mt.erase_agent(agent) is True
+    with pytest.raises(NotFoundError):
+        await mt.get_memory(kept.id)
+    with pytest.raises(NotFoundError):
+        await mt.get_agent(agent)
+    with MemtraceClient(stack.server.url, stack.tenant.key) as sync:
+        memory = sync.remember(agent, "sync forget")
+        assert sync.forget(agent_id=agent).deleted == 1
+        with pytest.raises(NotFoundError):
+            sync.delete_memory(memory.id)
+        assert sync.erase_agent(agent) is True
+
+
 async def test_auth_permission_and_no_arc(stack: Stack) -> None:
     async with AsyncMemtraceClient(stack.server.url, "mtk_not_a_real_key") as bad:
         with pytest.raises(AuthenticationError) as unauthorized:

@@ -34,6 +34,7 @@ SCHEMA_PARAMS = {
     "memtrace_session_create": ({"agent_id"}, {"metadata"}),
     "memtrace_session_context": ({"session_id"}, {"since", "include_types", "max_tokens"}),
     "memtrace_agent_register": ({"name"}, {"description"}),
+    "memtrace_forget": (set(), {"agent_id", "session_id", "memory_types", "tags", "since", "until", "confirm"}),
 }
 
 
@@ -138,6 +139,16 @@ async def exercise(session: ClientSession, api: httpx.Client) -> None:
     bad_window = await call_error(session, "memtrace_recall", agent_id=name, since="yesterday")
     assert "400" in bad_window and "since" in bad_window
     assert "agent_id" in await call_error(session, "memtrace_recall", agent_id="not valid!")
+
+    # Forgetting: a filter is required, and without confirm it only counts.
+    assert "needs a filter" in await call_error(session, "memtrace_forget")
+    dry = json.loads(await call(session, "memtrace_forget", agent_id=name, session_id=sess["id"]))
+    assert (dry["matched"], dry["deleted"], dry["dry_run"]) == (1, 0, True)
+    assert api.get(f"/api/v1/memories/{memory['id']}").status_code == 200
+    done = json.loads(await call(session, "memtrace_forget", agent_id=name, session_id=sess["id"], confirm=True))
+    assert (done["matched"], done["deleted"], done["dry_run"]) == (1, 1, False)
+    assert api.get(f"/api/v1/memories/{memory['id']}").status_code == 404
+    assert api.get(f"/api/v1/memories/{decision['id']}").status_code == 200
 
 
 async def test_stdio_transport(stack: Stack, api: httpx.Client, tmp_path: Path) -> None:

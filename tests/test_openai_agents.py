@@ -19,7 +19,7 @@ except ImportError as exc:  # the extra is part of `make test`; a missing SDK is
     pytest.fail(f"openai-agents is not importable ({exc}); install it with: pip install -e '.[openai-agents]'",
                 pytrace=False)
 
-from memtrace.client import AsyncMemtraceClient
+from memtrace.client import AsyncMemtraceClient, NotFoundError
 from memtrace.integrations.openai_agents import CLEAR_EVENT, ITEM_EVENT, POP_EVENT, MemtraceSession, memtrace_tools
 from tests.conftest import Stack
 
@@ -196,16 +196,27 @@ async def test_session_round_trips_items_with_pop_and_clear(mt: AsyncMemtraceCli
     await session.add_items([hello])
     assert await fresh.get_items() == [hello]
 
-    # nothing was deleted: items and tombstones are all there, readable through the API
+    # pops and clears really deleted: only the item added after the clear is stored, and no tombstones
     stored = (await mt.session_memories(session.session_id, limit=1000)).memories
-    events = [m.event_type for m in stored]
-    assert events.count(POP_EVENT) == 2 and events.count(CLEAR_EVENT) == 1
+    assert [(m.event_type, m.content) for m in stored] == [(ITEM_EVENT, "user: hello")]
     assert all(m.memory_type == "session" for m in stored)
-    pops = {m.parent_id for m in stored if m.event_type == POP_EVENT}
-    item_ids = {m.id for m in stored if m.event_type == ITEM_EVENT}
-    assert pops <= item_ids
-    assert any(m.content == "user: hello" for m in stored)
-    assert max(len(m.content) for m in stored) <= 600
+    assert not {POP_EVENT, CLEAR_EVENT} & {m.event_type for m in stored}
+
+
+async def test_pop_deletes_every_part_and_the_sequence_can_be_reused(mt: AsyncMemtraceClient) -> None:
+    session = MemtraceSession(mt, uid("sess"), uid("agent"))
+    big: TResponseInputItem = {"role": "user", "content": "y" * 20_000}
+    await session.add_items([{"role": "user", "content": "first"}, big])
+    parts = [m for m in (await mt.session_memories(session.session_id, limit=100)).memories
+             if "(part" in m.content]
+    assert len(parts) == 3
+    assert await session.pop_item() == big
+    for part in parts:
+        with pytest.raises(NotFoundError):
+            await mt.get_memory(part.id)
+    again = MemtraceSession(mt, session.session_id, "someone_else")  # a new process: seq 1 is free again
+    await again.add_items([big])
+    assert await session.get_items() == [{"role": "user", "content": "first"}, big]
 
 
 async def test_session_settings_limit_and_context(mt: AsyncMemtraceClient) -> None:

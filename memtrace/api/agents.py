@@ -10,7 +10,8 @@ from blacksheep import Request, Response, Router
 from msgspec import Meta, Struct
 
 from memtrace.api.deps import Deps
-from memtrace.api.http import decode, json_response, path_param, query_params, read_body
+from memtrace.api.forget import erase_agent
+from memtrace.api.http import convert, decode, json_response, path_param, query_params, read_body
 from memtrace.api.params import list_filter
 from memtrace.api.resolve import agent_aliases
 from memtrace.jsonlimits import client_object
@@ -19,6 +20,12 @@ from memtrace.memory.model import Id, MemoryFilter
 from memtrace.metadata.models import Agent
 
 DESCRIPTION_MAX = 4096
+
+
+class AgentDeleteParams(Struct, kw_only=True, forbid_unknown_fields=False):
+    """`?erase=true` also forgets the agent's sessions and memories (issue: forgetting)."""
+
+    erase: bool = False
 
 
 class AgentCreate(Struct, kw_only=True):
@@ -66,6 +73,8 @@ def register(router: Router, deps: Deps) -> None:
         return json_response(200, await deps.agents.get(principal.org_id, path_param(request, "agent")))
 
     async def delete_agent(request: Request) -> Response:
+        if convert(query_params(request), AgentDeleteParams).erase:
+            return await erase_agent(deps, request)
         principal = await deps.principal(request, "write")
         await deps.agents.get(principal.org_id, path_param(request, "agent"))  # 404 when absent
         await deps.agents.delete(principal.org_id, path_param(request, "agent"))

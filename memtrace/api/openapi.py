@@ -15,7 +15,8 @@ import msgspec
 from msgspec import Struct
 
 from memtrace import __version__
-from memtrace.api.agents import AgentCreate, AgentList, AgentStats
+from memtrace.api.agents import AgentCreate, AgentDeleteParams, AgentList, AgentStats
+from memtrace.api.forget import ForgetRequest, ForgetResult
 from memtrace.api.health import Health, Readiness
 from memtrace.api.params import ListParams
 from memtrace.api.sessions import (
@@ -94,7 +95,8 @@ ERRORS: dict[int, Answer] = {
     401: Answer("Missing or invalid API key.", (ErrorBody,)),
     403: Answer("The API key lacks the permission this route needs.", (ErrorBody,)),
     404: Answer("Not found in the caller's org.", (ErrorBody,)),
-    409: Answer("Duplicate memory within the dedup window, or agent name already taken.", (ErrorBody,)),
+    409: Answer("Duplicate memory within the dedup window, agent name already taken, or the org's Arc refuses "
+                "deletes (the message names the Arc setting).", (ErrorBody,)),
     413: Answer("Request body, content or metadata over its size limit.", (ErrorBody,)),
     429: Answer("The org's local queue is full; retry after `Retry-After` seconds.", (ErrorBody,),
                 headers=("Retry-After",)),
@@ -140,6 +142,15 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("getMemory", "GET", "/api/v1/memories/{memory_id}", "Get one memory", "memories",
               {200: Answer("The memory.", (Memory,))}, (404, *MEMORY_READ), "read",
               params={"memory_id": "The memory's id (`mem_` + a ULID)."}),
+    Operation("deleteMemory", "DELETE", "/api/v1/memories/{memory_id}", "Forget one memory", "memories",
+              {204: Answer("Forgotten everywhere."),
+               202: Answer("Forgotten here; Arc has not confirmed yet, every read already hides it.")},
+              (404, 409, 503), "write", params={"memory_id": "The memory's id (`mem_` + a ULID)."}),
+    Operation("forget", "POST", "/api/v1/forget", "Forget the memories matching a filter (or count them)",
+              "memories",
+              {200: Answer("How many matched and were deleted.", (ForgetResult,)),
+               202: Answer("Recorded; Arc has not confirmed yet, every read already hides them.", (ForgetResult,))},
+              (400, 409, 413, 503), "write", body=(ForgetRequest,)),
     Operation("searchMemories", "POST", "/api/v1/search", "Search memories by filters and content", "memories",
               {200: Answer("Matching memories.", (SearchResults,))}, (400, 413, *MEMORY_READ), "read",
               body=(SearchRequest,)),
@@ -150,8 +161,10 @@ OPERATIONS: tuple[Operation, ...] = (
               {200: Answer("The agents.", (AgentList,))}, (), "read"),
     Operation("getAgent", "GET", "/api/v1/agents/{agent}", "Get an agent by id or name", "agents",
               {200: Answer("The agent.", (Agent,))}, (404,), "read", params=AGENT),
-    Operation("deleteAgent", "DELETE", "/api/v1/agents/{agent}", "Delete an agent", "agents",
-              {204: Answer("Deleted.")}, (404,), "write", params=AGENT),
+    Operation("deleteAgent", "DELETE", "/api/v1/agents/{agent}",
+              "Delete an agent; with erase=true also its sessions and memories", "agents",
+              {204: Answer("Deleted."), 202: Answer("Erased here; Arc has not confirmed yet, reads already hide it.")},
+              (400, 404, 409, 503), "write", query=AgentDeleteParams, params=AGENT),
     Operation("listAgentMemories", "GET", "/api/v1/agents/{agent}/memories",
               "List an agent's memories (since defaults to 24h)", "agents",
               {200: Answer("A page of memories.", (MemoryList,))}, (400, 404, *MEMORY_READ), "read",

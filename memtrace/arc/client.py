@@ -32,7 +32,7 @@ import msgspec
 
 from memtrace.arc.binding import ArcBinding
 from memtrace.config import ArcSettings
-from memtrace.errors import ArcRejected, ArcUnavailable
+from memtrace.errors import ArcDeleteRefused, ArcRejected, ArcUnavailable
 from memtrace.logs import Throttle
 from memtrace.metrics import m
 
@@ -42,10 +42,14 @@ _throttle = Throttle(logger)
 
 WRITE_PATH = "/api/v1/write/msgpack"
 QUERY_PATH = "/api/v1/query"
+DELETE_PATH = "/api/v1/delete"
+DELETE_CONFIG_PATH = "/api/v1/delete/config"
+DEFAULT_MAX_ROWS_PER_DELETE = 1_000_000
 HEALTH_PATH = "/health"
 
 # Transport failures aiohttp (or the OS, or asyncio) may raise mid-request.
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+_CONFIG_ERRORS: tuple[type[BaseException], ...] = (*_TRANSPORT_ERRORS, msgspec.DecodeError)
 # Arc's error bodies can be long (a DuckDB message with the whole SQL); keep messages readable.
 _MAX_ERROR_TEXT = 500
 
@@ -61,6 +65,29 @@ class _QueryBody(msgspec.Struct):
     sql: str
 
 
+class _DeleteBody(msgspec.Struct):
+    database: str
+    measurement: str
+    where: str
+    dry_run: bool
+    confirm: bool
+
+
+class DeleteResult(msgspec.Struct):
+    """Arc's answer to `POST /api/v1/delete` (the fields Memtrace uses)."""
+
+    success: bool = True
+    deleted_count: int = 0
+    dry_run: bool = False
+    error: str = ""
+
+
+class DeleteConfig(msgspec.Struct):
+    enabled: bool = True
+    confirmation_threshold: int = 10_000
+    max_rows_per_delete: int = DEFAULT_MAX_ROWS_PER_DELETE
+
+
 class _ErrorBody(msgspec.Struct):
     error: str = ""
     message: str = ""
@@ -68,6 +95,8 @@ class _ErrorBody(msgspec.Struct):
 
 _json_encoder = msgspec.json.Encoder()
 _result_decoder = msgspec.json.Decoder(ArcResult)
+_delete_decoder = msgspec.json.Decoder(DeleteResult)
+_delete_config_decoder = msgspec.json.Decoder(DeleteConfig)
 _error_decoder = msgspec.json.Decoder(_ErrorBody)
 
 
@@ -244,6 +273,47 @@ class ArcPool:
         except msgspec.DecodeError as exc:
             # A 2xx that is not Arc's JSON means something else answers at that URL (proxy, wrong port).
             raise self._unavailable(binding, f"unexpected query answer: {exc}", kind="bad_answer") from None
+
+    async def delete(self, binding: ArcBinding, where: str, *, dry_run: bool, confirm: bool) -> DeleteResult:
+        """`POST /api/v1/delete` on the binding's database and measurement; `where` must be org-scoped
+        (built by `memory/query.delete_condition`). A refusing Arc raises ArcDeleteRefused naming the fix."""
+        body = _json_encoder.encode(_DeleteBody(binding.database, binding.measurement, where, dry_run, confirm))
+        try:
+            payload = await self._post(binding, DELETE_PATH, body, "application/json")
+        except ArcRejected as exc:
+            if exc.arc_status not in (401, 403):
+                raise
+            raise self._delete_refused(binding, exc.message) from None
+        try:
+            result = _delete_decoder.decode(payload)
+        except msgspec.DecodeError as exc:
+            raise self._unavailable(binding, f"unexpected delete answer: {exc}") from None
+        if not result.success:
+            raise self._unavailable(binding, f"delete failed: {_scrub(result.error, binding)[:_MAX_ERROR_TEXT]}")
+        return result
+
+    def _delete_refused(self, binding: ArcBinding, arc_text: str) -> ArcDeleteRefused:
+        where = f"arc for org {binding.org_id} at {binding.host}"
+        if "delete.enabled" in arc_text or "disabled" in arc_text.lower():
+            message = (f"{where} refuses deletes: set delete.enabled=true in arc.toml ([delete] enabled = true) "
+                       f"and restart Arc. Arc said: {arc_text}")
+        else:
+            message = (f"{where} refuses deletes for this binding's token: deleting needs an Arc admin token "
+                       f"(memtrace admin org add-arc ORG_ID ... --api-key ADMIN_TOKEN). Arc said: {arc_text}")
+        return ArcDeleteRefused(_scrub(message, binding), arc_status=403)
+
+    async def delete_config(self, binding: ArcBinding) -> DeleteConfig:
+        """`GET /api/v1/delete/config`; an Arc without it (or failing) yields Arc's documented defaults."""
+        session = self._session(binding.url)
+        try:
+            async with session.get(binding.url + DELETE_CONFIG_PATH, headers=self._headers(binding, "application/json"),
+                                   allow_redirects=False) as resp:
+                payload = await resp.read()
+                if not 200 <= resp.status < 300:
+                    return DeleteConfig()
+            return _delete_config_decoder.decode(payload)
+        except _CONFIG_ERRORS:
+            return DeleteConfig()
 
     async def health(self, url: str) -> bool:
         """Whether Arc at `url` answers GET /health with 2xx; never raises for transport problems."""

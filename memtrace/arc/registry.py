@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from memtrace.arc.binding import ArcBinding
 from memtrace.arc.breaker import Breaker
-from memtrace.arc.client import ArcPool, ArcResult
+from memtrace.arc.client import ArcPool, ArcResult, DeleteConfig, DeleteResult
 from memtrace.config import ArcSettings
 from memtrace.errors import ArcRejected, ArcUnavailable, NoArcInstance
 from memtrace.supervise import backoff_s
@@ -133,6 +133,17 @@ class ArcRegistry:
     async def query(self, org_id: str, sql: str) -> ArcResult:
         """Run an (already org-scoped) SELECT on the org's Arc."""
         return await self._call(org_id, lambda binding: self._pool.query(binding, sql))
+
+    async def delete(self, org_id: str, where: str, *, dry_run: bool, confirm: bool) -> DeleteResult:
+        """Delete (or count, with `dry_run`) the org's rows matching `where`, which must hold `org_id = '<org>'`
+        (`memory/query.delete_condition` builds it)."""
+        if "org_id = " not in where:
+            raise ValueError("a delete condition must be scoped by org_id")
+        return await self._call(
+            org_id, lambda binding: self._pool.delete(binding, where, dry_run=dry_run, confirm=confirm))
+
+    async def delete_config(self, org_id: str) -> DeleteConfig:
+        return await self._pool.delete_config(self.get(org_id))
 
     def health_snapshot(self) -> dict[str, dict[str, Any]]:
         """Per-org Arc health for /ready, keyed by org id; contains hosts and states, never tokens."""

@@ -25,6 +25,8 @@ from memtrace.client._models import (
     AgentStats,
     BatchResult,
     ContextRequest,
+    ForgetRequest,
+    ForgetResult,
     Health,
     Memory,
     MemoryList,
@@ -60,8 +62,8 @@ class _ErrorBody(msgspec.Struct):
 
 _encoder: Final = msgspec.json.Encoder()
 _error_decoder: Final = msgspec.json.Decoder(_ErrorBody)
-_RESPONSE_TYPES: Final = (Agent, AgentList, AgentStats, BatchResult, Health, Memory, MemoryList, Readiness,
-                          SearchResults, Session, SessionContext, SessionList)
+_RESPONSE_TYPES: Final = (Agent, AgentList, AgentStats, BatchResult, ForgetResult, Health, Memory, MemoryList,
+                          Readiness, SearchResults, Session, SessionContext, SessionList)
 _decoders: Final[dict[type[Any], msgspec.json.Decoder[Any]]] = {t: msgspec.json.Decoder(t) for t in _RESPONSE_TYPES}
 
 
@@ -193,6 +195,21 @@ class AsyncMemtraceClient:
     async def get_memory(self, memory_id: str) -> Memory:
         return await self._get(Memory, f"/api/v1/memories/{_seg(memory_id)}")
 
+    async def delete_memory(self, memory_id: str) -> bool:
+        """Forget one memory (NotFoundError when absent); False while Arc has not confirmed yet (202), though
+        no read shows it any more."""
+        status, _ = await self._request("DELETE", f"/api/v1/memories/{_seg(memory_id)}")
+        return status == 204
+
+    async def forget(self, *, agent_id: str | None = None, session_id: str | None = None,
+                     memory_types: list[MemoryType] | None = None, event_types: list[str] | None = None,
+                     tags: list[str] | None = None, since: str | None = None, until: str | None = None,
+                     dry_run: bool = False) -> ForgetResult:
+        """Forget every memory matching the filters (at least one is required); `dry_run` only counts."""
+        body = ForgetRequest(agent_id=agent_id, session_id=session_id, memory_types=memory_types,
+                             event_types=event_types, tags=tags, since=since, until=until, dry_run=dry_run)
+        return await self._send(ForgetResult, "POST", "/api/v1/forget", body)
+
     async def search(self, query: SearchQuery | None = None, /, **fields: Unpack[SearchFields]) -> SearchResults:
         """Structured search; pass a SearchQuery, keyword filters, or both (keywords override the query)."""
         if query is None:
@@ -218,6 +235,11 @@ class AsyncMemtraceClient:
 
     async def delete_agent(self, agent: str) -> None:
         await self._request("DELETE", f"/api/v1/agents/{_seg(agent)}")
+
+    async def erase_agent(self, agent: str) -> bool:
+        """Delete the agent, its sessions and all its memories; False while Arc has not confirmed yet (202)."""
+        status, _ = await self._request("DELETE", f"/api/v1/agents/{_seg(agent)}", params={"erase": "true"})
+        return status == 204
 
     async def agent_memories(self, agent: str, *, session_id: str | None = None, since: str | None = None,
                              **filters: Unpack[ListFilters]) -> MemoryList:

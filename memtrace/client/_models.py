@@ -88,6 +88,19 @@ class SearchQuery(_Request):
     order: Order | None = None
 
 
+class ForgetRequest(_Request):
+    """`POST /api/v1/forget`: at least one filter is required; `dry_run` only counts."""
+
+    agent_id: str | None = None
+    session_id: str | None = None
+    memory_types: list[MemoryType] | None = None
+    event_types: list[str] | None = None
+    tags: list[str] | None = None
+    since: str | None = None
+    until: str | None = None
+    dry_run: bool = False
+
+
 class NewAgent(_Request):
     name: str
     description: str | None = None
@@ -143,6 +156,16 @@ class BatchResult(_Response):
     memories: list[Memory]
     count: int
     duplicates: int = 0
+
+
+class ForgetResult(_Response):
+    """What a forget matched and deleted; `pending` when Arc has not confirmed yet (reads hide the rows
+    already, the server applies the deletion when Arc is back)."""
+
+    matched: int
+    deleted: int
+    dry_run: bool
+    pending: bool = False
 
 
 class SearchResults(_Response):

@@ -11,6 +11,7 @@ holds:
 - `org_pending`: per-org count of undelivered rows, the bound for backpressure.
 - `lease`: which process delivers to Arc (`lease.py`).
 - `dead_letter`: memories Arc refused on their own, set aside readable for an operator (`deadletter.py`).
+- `deletions`: forgotten memories until Arc has surely deleted them too; reads hide them (`forget.py`).
 
 Each process opens two connections, each on its own thread (`_sqlite.py`): the *commit* connection
 (synchronous=FULL, group commits only) and the *bookkeeping* connection (reads, delivery marks, pruning,
@@ -21,6 +22,7 @@ leases; synchronous=NORMAL), so reads never queue behind a commit.
     reads.py       recent rows for read-your-writes                  → RecentRows
     lease.py       the delivery lease                                → Leases
     deadletter.py  memories Arc can never take, kept for an operator → DeadLetters
+    forget.py      durable deletions, dropping rows and ledger keys  → Forgets
 """
 
 from __future__ import annotations
@@ -29,22 +31,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from memtrace.journal import deadletter
+from memtrace.journal import _sqlite, deadletter, forget
 from memtrace.journal._sqlite import ThreadedConnection
 from memtrace.journal.committer import AcceptRules, AppendResult, CommitObserver, CommitStats, GroupCommitter
 from memtrace.journal.deadletter import DeadLetter, DeadLetters
+from memtrace.journal.forget import Deletion, Forgets, Recorded
 from memtrace.journal.lease import Leases, holder_alive, holder_id
 from memtrace.journal.outbox import OrgBacklog, Outbox, PendingBatch
 from memtrace.journal.reads import RecentRows
-from memtrace.memory.model import MemoryRow
+from memtrace.memory.model import MemoryFilter, MemoryRow
 
 __all__ = [
     "AppendResult",
     "DeadLetter",
+    "Deletion",
     "Journal",
     "JournalConfig",
     "OrgBacklog",
     "PendingBatch",
+    "Recorded",
     "holder_alive",
     "holder_id",
 ]
@@ -79,14 +84,15 @@ class Journal:
         self.recent = RecentRows(bookkeeping)
         self.leases = Leases(bookkeeping)
         self.dead_letters = DeadLetters(bookkeeping)
+        self.forgets = Forgets(bookkeeping)
 
     @classmethod
     async def open(cls, config: JournalConfig) -> Journal:
         config.path.parent.mkdir(parents=True, exist_ok=True)
         max_bytes = int(config.max_size_mb * 1024 * 1024)
         commits = await ThreadedConnection.open(config.path, "FULL", "journal-commit", max_bytes - max_bytes // 8)
-        await commits.run(commits.create_schema)
-        await commits.run(commits.create_schema, deadletter.SCHEMA)
+        for schema in (_sqlite.SCHEMA, deadletter.SCHEMA, forget.SCHEMA):
+            await commits.run(commits.create_schema, schema)
         bookkeeping = await ThreadedConnection.open(config.path, "NORMAL", "journal-bookkeeping", max_bytes)
         journal = cls(config, commits, bookkeeping)
         journal.committer.start()
@@ -158,3 +164,32 @@ class Journal:
 
     async def release_lease(self, name: str, holder: str) -> None:
         await self.leases.release(name, holder)
+
+    # --- forgetting (forget.py) ----------------------------------------------------------------------
+
+    async def record_deletion(self, org_id: str, f: MemoryFilter, claim_s: float) -> Recorded:
+        """Durably record a deletion; drops the matching journal rows and their ledger keys in the same
+        transaction."""
+        return await self.forgets.record(org_id, f, claim_s)
+
+    async def forgotten(self, org_id: str) -> tuple[MemoryFilter, ...]:
+        """The org's unfinished deletions, which every read hides."""
+        return await self.forgets.active(org_id)
+
+    async def undelivered_matching(self, org_id: str, f: MemoryFilter) -> int:
+        return await self.forgets.undelivered_matching(org_id, f)
+
+    async def release_dedup_keys(self, org_id: str, keys: Sequence[tuple[str, int]]) -> None:
+        await self.forgets.release_keys(org_id, keys)
+
+    async def due_deletions(self, limit: int = 100) -> list[Deletion]:
+        return await self.forgets.due(limit)
+
+    async def deletion_applied(self, deletion_id: int, was: str, arc_deleted: int, settle_s: float) -> str:
+        return await self.forgets.applied(deletion_id, was, arc_deleted, settle_s)
+
+    async def deletion_failed(self, deletion_id: int, error: str, retry_in_s: float) -> None:
+        await self.forgets.failed(deletion_id, error, retry_in_s)
+
+    async def drop_org(self, org_id: str) -> int:
+        return await self.forgets.drop_org(org_id)

@@ -1,4 +1,4 @@
-"""The Memtrace MCP server: seven tools that let a model remember, recall, search and decide through Memtrace.
+"""The Memtrace MCP server: eight tools that let a model remember, recall, search and decide through Memtrace.
 
 Every tool talks to Memtrace through `memtrace.client` (HTTP only). Whatever goes wrong - a validation error,
 a duplicate, an org without Arc, a dead server - comes back as a tool error (isError) carrying Memtrace's own
@@ -35,11 +35,14 @@ Identical content for the same agent within 24 h is rejected as a duplicate - th
 - memtrace_session_create / memtrace_session_context: group work into a session, then get a compact markdown \
 summary of it (recent actions, decisions, errors) to re-orient yourself; `max_tokens` bounds its size.
 - memtrace_agent_register: register a named agent (optional - memories may name any agent_id).
+- memtrace_forget: erase memories matching a filter (agent, session, types, tags, time window). It only \
+counts what would go unless you pass confirm=true; deletion is permanent: confirm only when the user asked.
 Results are compact JSON; times are UTC (RFC 3339).
 """
 
 TOOL_NAMES: Final = ("memtrace_remember", "memtrace_recall", "memtrace_search", "memtrace_decide",
-                     "memtrace_session_create", "memtrace_session_context", "memtrace_agent_register")
+                     "memtrace_session_create", "memtrace_session_context", "memtrace_agent_register",
+                     "memtrace_forget")
 
 # pydantic's Rust regex engine: `$` is the end of the text (see memtrace.patterns).
 _ID = plain(patterns.ID)
@@ -161,5 +164,29 @@ def build_server(client: AsyncMemtraceClient) -> MCPServer:
     ) -> str:
         """Register a named agent. Returns the agent (id, name, created_at) as JSON."""
         return _json(await _api(client.register_agent(name, description)))
+
+    forgets = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,
+                              open_world_hint=False)
+
+    @server.tool(name="memtrace_forget", annotations=forgets, structured_output=False)
+    async def forget(
+        agent_id: Annotated[str | None, Field(pattern=_ID, description="Forget this agent's memories.")] = None,
+        session_id: Annotated[str | None, Field(pattern=_ID, description="Forget this session's memories.")]
+        = None,
+        memory_types: Annotated[list[MemoryType] | None, Field(description="Only these kinds.")] = None,
+        tags: Tags = None,
+        since: Since = None,
+        until: Annotated[str | None, Field(description="Time window end (exclusive), same forms as since.")]
+        = None,
+        confirm: Annotated[bool, Field(description="false (default): only count what would be forgotten. "
+                                       "true: delete it, permanently.")] = False,
+    ) -> str:
+        """Forget memories matching a filter (at least one is required). A dry run unless confirm=true.
+        JSON: {matched, deleted, dry_run, pending}."""
+        if not any((agent_id, session_id, memory_types, tags, since, until)):
+            raise ToolError("memtrace_forget needs a filter: agent_id, session_id, memory_types, tags, since or "
+                            "until (forgetting everything is an administrator's job)")
+        return _json(await _api(client.forget(agent_id=agent_id, session_id=session_id, memory_types=memory_types,
+                                              tags=tags, since=since, until=until, dry_run=not confirm)))
 
     return server

@@ -13,6 +13,7 @@ real DuckDB on generated rows and requires identical answers. The shared rules:
 - since_us inclusive, until_us exclusive: `since_us <= time_us < until_us`, so consecutive windows
   [a, b) and [b, c) never share or lose a memory.
 - min_importance inclusive; a NULL importance in Arc reads as 0.5 on both sides.
+- hide: pending deletions; a row matching any of them does not match (SQL: `NOT coalesce((...), FALSE)`).
 """
 
 from __future__ import annotations
@@ -75,7 +76,39 @@ def matches(row: MemoryRow, f: MemoryFilter) -> bool:
         for tag in f.tags:
             if tag not in have:
                 return False
-    return not (f.content_contains and fold_case(f.content_contains) not in fold_case(row.content))
+    if f.content_contains and fold_case(f.content_contains) not in fold_case(row.content):
+        return False
+    return not (f.hide and hidden(row, f.hide))
+
+
+def hidden(row: MemoryRow, deletions: Iterable[MemoryFilter]) -> bool:
+    """True when a pending deletion covers `row`: forgotten rows never reach a reader. A deletion of listed
+    ids only covers those ids whatever their time (an id is never reused), as the SQL's merged `NOT IN` does."""
+    return Hider(deletions).covers(row)
+
+
+class Hider:
+    """`hidden` for many rows against many deletions: deletions of single ids (the common case, and the one
+    that piles up while Arc is down) become one set lookup per row instead of one filter each."""
+
+    def __init__(self, deletions: Iterable[MemoryFilter]) -> None:
+        self.ids: set[str] = set()
+        self.others: list[MemoryFilter] = []
+        for d in deletions:
+            if only_ids(d):
+                self.ids.update(d.ids)
+            else:
+                self.others.append(d)
+
+    def covers(self, row: MemoryRow) -> bool:
+        return row.id in self.ids or any(matches(row, d) for d in self.others)
+
+
+def only_ids(d: MemoryFilter) -> bool:
+    """A deletion of listed ids and nothing else (its `until_us` bound is moot: an id is never reused)."""
+    return (bool(d.ids) and d.agent_id is None and not d.agent_ids and d.session_id is None and not d.memory_types
+            and not d.event_types and not d.tags and not d.content_contains and d.since_us is None
+            and d.min_importance is None and not d.hide)
 
 
 def _sort_key(row: MemoryRow) -> tuple[int, str]:

@@ -161,6 +161,8 @@ class MemoryFilter(Struct, kw_only=True):
     until_us: int | None = None
     min_importance: float | None = None
     ids: tuple[str, ...] = ()
+    # Pending deletions of the org (`journal/forget.py`): a row matching any of them is forgotten and never shown.
+    hide: tuple[MemoryFilter, ...] = ()
 
 
 class Page(Struct, kw_only=True):

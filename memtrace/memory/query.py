@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 
 from memtrace.errors import Invalid
-from memtrace.memory.filters import fold_case
+from memtrace.memory.filters import fold_case, only_ids
 from memtrace.memory.model import (
     ARC_COLUMNS,
     MEMORY_TYPES,
@@ -90,19 +90,23 @@ def _time_literal(us: int) -> str:
     return f"'{format_us(us)}'"
 
 
-def _time_bounds(f: MemoryFilter) -> list[str]:
-    """since inclusive, until exclusive; bounds outside TIMESTAMP's range become TRUE/FALSE."""
+def _time_bounds(f: MemoryFilter, typed: bool = False) -> list[str]:
+    """since inclusive, until exclusive; bounds outside TIMESTAMP's range become TRUE/FALSE.
+
+    `typed` writes `TIMESTAMP '...'`, which Arc's partition pruner ignores: for bounds that must not prune
+    the query (inside `NOT (...)` of a pending deletion)."""
     conds: list[str] = []
+    kind = "TIMESTAMP " if typed else ""
     if f.since_us is not None:
         if f.since_us > MAX_US:
             conds.append("FALSE")
         elif f.since_us > MIN_US:
-            conds.append(f"time >= {_time_literal(f.since_us)}")
+            conds.append(f"time >= {kind}{_time_literal(f.since_us)}")
     if f.until_us is not None:
         if f.until_us <= MIN_US:
             conds.append("FALSE")
         elif f.until_us <= MAX_US:
-            conds.append(f"time < {_time_literal(f.until_us)}")
+            conds.append(f"time < {kind}{_time_literal(f.until_us)}")
     return conds
 
 
@@ -115,6 +119,45 @@ def _org(org_id: str) -> str:
 def _conditions(org_id: str, f: MemoryFilter) -> list[str]:
     conds = _time_bounds(f)
     conds.append(_org(org_id))
+    conds.extend(_match_conditions(f))
+    if f.hide:
+        conds.extend(_hidden(f.hide))
+    return conds
+
+
+# At most this much SQL excludes pending deletions in one query; deletions past it are still filtered out of
+# Arc's answer in Python (`filters.hidden`), only pages and counts may then come out short until Arc applies them.
+HIDE_SQL_BUDGET = 4000
+
+
+def _hidden(deletions: Sequence[MemoryFilter]) -> list[str]:
+    """`NOT (deletion)` clauses for pending deletions, id-only ones merged into one `NOT IN`, within the budget.
+
+    `coalesce(..., FALSE)`: a NULL column makes a condition NULL, and `NOT NULL` would hide the row."""
+    ids = [i for d in deletions if only_ids(d) for i in d.ids]
+    parts: list[str] = []
+    used = 0
+    if ids:
+        kept: list[str] = []
+        for memory_id in dict.fromkeys(ids):
+            if used + len(memory_id) + 4 > HIDE_SQL_BUDGET // 2:
+                break
+            kept.append(memory_id)
+            used += len(memory_id) + 4
+        parts.append(f"coalesce(id NOT IN ({_in_list(kept, MEMORY_ID_RE, 'id')}), TRUE)")
+    for d in deletions:
+        if only_ids(d):
+            continue
+        clause = f"NOT coalesce(({' AND '.join([*_time_bounds(d, True), *_match_conditions(d)]) or 'TRUE'}), FALSE)"
+        if used + len(clause) > HIDE_SQL_BUDGET:
+            break
+        parts.append(clause)
+        used += len(clause)
+    return parts
+
+
+def _match_conditions(f: MemoryFilter) -> list[str]:
+    conds: list[str] = []
     if f.agent_id is not None:
         conds.append(f"agent_id = {_checked(f.agent_id, ID_RE, 'agent_id')}")
     if f.agent_ids:
@@ -275,6 +318,29 @@ def existing_dedup_keys_batches(measurement: str, org_id: str, keys: Sequence[st
         size += cost
     out.append(existing_dedup_keys(measurement, org_id, batch, since_us))
     return out
+
+
+def delete_condition(org_id: str, f: MemoryFilter) -> str:
+    """The `where` of an Arc delete for the org's memories matching `f`: always `org_id = '<org>'` first among
+    the conditions after the time bounds, so orgs sharing a database and measurement never touch each other."""
+    conds = _conditions(org_id, msgspec.structs.replace(f, hide=()))
+    return _capped(" AND ".join(conds))
+
+
+def dedup_keys_to_release(measurement: str, org_id: str, f: MemoryFilter, since_us: int) -> str:
+    """`(dedup_key, time)` of the org's rows matching `f` stored at or after `since_us` (the dedup window):
+    the ledger entries a deletion must release so the same content can be written again."""
+    table = quote_ident(measurement)
+    bounded = msgspec.structs.replace(f, hide=(), since_us=max(since_us, f.since_us or since_us))
+    where = " AND ".join(_conditions(org_id, bounded))
+    return _capped(f"SELECT DISTINCT dedup_key, time FROM {table} WHERE {where}")
+
+
+def time_span(measurement: str, org_id: str, f: MemoryFilter) -> str:
+    """`lo, hi, n`: earliest and latest time and row count of the org's rows matching `f` (to split deletes)."""
+    table = quote_ident(measurement)
+    where = " AND ".join(_conditions(org_id, msgspec.structs.replace(f, hide=())))
+    return _capped(f"SELECT min(time) AS lo, max(time) AS hi, count(*) AS n FROM {table} WHERE {where}")
 
 
 def _text(value: Any) -> str:

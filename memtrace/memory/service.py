@@ -13,6 +13,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from memtrace.activity import ActivityTracker
 from memtrace.arc.registry import ArcRegistry
 from memtrace.config import LimitsSettings
@@ -21,10 +23,13 @@ from memtrace.journal import Journal
 from memtrace.memory import query
 from memtrace.memory.build import build_rows
 from memtrace.memory.context import RenderedContext, render_context
-from memtrace.memory.filters import matches, merge_page
+from memtrace.memory.filters import Hider, matches, merge_page
+from memtrace.memory.forget import Forgetter, Forgotten
 from memtrace.memory.model import MemoryFilter, MemoryRow, NewMemory, Page
 from memtrace.metrics import m
 
+# A deletion being applied by its request is left alone by the background applier this long.
+CLAIM_S = 5.0
 # A context renders at most this many of the session's newest memories (the rest only count).
 CONTEXT_MAX_ROWS = 5000
 DAY_US = 86_400 * 1_000_000
@@ -52,6 +57,8 @@ class MemoryService:
         self.registry = registry
         self.limits = limits
         self.activity = activity
+        self.forgetter = Forgetter(journal, registry, settle_s=journal.config.retention_s,
+                                   dedup_window_s=journal.config.dedup_window_s, claim_s=CLAIM_S)
 
     # --- writes -------------------------------------------------------------------------------------
 
@@ -67,13 +74,38 @@ class MemoryService:
         self.activity.saw_rows(org_id, result.stored)
         return Created(result.stored, len(result.duplicate_indexes))
 
+    # --- forgetting (memory/forget.py) --------------------------------------------------------------
+
+    async def forget(self, org_id: str, f: MemoryFilter, *, dry_run: bool) -> Forgotten:
+        """Forget (or, on a dry run, count) the org's memories matching `f` as of now."""
+        self.registry.get(org_id)
+        if dry_run:
+            return Forgotten(await self.forgetter.count(org_id, f), pending=False)
+        return await self.forgetter.forget(org_id, f, now_us=time.time_ns() // 1000)
+
+    async def delete_memory(self, org_id: str, memory_id: str) -> Forgotten:
+        """Forget one memory; NotFound when the org has no such (unforgotten) memory. A memory still in the
+        journal is found without Arc, so it can be forgotten while Arc is down."""
+        f = await self._hiding(org_id, MemoryFilter(ids=(memory_id,)))
+        if not await self._local(org_id, f):
+            await self.get(org_id, memory_id)
+        return await self.forgetter.forget(org_id, MemoryFilter(ids=(memory_id,)), now_us=time.time_ns() // 1000)
+
     # --- reads --------------------------------------------------------------------------------------
+
+    async def _hiding(self, org_id: str, f: MemoryFilter) -> MemoryFilter:
+        """`f` plus the org's unfinished deletions: nothing forgotten is ever read back."""
+        deletions = await self.journal.forgotten(org_id)
+        return msgspec.structs.replace(f, hide=deletions) if deletions else f
 
     async def _local(self, org_id: str, f: MemoryFilter) -> list[MemoryRow]:
         rows = await self.journal.recent_rows(
             org_id, agent_id=f.agent_id, session_id=f.session_id, since_us=f.since_us, ids=f.ids
         )
-        return [row for row in rows if matches(row, f)]
+        if not f.hide:
+            return [row for row in rows if matches(row, f)]
+        hider, plain = Hider(f.hide), msgspec.structs.replace(f, hide=())
+        return [row for row in rows if matches(row, plain) and not hider.covers(row)]
 
     async def _arc_rows(self, org_id: str, sql: str) -> list[MemoryRow]:
         result = await self.registry.query(org_id, sql)
@@ -82,6 +114,9 @@ class MemoryService:
     async def list_page(self, org_id: str, f: MemoryFilter, page: Page) -> tuple[list[MemoryRow], bool]:
         """One page of the org's memories and whether another page exists."""
         measurement = self.registry.get(org_id).measurement
+        f = await self._hiding(org_id, f)
+        if f.hide:
+            return await self._list_page(org_id, measurement, f, page)
         if page.offset == 0:
             sql = query.select_memories(measurement, org_id, f, page.order, page.limit + 1, 0)
             local, arc = await asyncio.gather(self._local(org_id, f), self._arc_rows(org_id, sql))
@@ -93,6 +128,16 @@ class MemoryService:
             return arc[: page.limit], len(arc) > page.limit
         sql = query.select_memories(measurement, org_id, f, page.order, page.offset + page.limit + 1, 0)
         arc = await self._arc_rows(org_id, sql)
+        return merge_page(arc, local, page.order, page.limit, page.offset)
+
+    async def _list_page(self, org_id: str, measurement: str, f: MemoryFilter, page: Page
+                         ) -> tuple[list[MemoryRow], bool]:
+        """A page while deletions are pending: Arc's rows are checked against them in Python as well (the SQL
+        may carry only some of them, see `query.HIDE_SQL_BUDGET`)."""
+        sql = query.select_memories(measurement, org_id, f, page.order, page.offset + page.limit + 1, 0)
+        local, arc = await asyncio.gather(self._local(org_id, f), self._arc_rows(org_id, sql))
+        hider = Hider(f.hide)
+        arc = [row for row in arc if not hider.covers(row)]
         return merge_page(arc, local, page.order, page.limit, page.offset)
 
     async def get(self, org_id: str, memory_id: str) -> MemoryRow:
@@ -109,6 +154,7 @@ class MemoryService:
     async def counts(self, org_id: str, f: MemoryFilter, now_us: int) -> MemoryCounts:
         """Distinct-id counts from Arc plus the local rows Arc does not have yet."""
         measurement = self.registry.get(org_id).measurement
+        f = await self._hiding(org_id, f)
         since_24h = now_us - DAY_US
         local = await self._local(org_id, f)
         stats_sql = query.memory_stats(measurement, org_id, f, since_24h)

@@ -106,8 +106,29 @@ _V3_INDEXES: tuple[str, ...] = (
     "CREATE INDEX sessions_org_agent ON sessions (org_id, agent_id, created_at)",
 )
 
+# Forgetting: retention per org ('' = every memory type) and the deletion audit trail. The audit has no foreign
+# key: it must outlive the org it describes (a purge is audited too).
+_V4_FORGETTING: tuple[str, ...] = (
+    """CREATE TABLE retention_policies (
+        org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+        memory_type TEXT NOT NULL,
+        days INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (org_id, memory_type))""",
+    """CREATE TABLE deletion_audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        org_id TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        filter_json TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        state TEXT NOT NULL)""",
+    "CREATE INDEX deletion_audit_org ON deletion_audit (org_id, id)",
+)
+
 # Append only: step i upgrades schema version i to i + 1. Never edit a released step.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_TABLES, _V2_CHANGE_COUNTER, _V3_INDEXES)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_TABLES, _V2_CHANGE_COUNTER, _V3_INDEXES, _V4_FORGETTING)
 LATEST_VERSION = len(MIGRATIONS)
 
 

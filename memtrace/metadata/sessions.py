@@ -160,3 +160,10 @@ class Sessions:
             "SELECT last_active_at FROM sessions WHERE org_id = ? AND id = ?", (org_id, session_id)
         )
         return None if row is None else row[0]
+
+    async def delete_for_agent(self, org_id: str, agent_ids: Sequence[str]) -> int:
+        """Delete every session of one agent (given all its aliases), for agent erasure."""
+        where, params = _agent_filter(agent_ids)
+        async with self._db.transaction() as tx:
+            sql = "DELETE FROM sessions WHERE org_id = ?"
+            return await tx.execute(sql + where, (org_id, *params))

@@ -9,7 +9,7 @@ with an ``mtk_`` key through `memtrace.client.AsyncMemtraceClient`; nothing runs
   ``clear_session``) over session memories, and `MemtraceSession.instructions(...)` builds dynamic instructions that
   append the session's context markdown (``POST /api/v1/sessions/{id}/context``) to a base prompt.
 
-How the session protocol maps onto memories (memories are append-only: there is no delete route):
+How the session protocol maps onto memories:
 
 - ``add_items`` stores each item as a ``session`` memory with event_type ``conversation_item``. ``metadata`` holds the
   item's exact JSON (``item``), a per-session sequence number (``seq``) that orders items, and a marker
@@ -20,11 +20,12 @@ How the session protocol maps onto memories (memories are append-only: there is 
 - Every memory gets an explicit ``dedup_key`` ``oas.<session hash>.<seq>.<part>``, so identical content (the same
   user message twice) is never a 409 duplicate, and two writers racing for the same sequence number collide on the
   key instead of both succeeding: the loser re-reads the session and stores its items under fresh numbers.
-- ``pop_item`` appends a tombstone, event_type ``item_popped``, whose ``parent_id`` is the popped item's memory id
-  and ``metadata.seq`` its sequence number; ``clear_session`` appends a tombstone, event_type ``session_cleared``,
-  with ``metadata.through_seq`` (``parent_id`` is the newest item's memory id). ``get_items`` replays the session's
-  ``session`` memories in order and hides popped items and everything at or before the latest ``through_seq``.
-  Sequence numbers are never reused, so history stays auditable: nothing is ever physically removed.
+- ``pop_item`` deletes the newest live item's memories (``DELETE /api/v1/memories/{id}``; a 404 means another
+  writer popped it first, so the next one is popped); ``clear_session`` forgets the session's conversation items
+  (``POST /api/v1/forget`` with the session id, type ``session`` and the integration's event types). Both are real
+  deletions: the content leaves Memtrace and Arc, and its dedup keys are released, so sequence numbers may be
+  reused. Sessions written by older versions may hold tombstones (``item_popped`` with ``metadata.seq``,
+  ``session_cleared`` with ``metadata.through_seq``); ``get_items`` still honours them.
 """
 
 from __future__ import annotations

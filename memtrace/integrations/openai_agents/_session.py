@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from agents.items import TResponseInputItem
 from agents.memory import SessionSettings
 from agents.memory.session_settings import resolve_session_limit
 
-from memtrace.client import AsyncMemtraceClient, ConflictError, Memory, MemoryType, NewMemory
+from memtrace.client import AsyncMemtraceClient, Memory, MemoryType, NewMemory, NotFoundError
 
 __all__ = ["CLEAR_EVENT", "ITEM_EVENT", "POP_EVENT", "MemtraceSession"]
 
@@ -39,6 +38,7 @@ class _Entry:
     memory_id: str
     parts: dict[int, str] = field(default_factory=dict)
     total: int = 1
+    memory_ids: list[str] = field(default_factory=list)  # every part's memory, for pop_item's deletion
 
     def item(self) -> TResponseInputItem | None:
         if len(self.parts) != self.total:
@@ -135,35 +135,30 @@ class MemtraceSession:
                            f"sequence numbers kept colliding with other writers")
 
     async def pop_item(self) -> TResponseInputItem | None:
-        """Hide the newest live item behind an ``item_popped`` tombstone and return it; None when empty."""
+        """Delete the newest live item (every memory of it) and return it; None when empty."""
         async with self._lock:
             for _ in range(_ATTEMPTS):
                 state = await self._load()
                 if not state.live:
                     return None
                 entry, item = state.live[-1]
-                tombstone = self._memory(POP_EVENT, f"popped conversation item {entry.seq}", {"seq": entry.seq},
-                                         f"{self._key}.pop.{entry.seq}", parent_id=entry.memory_id)
                 try:
-                    await self.client.add_memory(tombstone)
-                except ConflictError:
+                    for memory_id in entry.memory_ids:
+                        await self.client.delete_memory(memory_id)
+                except NotFoundError:
                     continue  # someone else popped this item first; pop the next one
                 return item
         raise RuntimeError(f"could not pop an item from session {self.session_id}: other writers kept popping")
 
     async def clear_session(self) -> None:
-        """Hide every item stored so far behind a ``session_cleared`` tombstone; later items are unaffected."""
+        """Delete every conversation item stored so far in the session (and tombstones of older versions);
+        items added later are unaffected."""
         async with self._lock:
             state = await self._load()
-            through = state.next_seq - 1
-            if through < 0:
+            if state.next_seq <= 0:
                 return
-            parent = state.live[-1][0].memory_id if state.live else None
-            tombstone = self._memory(CLEAR_EVENT, f"cleared conversation items up to {through}",
-                                     {"through_seq": through}, f"{self._key}.clear.{through}", parent_id=parent)
-            with contextlib.suppress(ConflictError):  # a conflict means the same point was already cleared
-                await self.client.add_memory(tombstone)
-            self._next_seq = through + 1
+            await self.client.forget(session_id=self.session_id, memory_types=["session"],
+                                     event_types=[ITEM_EVENT, POP_EVENT, CLEAR_EVENT])
 
     # --- context injection ------------------------------------------------------------------------------
 
@@ -245,6 +240,7 @@ class MemtraceSession:
                 seq = meta["seq"]
                 entry = entries.setdefault(seq, _Entry(seq, memory.id, total=int(meta.get("parts", 1))))
                 entry.parts[int(meta.get("part", 0))] = meta["item"]
+                entry.memory_ids.append(memory.id)
                 if meta.get("part", 0) == 0:
                     entry.memory_id = memory.id
                 max_seq = max(max_seq, seq)

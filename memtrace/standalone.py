@@ -1,0 +1,39 @@
+"""Forgetting outside the server, for the admin CLI: the same journal, Arc registry and Forgetter the server
+uses, talking to each org's Arc directly with its decrypted binding (the master key is needed when a binding
+holds an Arc token)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from memtrace.app import binding_loader
+from memtrace.arc.client import ArcPool
+from memtrace.arc.registry import ArcRegistry
+from memtrace.config import Settings
+from memtrace.journal import Journal, JournalConfig
+from memtrace.memory.forget import Forgetter
+from memtrace.memory.service import CLAIM_S
+from memtrace.metadata.db import MetadataDB
+
+
+@contextlib.asynccontextmanager
+async def standalone_forgetter(settings: Settings, metadata: MetadataDB, journal_path: Path
+                               ) -> AsyncIterator[Forgetter]:
+    journal = await Journal.open(JournalConfig(
+        path=journal_path,
+        dedup_window_s=settings.dedup.window_s,
+        retention_s=settings.journal.retention_s,
+        max_pending_per_org=settings.arc.max_pending_per_org,
+        max_group_rows=settings.journal.max_group_rows,
+    ))
+    pool = ArcPool(settings.arc)
+    try:
+        registry = ArcRegistry(binding_loader(metadata), pool, settings.arc)
+        await registry.refresh()
+        yield Forgetter(journal, registry, settle_s=settings.journal.retention_s,
+                        dedup_window_s=settings.dedup.window_s, claim_s=CLAIM_S)
+    finally:
+        await pool.close()
+        await journal.close()
