@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from memtrace import crypto, forget_admin
+from memtrace import admin_status, crypto, forget_admin
 from memtrace.config import ConfigError, load_settings
 from memtrace.dbcheck import DamagedDatabase, check_metadata
 from memtrace.errors import MemtraceError, NotFound
@@ -271,6 +271,11 @@ async def _dead_drop(args: argparse.Namespace, dead: DeadLetters) -> Output:
     return f"dropped {dropped} dead letter(s): those memories are gone for good", {"dropped": dropped}
 
 
+async def _status(args: argparse.Namespace, db: MetadataDB) -> Output:
+    rows, data = await admin_status.status(args, db)
+    return _table(admin_status.HEADERS, rows), data
+
+
 def _add_delivery_commands(groups: Any, common: argparse.ArgumentParser) -> None:
     delivery = groups.add_parser("delivery", help="memories Arc refused (dead letters)").add_subparsers(
         dest="command", required=True)
@@ -319,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Provision Memtrace orgs, Arc bindings and API keys.",
                      parents=[common])
     groups = parser.add_subparsers(dest="group", required=True,
-                                   metavar="{keygen,org,key,delivery,retention,audit}")
+                                   metavar="{keygen,org,key,delivery,retention,audit,status}")
 
     keygen = groups.add_parser("keygen", help="generate secrets").add_subparsers(dest="what", required=True)
     keygen.add_parser("master", parents=[common], help=f"print a new {crypto.MASTER_KEY_ENV} value")
@@ -371,6 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("key_id")
     p.set_defaults(handler=_key_revoke)
     _add_delivery_commands(groups, common)
+    p = groups.add_parser("status", parents=[common],
+                          help="each org's Arc health and delivery backlog (what /ready shows an admin key)")
+    p.add_argument("--journal", default=argparse.SUPPRESS, help="journal DB file (default: from settings)")
+    p.set_defaults(handler=_status)
     return parser
 
 
