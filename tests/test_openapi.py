@@ -54,7 +54,8 @@ def test_constraints_of_the_structs_appear() -> None:
     document = build(LimitsSettings())
     schemas = document["components"]["schemas"]
     new = schemas["NewMemory"]["properties"]
-    assert new["memory_type"]["enum"] == ["decision", "entity", "episodic", "session"]
+    # "" is accepted as absent (the original Go SDK sends it), so the enum carries it as a second choice
+    assert new["memory_type"]["anyOf"] == [{"enum": ["decision", "entity", "episodic", "session"]}, {"enum": [""]}]
     assert new["agent_id"]["pattern"].startswith("^[A-Za-z]")
     assert new["importance"]["anyOf"][0] == {"type": "number", "minimum": 0.0, "maximum": 1.0}
     assert new["tags"]["anyOf"][0]["maxItems"] == 32
@@ -65,7 +66,7 @@ def test_constraints_of_the_structs_appear() -> None:
     assert params["order"]["schema"]["enum"] == ["asc", "desc"]
     agent_params = {p["name"] for p in document["paths"]["/api/v1/agents/{agent}/memories"]["get"]["parameters"]}
     assert "agent_id" not in agent_params and {"agent", "since", "limit"} <= agent_params
-    assert set(schemas["Readiness"]["properties"]) == {"status", "metadata", "orgs", "arc"}
+    assert set(schemas["Readiness"]["properties"]) == {"status", "metadata", "journal", "orgs", "arc"}
     assert document["components"]["securitySchemes"]["apiKey"] == {"type": "apiKey", "in": "header",
                                                                     "name": "x-api-key"}
 
