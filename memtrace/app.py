@@ -18,7 +18,7 @@ from blacksheep import Application, Request, Response, Router
 
 from memtrace import logs
 from memtrace.activity import ActivityTracker
-from memtrace.api import agents, docs, errors, health, memories, metrics, openapi, sessions
+from memtrace.api import agents, docs, errors, health, memories, metrics, openapi, sessions, timelines
 from memtrace.api.deps import Deps
 from memtrace.api.http import error_response
 from memtrace.arc.binding import ArcBinding
@@ -115,7 +115,7 @@ def create_app(settings: Settings) -> Application:
             memories=MemoryService(journal, registry, settings.limits, activity),
             agents=agent_repo, sessions=session_repo,
         )
-        for resource in (health, memories, agents, sessions, metrics):
+        for resource in (health, memories, agents, sessions, metrics, timelines):
             resource.register(router, deps)
         docs.register(router, document)
         router.apply_routes()  # routes need the started components, so they are added here, not at import

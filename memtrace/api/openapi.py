@@ -26,6 +26,7 @@ from memtrace.api.sessions import (
     SessionListParams,
     SessionUpdate,
 )
+from memtrace.api.timelines import AgentTimeline, SessionTimeline, TimelineParams
 from memtrace.config import LimitsSettings
 from memtrace.memory.model import (
     MAX_TAGS,
@@ -118,6 +119,8 @@ QUERY_GRAMMAR: dict[str, dict[str, str]] = {
     "since": TIME_FIELD,
     "until": TIME_FIELD,
     "tags": {"pattern": TAGS_CSV_PATTERN, "description": "Comma-separated tags; a memory must carry every one."},
+    "bucket": {"pattern": rf"^\s*{_RELATIVE.pattern}\s*$",
+               "description": "Bucket width from `1m` to `1d` (`5m`, `1h`, `1d`); at most 10,000 buckets a window."},
 }
 BODY_GRAMMAR: dict[str, dict[str, dict[str, str]]] = {
     "SearchRequest": {"since": TIME_FIELD, "until": TIME_FIELD},
@@ -159,6 +162,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("getAgentStats", "GET", "/api/v1/agents/{agent}/stats", "An agent's memory and session counts",
               "agents", {200: Answer("The agent's stats.", (AgentStats,))}, (404, *MEMORY_READ), "read",
               params=AGENT),
+    Operation("getAgentTimeline", "GET", "/api/v1/agents/{agent}/timeline",
+              "An agent's memory counts per time bucket, by memory type, with errors", "agents",
+              {200: Answer("Non-empty buckets, oldest first.", (AgentTimeline,))}, (400, 404, *MEMORY_READ), "read",
+              query=TimelineParams, params=AGENT),
     # sessions
     Operation("createSession", "POST", "/api/v1/sessions", "Open a session (registers an unknown agent)",
               "sessions", {201: Answer("The session.", (Session,))}, (400, 413), "write", body=(SessionCreate,)),
@@ -176,6 +183,10 @@ OPERATIONS: tuple[Operation, ...] = (
               "A session as markdown for a prompt, cut to a token budget", "sessions",
               {200: Answer("The rendered context.", (ContextResponse,))}, (400, 404, 413, *MEMORY_READ), "read",
               body=(ContextRequest | None,), body_required=False, params=SESSION),
+    Operation("getSessionTimeline", "GET", "/api/v1/sessions/{session_id}/timeline",
+              "A session's memory counts per time bucket, by memory type, with errors", "sessions",
+              {200: Answer("Non-empty buckets, oldest first.", (SessionTimeline,))}, (400, 404, *MEMORY_READ),
+              "read", query=TimelineParams, params=SESSION),
     # operations
     Operation("health", "GET", "/health", "Liveness", "operations", {200: Answer("Alive.", (Health,))}),
     Operation("ready", "GET", "/ready", "Readiness: counts for anyone, per-org Arc health for an admin key",
