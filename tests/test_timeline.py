@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from memtrace.arc.encode import encode_rows
+from memtrace.client import AsyncMemtraceClient, MemtraceClient, ValidationError
 from memtrace.ids import memory_id
 from memtrace.memory.model import MemoryRow
 from memtrace.timeutil import format_us
@@ -179,3 +180,17 @@ def test_malformed_ids_are_404_and_a_missing_key_401(ts: TimelineStack) -> None:
         assert api.get("/api/v1/agents/has space/timeline").status_code == 404
         assert api.get("/api/v1/sessions/-x/timeline").status_code == 404
     assert httpx.get(f"{ts.server.url}/api/v1/agents/bot/timeline").status_code == 401
+
+
+async def test_async_and_sync_clients_read_timelines(ts: TimelineStack) -> None:
+    async with AsyncMemtraceClient(ts.server.url, ts.acme.key) as mt:
+        await mt.remember("clientbot", "hello", session_id="cs1", event_type="error")
+        got = await mt.agent_timeline("clientbot", since="1d", bucket="5m")
+        assert (got.agent_id, got.bucket, [(b.count, b.by_type, b.errors) for b in got.buckets]) == (
+            "clientbot", "5m", [(1, {"episodic": 1}, 1)])
+        assert got.buckets[0].start.tzinfo is not None and got.since < got.until
+        with pytest.raises(ValidationError):
+            await mt.agent_timeline("clientbot", bucket="1w")
+    with MemtraceClient(ts.server.url, ts.acme.key) as sync:
+        session = sync.session_timeline("cs1", bucket="1d")
+        assert session.session_id == "cs1" and sum(b.count for b in session.buckets) == 1
