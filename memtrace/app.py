@@ -18,7 +18,7 @@ from blacksheep import Application, Request, Response, Router
 
 from memtrace import logs
 from memtrace.activity import ActivityTracker
-from memtrace.api import agents, docs, errors, health, memories, metrics, openapi, sessions, timelines
+from memtrace.api import agents, console, docs, errors, health, memories, metrics, openapi, sessions, timelines
 from memtrace.api.deps import Deps
 from memtrace.api.http import error_response
 from memtrace.arc.binding import ArcBinding
@@ -118,6 +118,7 @@ def create_app(settings: Settings) -> Application:
         for resource in (health, memories, agents, sessions, metrics, timelines):
             resource.register(router, deps)
         docs.register(router, document)
+        console.register(router)
         router.apply_routes()  # routes need the started components, so they are added here, not at import
         router.sort_routes()  # type: ignore[no-untyped-call]
         deliverer = Deliverer(journal, registry, settings.arc)

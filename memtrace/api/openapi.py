@@ -105,6 +105,9 @@ ERRORS: dict[int, Answer] = {
 }
 
 DOC_ASSETS: tuple[str, ...] = ("swagger-ui.css", "swagger-ui-bundle.js", "init.js", "favicon-32x32.png")
+CONSOLE_ASSETS: tuple[str, ...] = (
+    "app.js", "agents.js", "api.js", "chart.js", "dom.js", "errors.js", "memories.js", "sessions.js", "style.css",
+)
 ASSET_MEDIA: dict[str, str] = {
     ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -202,6 +205,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("docsAsset", "GET", "/docs/assets/{asset}", "A static file of the docs page", "operations",
               {200: Answer("The file.", (), media=tuple(dict.fromkeys(ASSET_MEDIA.values())))}, (404,),
               params={"asset": "The file name."}, param_enums={"asset": DOC_ASSETS}),
+    Operation("console", "GET", "/console", "The web console (sign in with an API key; no key in the page)",
+              "operations", {200: Answer("The console page.", (str,), media=(HTML,))}),
+    Operation("consoleAsset", "GET", "/console/assets/{asset}", "A static file of the console", "operations",
+              {200: Answer("The file.", (), media=tuple(dict.fromkeys(ASSET_MEDIA.values())))}, (404,),
+              params={"asset": "The file name."}, param_enums={"asset": CONSOLE_ASSETS}),
     Operation("root", "GET", "/", "Redirects to the docs page", "operations",
               {302: Answer("To /docs.", headers=("Location",))}),
 )
