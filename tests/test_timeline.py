@@ -194,3 +194,16 @@ async def test_async_and_sync_clients_read_timelines(ts: TimelineStack) -> None:
     with MemtraceClient(ts.server.url, ts.acme.key) as sync:
         session = sync.session_timeline("cs1", bucket="1d")
         assert session.session_id == "cs1" and sum(b.count for b in session.buckets) == 1
+
+
+@pytest.mark.parametrize("params", [
+    {"since": "0001-01-01", "until": "0001-01-05", "bucket": "1d"},
+    {"since": "9999-12-25", "until": "9999-12-31T23:59:59.999999Z", "bucket": "1d"},
+    {"since": "1970-01-01", "until": "1970-01-02", "bucket": "1m"},
+    {"since": "9999999999w"}, {"bucket": "9999999999d"}, {"since": "2026-02-07T20:15:00+14:00", "bucket": "7m"},
+])
+def test_extreme_windows_answer_without_a_server_error(ts: TimelineStack, params: dict[str, str]) -> None:
+    with ts.client(ts.acme) as api:
+        resp = api.get("/api/v1/agents/bot/timeline", params=params)
+        assert resp.status_code in (200, 400), resp.text
+        assert isinstance(resp.json(), dict)
