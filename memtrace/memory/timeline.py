@@ -7,7 +7,6 @@ import asyncio
 from dataclasses import dataclass, field
 
 from memtrace.memory import query
-from memtrace.memory.filters import matches
 from memtrace.memory.model import MemoryFilter
 from memtrace.memory.service import MemoryService
 
@@ -41,11 +40,7 @@ async def timeline(service: MemoryService, org_id: str, f: MemoryFilter, bucket_
     """Non-empty buckets oldest first; `f` carries the window (since inclusive, until exclusive)."""
     measurement = service.registry.get(org_id).measurement
     sql = query.timeline_counts(measurement, org_id, f, bucket_us)
-    local = [
-        row for row in await service.journal.recent_rows(
-            org_id, agent_id=f.agent_id, session_id=f.session_id, since_us=f.since_us)
-        if matches(row, f)
-    ]
+    local = await service._local(org_id, f)  # the same journal read, with the same filters, as counts()
     if local:
         known_sql = query.select_ids(measurement, org_id, tuple(r.id for r in local))
         counted, known = await asyncio.gather(service.registry.query(org_id, sql),

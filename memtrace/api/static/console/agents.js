@@ -3,6 +3,7 @@
 import { get, seg } from "./api.js";
 import { legend, timelineChart } from "./chart.js";
 import { cut, h, mount, shortTime } from "./dom.js";
+import { clearError, showError } from "./errors.js";
 import { memoryTable } from "./memories.js";
 import { sessionTable } from "./sessions.js";
 
@@ -34,20 +35,23 @@ export async function agentsPage(main) {
 export async function agentPage(main, name) {
   const agent = await get(`/api/v1/agents/${seg(name)}`);
   const chartBox = h("div", { id: "timeline" });
-  const range = h("select", { id: "range", onchange: () => drawTimeline() },
+  const range = h("select", { id: "range", onchange: () => { clearError(); drawTimeline().catch(showError); } },
     Object.keys(RANGES).map((r) => h("option", { value: r, selected: r === "7d" }, `last ${r}`)));
   const memoriesBox = h("div", { id: "agent-memories" });
 
+  let latest = 0;  // a slow answer for a range no longer selected must not draw over the current one
   async function drawTimeline() {
     const since = range.value;
+    const mine = ++latest;
     const timeline = await get(`/api/v1/agents/${seg(agent.id)}/timeline`, { since, bucket: RANGES[since] });
+    if (mine !== latest) return;
     const total = timeline.buckets.reduce((n, b) => n + b.count, 0);
     const errors = timeline.buckets.reduce((n, b) => n + b.errors, 0);
     mount(chartBox, h("p", { class: "muted", id: "timeline-summary" },
       `${total} memories, ${errors} errors in ${timeline.buckets.length} buckets of ${timeline.bucket}`),
     timelineChart(timeline), legend());
-    const latest = await get(`/api/v1/agents/${seg(agent.id)}/memories`, { since, limit: 20 });
-    mount(memoriesBox, memoryTable(latest.memories));
+    const recent = await get(`/api/v1/agents/${seg(agent.id)}/memories`, { since, limit: 20 });
+    if (mine === latest) mount(memoriesBox, memoryTable(recent.memories));
   }
 
   const { sessions } = await get("/api/v1/sessions", { agent_id: agent.id });

@@ -18,7 +18,9 @@ export class ApiError extends Error {
     if (this.status === 503 && this.hint) {
       return `This org has no Arc instance yet (503: ${this.message}). Hint: ${this.hint}`;
     }
-    if (this.status === 404 || this.status === 405) return `Not available on this server (${this.status}: ${this.message}).`;
+    if (this.status === 405 || (this.status === 404 && this.message === "not found")) {
+      return `Not available on this server (${this.status}: ${this.message}): it may need a newer Memtrace.`;
+    }
     return `${this.message} (${this.status || "network"})`;
   }
 }

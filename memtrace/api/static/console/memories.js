@@ -60,19 +60,22 @@ export async function memoriesPage(main, params) {
   const forgetBox = h("div", { id: "forget" });
   const pager = h("div", { class: "pager" });
   let offset = Number(params.get("offset") || 0);
+  let latest = 0;  // answers can arrive out of order: only the newest request may draw
 
   const filters = () => ({ ...Object.fromEntries(FIELDS.map((n) => [n, inputs[n].value.trim()])),
     types: boxes.filter((b) => b.checked).map((b) => b.value) });
 
   async function load() {
     clearError();
+    const mine = ++latest;
     let page;
     try {
       page = await request(filters(), offset);
     } catch (err) {
-      showError(err);
+      if (mine === latest) showError(err);
       return;
     }
+    if (mine !== latest) return;
     mount(results, memoryTable(page.memories, (m) => openDetail(m.id)));
     mount(pager,
       h("button", { id: "prev", disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); load(); } },

@@ -67,11 +67,14 @@ export async function sessionPage(main, id) {
     }
   }
 
+  let latest = 0;  // only the newest preview may draw
   async function render() {
     clearError();
     const body = budget.value ? { max_tokens: Number(budget.value) } : {};
+    const mine = ++latest;
     try {
       const ctx = await post(`/api/v1/sessions/${seg(id)}/context`, body);
+      if (mine !== latest) return;
       const tokens = Math.ceil(ctx.context.length / 4);
       mount(preview, h("p", { id: "context-summary", class: ctx.truncated ? "warn" : "muted" },
         `${ctx.memory_count} memories · about ${tokens} tokens · ` +
