@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime
 INSTALLED := $(VENV)/.installed
 SDK_INSTALLED := $(SDK_VENV)/.installed
 
-.PHONY: install runtime run test lint typecheck pytest bench perf-report loadtest wrk clean
+.PHONY: install runtime run test lint typecheck pytest bench perf-report loadtest wrk chromium clean
 
 # What running needs, and nothing else: `make run` never waits for the test and lint tools.
 $(RUNTIME): pyproject.toml
@@ -45,7 +45,7 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy --strict memtrace
 
-pytest: $(INSTALLED) $(SDK_INSTALLED) wrk
+pytest: $(INSTALLED) $(SDK_INSTALLED) wrk chromium
 	MEMTRACE_SDK_PYTHON=$(abspath $(SDK_VENV))/bin/python $(BIN)/python -m pytest -q --benchmark-disable
 
 test: lint typecheck pytest
@@ -57,6 +57,11 @@ bench: $(INSTALLED)
 wrk:
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
 	  || { echo "make perf-report needs wrk: apt-get install wrk"; exit 1; }
+
+# The console's browser tests drive Debian's Chromium through Playwright (never `playwright install`).
+chromium:
+	@[ -x /usr/bin/chromium ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+	  || { echo "the console tests need Chromium: apt-get install chromium"; exit 1; }
 
 perf-report: $(INSTALLED) wrk
 	$(BIN)/python tools/perf_report.py

@@ -18,7 +18,19 @@ from blacksheep import Application, Request, Response, Router
 
 from memtrace import logs, supervise
 from memtrace.activity import ActivityTracker
-from memtrace.api import agents, docs, errors, forget, health, memories, metrics, openapi, sessions
+from memtrace.api import (
+    agents,
+    console,
+    docs,
+    errors,
+    forget,
+    health,
+    memories,
+    metrics,
+    openapi,
+    sessions,
+    timelines,
+)
 from memtrace.api.deps import Deps
 from memtrace.api.guard import TargetGuard
 from memtrace.api.http import error_response
@@ -126,9 +138,10 @@ def create_app(settings: Settings) -> Application:
             memories=MemoryService(journal, registry, settings.limits, activity),
             agents=agent_repo, sessions=session_repo,
         )
-        for resource in (health, memories, agents, sessions, forget, metrics):
+        for resource in (health, memories, agents, sessions, forget, metrics, timelines):
             resource.register(router, deps)
         docs.register(router, document)
+        console.register(router)
         router.apply_routes()  # routes need the started components, so they are added here, not at import
         router.sort_routes()  # type: ignore[no-untyped-call]
         deliverer = Deliverer(journal, registry, settings.arc)

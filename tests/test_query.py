@@ -36,6 +36,8 @@ from memtrace.memory.query import (
     select_ids,
     select_memories,
     stats_from_arc,
+    timeline_counts,
+    timeline_from_arc,
 )
 
 # Arc's column order is whatever the first write made it; deliberately not ours.
@@ -561,3 +563,22 @@ def test_select_ids_answers_membership_even_past_the_size_cap(db: duckdb.DuckDBP
 def test_stats_from_arc_tolerates_nulls_and_column_order() -> None:
     got = stats_from_arc(["errors_24h", "memory_type", "total", "last_24h"], [[None, "episodic", 3, None]])
     assert got == [("episodic", 3, 0, 0)]
+
+
+def test_timeline_counts_distinct_ids_per_epoch_aligned_bucket_and_type(db: duckdb.DuckDBPyConnection) -> None:
+    hour = 3_600_000_000
+    start = BASE_US - BASE_US % (7 * hour)  # a width that does not divide a day still aligns on the epoch
+    load(db, [
+        row(0, time_us=start), row(0, time_us=start), row(1, time_us=start + 1, event_type="error"),
+        row(2, time_us=start + 7 * hour - 1, memory_type="decision"), row(3, time_us=start + 7 * hour),
+        row(4, time_us=start + 7 * hour, org_id="org_b"), row(5, time_us=start + 14 * hour),  # until: excluded
+    ])
+    f = MemoryFilter(agent_id="a1", since_us=start, until_us=start + 14 * hour)
+    sql = timeline_counts("events", "org_a", f, 7 * hour)
+    assert "org_id = 'org_a'" in sql and 'FROM "events"' in sql and len(sql) < MAX_SQL_CHARS
+    got = timeline_from_arc(*arc_answer(db.execute(sql), nanos=True))
+    assert got == [(start, "decision", 1, 0), (start, "episodic", 2, 1), (start + 7 * hour, "episodic", 1, 0)]
+    with pytest.raises(Invalid):
+        timeline_counts("events", "org_a", f, 1500)  # not whole seconds
+    with pytest.raises(ValueError, match="since_us"):
+        timeline_counts("events", "org_a", MemoryFilter(), hour)

@@ -27,6 +27,7 @@ from memtrace.api.sessions import (
     SessionListParams,
     SessionUpdate,
 )
+from memtrace.api.timelines import AgentTimeline, SessionTimeline, TimelineParams
 from memtrace.config import LimitsSettings
 from memtrace.memory.model import (
     MAX_TAGS,
@@ -106,6 +107,9 @@ ERRORS: dict[int, Answer] = {
 }
 
 DOC_ASSETS: tuple[str, ...] = ("swagger-ui.css", "swagger-ui-bundle.js", "init.js", "favicon-32x32.png")
+CONSOLE_ASSETS: tuple[str, ...] = (
+    "app.js", "agents.js", "api.js", "chart.js", "dom.js", "errors.js", "memories.js", "sessions.js", "style.css",
+)
 ASSET_MEDIA: dict[str, str] = {
     ".css": "text/css; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -120,6 +124,8 @@ QUERY_GRAMMAR: dict[str, dict[str, str]] = {
     "since": TIME_FIELD,
     "until": TIME_FIELD,
     "tags": {"pattern": TAGS_CSV_PATTERN, "description": "Comma-separated tags; a memory must carry every one."},
+    "bucket": {"pattern": rf"^\s*{_RELATIVE.pattern}\s*$",
+               "description": "Bucket width from `1m` to `1d` (`5m`, `1h`, `1d`); at most 10,000 buckets a window."},
 }
 BODY_GRAMMAR: dict[str, dict[str, dict[str, str]]] = {
     "SearchRequest": {"since": TIME_FIELD, "until": TIME_FIELD},
@@ -172,6 +178,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("getAgentStats", "GET", "/api/v1/agents/{agent}/stats", "An agent's memory and session counts",
               "agents", {200: Answer("The agent's stats.", (AgentStats,))}, (404, *MEMORY_READ), "read",
               params=AGENT),
+    Operation("getAgentTimeline", "GET", "/api/v1/agents/{agent}/timeline",
+              "An agent's memory counts per time bucket, by memory type, with errors", "agents",
+              {200: Answer("Non-empty buckets, oldest first.", (AgentTimeline,))}, (400, 404, *MEMORY_READ), "read",
+              query=TimelineParams, params=AGENT),
     # sessions
     Operation("createSession", "POST", "/api/v1/sessions", "Open a session (registers an unknown agent)",
               "sessions", {201: Answer("The session.", (Session,))}, (400, 413), "write", body=(SessionCreate,)),
@@ -189,6 +199,10 @@ OPERATIONS: tuple[Operation, ...] = (
               "A session as markdown for a prompt, cut to a token budget", "sessions",
               {200: Answer("The rendered context.", (ContextResponse,))}, (400, 404, 413, *MEMORY_READ), "read",
               body=(ContextRequest | None,), body_required=False, params=SESSION),
+    Operation("getSessionTimeline", "GET", "/api/v1/sessions/{session_id}/timeline",
+              "A session's memory counts per time bucket, by memory type, with errors", "sessions",
+              {200: Answer("Non-empty buckets, oldest first.", (SessionTimeline,))}, (400, 404, *MEMORY_READ),
+              "read", query=TimelineParams, params=SESSION),
     # operations
     Operation("health", "GET", "/health", "Liveness", "operations", {200: Answer("Alive.", (Health,))}),
     Operation("ready", "GET", "/ready", "Readiness: counts for anyone, per-org Arc health for an admin key",
@@ -204,6 +218,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("docsAsset", "GET", "/docs/assets/{asset}", "A static file of the docs page", "operations",
               {200: Answer("The file.", (), media=tuple(dict.fromkeys(ASSET_MEDIA.values())))}, (404,),
               params={"asset": "The file name."}, param_enums={"asset": DOC_ASSETS}),
+    Operation("console", "GET", "/console", "The web console (sign in with an API key; no key in the page)",
+              "operations", {200: Answer("The console page.", (str,), media=(HTML,))}),
+    Operation("consoleAsset", "GET", "/console/assets/{asset}", "A static file of the console", "operations",
+              {200: Answer("The file.", (), media=tuple(dict.fromkeys(ASSET_MEDIA.values())))}, (404,),
+              params={"asset": "The file name."}, param_enums={"asset": CONSOLE_ASSETS}),
     Operation("root", "GET", "/", "Redirects to the docs page", "operations",
               {302: Answer("To /docs.", headers=("Location",))}),
 )

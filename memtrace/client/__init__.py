@@ -40,6 +40,8 @@ from memtrace.client._models import (
     SessionList,
     SessionStatus,
     SessionUpdate,
+    Timeline,
+    TimelineBucket,
 )
 from memtrace.client._params import ListFilters, MemoryFields, SearchFields
 from memtrace.client._retry import RetryPolicy
@@ -85,5 +87,7 @@ __all__ = [
     "SessionList",
     "SessionStatus",
     "SessionUpdate",
+    "Timeline",
+    "TimelineBucket",
     "ValidationError",
 ]

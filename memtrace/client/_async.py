@@ -43,6 +43,7 @@ from memtrace.client._models import (
     SessionList,
     SessionStatus,
     SessionUpdate,
+    Timeline,
 )
 from memtrace.client._params import ListFilters, MemoryFields, SearchFields, query_params
 from memtrace.client._retry import RetryPolicy, parse_retry_after
@@ -63,7 +64,7 @@ class _ErrorBody(msgspec.Struct):
 _encoder: Final = msgspec.json.Encoder()
 _error_decoder: Final = msgspec.json.Decoder(_ErrorBody)
 _RESPONSE_TYPES: Final = (Agent, AgentList, AgentStats, BatchResult, ForgetResult, Health, Memory, MemoryList,
-                          Readiness, SearchResults, Session, SessionContext, SessionList)
+                          Readiness, SearchResults, Session, SessionContext, SessionList, Timeline)
 _decoders: Final[dict[type[Any], msgspec.json.Decoder[Any]]] = {t: msgspec.json.Decoder(t) for t in _RESPONSE_TYPES}
 
 
@@ -250,6 +251,12 @@ class AsyncMemtraceClient:
     async def agent_stats(self, agent: str) -> AgentStats:
         return await self._get(AgentStats, f"/api/v1/agents/{_seg(agent)}/stats")
 
+    async def agent_timeline(self, agent: str, *, since: str = "7d", until: str | None = None,
+                             bucket: str = "1h") -> Timeline:
+        """An agent's memory counts per `bucket` (1m to 1d) over [since, until), by memory type, with errors."""
+        params = query_params({"since": since, "until": until, "bucket": bucket})
+        return await self._get(Timeline, f"/api/v1/agents/{_seg(agent)}/timeline", params)
+
     # --- sessions ---------------------------------------------------------------------------------------
 
     async def create_session(self, agent_id: str, metadata: dict[str, Any] | None = None) -> Session:
@@ -282,6 +289,12 @@ class AsyncMemtraceClient:
         """Markdown summary of a session for a prompt, cut to `max_tokens` by dropping whole lines."""
         body = ContextRequest(max_tokens=max_tokens, include_types=include_types, since=since)
         return await self._send(SessionContext, "POST", f"/api/v1/sessions/{_seg(session_id)}/context", body)
+
+    async def session_timeline(self, session_id: str, *, since: str = "7d", until: str | None = None,
+                               bucket: str = "1h") -> Timeline:
+        """A session's memory counts per `bucket` (1m to 1d) over [since, until), by memory type, with errors."""
+        params = query_params({"since": since, "until": until, "bucket": bucket})
+        return await self._get(Timeline, f"/api/v1/sessions/{_seg(session_id)}/timeline", params)
 
     # --- health -----------------------------------------------------------------------------------------
 

@@ -200,6 +200,26 @@ class AgentStats(_Response):
     memory_types: dict[str, int] = msgspec.field(default_factory=dict)
 
 
+class TimelineBucket(_Response):
+    """Memories stored in [start, start + bucket): per memory type, and how many were `error` events."""
+
+    start: datetime
+    count: int
+    by_type: dict[str, int] = msgspec.field(default_factory=dict)
+    errors: int = 0
+
+
+class Timeline(_Response):
+    """Non-empty buckets oldest first; `agent_id` or `session_id` says whose timeline it is."""
+
+    bucket: str
+    since: datetime
+    until: datetime
+    buckets: list[TimelineBucket] = msgspec.field(default_factory=list)
+    agent_id: str | None = None
+    session_id: str | None = None
+
+
 class Session(_Response):
     id: str
     org_id: str

@@ -383,3 +383,39 @@ def rows_from_arc(columns: list[str], data: list[list[Any]]) -> list[MemoryRow]:
             msgspec.convert([v if n in (1, 11) else _text(v) for n, v in enumerate(values)], MemoryRow)
             for values in lists
         ]
+
+
+def timeline_counts(measurement: str, org_id: str, f: MemoryFilter, bucket_us: int) -> str:
+    """Per (bucket start, memory_type) over memories matching `f`: distinct ids, and those with event_type
+    `error`. Columns: bucket, memory_type, count, errors (decode with `timeline_from_arc`).
+
+    Buckets are `bucket_us` wide and aligned on the Unix epoch (an explicit origin: DuckDB's default,
+    2000-01-03, would shift widths that do not divide a day), so the journal's rows bucket the same way in
+    Python (`time_us - time_us % bucket_us`). Copies of one id share its time, hence its bucket, so a
+    distinct count per bucket is exact. `f` must carry both time bounds: a timeline is always a window.
+    """
+    if f.since_us is None or f.until_us is None:
+        raise ValueError("timeline_counts needs since_us and until_us")
+    if isinstance(bucket_us, bool) or not isinstance(bucket_us, int) or bucket_us <= 0 or bucket_us % 1_000_000:
+        raise Invalid("bucket must be a positive whole number of seconds")
+    table = quote_ident(measurement)
+    where = " AND ".join(_conditions(org_id, f))
+    bucket = f"time_bucket(INTERVAL '{bucket_us // 1_000_000} seconds', time, TIMESTAMP '1970-01-01 00:00:00')"
+    return _capped(
+        f"SELECT {bucket} AS bucket, memory_type, count(DISTINCT id) AS count, "
+        f"count(DISTINCT id) FILTER (WHERE event_type = 'error') AS errors "
+        f"FROM {table} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+
+
+def timeline_from_arc(columns: list[str], data: list[list[Any]]) -> list[tuple[int, str, int, int]]:
+    """(bucket start µs, memory_type, count, errors) rows from the answer to `timeline_counts`."""
+    index = {name: i for i, name in enumerate(columns)}
+    picks = [index.get(name, -1) for name in ("bucket", "memory_type", "count", "errors")]
+    out: list[tuple[int, str, int, int]] = []
+    for raw in data:
+        start, mt, count, errors = (raw[i] if i >= 0 else None for i in picks)
+        if start is None:
+            continue
+        out.append((parse_arc_time(start), _text(mt), int(count or 0), int(errors or 0)))
+    return out
