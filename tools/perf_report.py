@@ -3,16 +3,22 @@
 Every figure that matters is a ratio against a ceiling measured in the same run on the same machine:
 
 - P1  single-memory POST through the whole stack vs a bare BlackSheep+Granian app that decodes the same
-      body into the same msgspec Struct (tools/baseline_app.py); wrk, a sweep of concurrencies, 1 and 2 workers.
-- P2  1,000-memory batch POSTs (rows/s until every row is in Arc) vs the same rows written straight to the
-      same arclite as columnar msgpack (tools/loadgen.py), same client, same concurrency.
-- P3  list, search and session-context p50 vs the p50 of the exact SQL Memtrace sends, sent straight to arclite.
-- P4  2 workers vs 1 worker; 1,000 active orgs vs 1 org on one server; worker RSS per idle org.
+      body into the same msgspec Struct (tools/baseline_app.py); wrk, a sweep of concurrencies, for each
+      worker count (1, 2, 4 … up to the cores the servers get, or `--workers 1,2`).
+- P2  batch POSTs (rows/s until every row is in Arc) vs the same rows written straight to the same arclite
+      as columnar msgpack (tools/loadgen.py), same client, same concurrency; fewest and most workers.
+- P3  list, search and session-context p50 vs the p50 of the exact SQL Memtrace sends, sent straight to
+      arclite: once with nothing left in the journal (Arc only), once with recent rows merged from it.
+- P4  scaling with workers; many active orgs vs 1 org, all in one Arc database and each in its own.
+- Memory: worker RSS at rest and under load, per idle org, around the journal's reads, and over a soak.
 - The locust suites (loadtests/) for req/s, rows/s, p50/p99 per scenario, batching and routing.
 
-Runs are short and bounded; everything listens on 127.0.0.1. `--quick` shrinks every run (a smoke test).
+Cores come from the machine: with 4 or more, the load generators (wrk, this process's aiohttp client) and the
+servers (Granian workers, arclite) are pinned to separate cores; wrk gets one thread per load core. Every run
+records the CPU each side used. Runs are short and bounded; everything listens on 127.0.0.1. `--quick` shrinks
+every run (a smoke test). The report states numbers from the run only (tools/perf_render.py).
 
-    .venv/bin/python tools/perf_report.py [--quick] [--no-profile] [--out perf/REPORT.md]
+    .venv/bin/python tools/perf_report.py [--quick] [--no-profile] [--workers 1,2] [--out perf/REPORT.md]
 """
 
 from __future__ import annotations
