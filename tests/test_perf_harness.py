@@ -229,3 +229,12 @@ def test_quick_report_end_to_end(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = out.read_text()
     assert "## Summary" in text and re.search(r"P3 context p50, merging \d+ journal rows", text)
+
+
+def test_points_where_wrk_used_its_cores_are_flagged() -> None:
+    results = synthetic_results(pinned=True)
+    results["p1"]["baseline"][4][-1].cpu["load"] = 1.95  # 2 load cores, 97% busy
+    text = render(revive(results), "plot.png")
+    assert "| 4 | 96 | 3 | 36000 ‡ |" in text
+    assert "wrk used at least 90% of the 2 core(s)" in text
+    assert "‡" not in render(revive(synthetic_results(pinned=True)), "plot.png")

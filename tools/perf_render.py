@@ -13,6 +13,8 @@ from typing import Any
 
 from tools.perfstack import WrkResult
 
+# A load generator using this share of its cores is the bottleneck, not the server.
+SATURATED = 0.9
 TARGETS = {"P1_rps": 0.60, "P1_p99": 3.0, "P2": 0.67, "P3": 1.3, "P4_workers": 1.7, "P4_orgs": 0.90}
 
 
@@ -186,13 +188,27 @@ def _p1(results: dict[str, Any], plot_name: str) -> list[str]:
              "memtrace CPU server / arclite / wrk |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     add = lines.append
+    load_cores = len(results["settings"]["load_cpus"])
+    saturated = False
+
+    def flag(r: WrkResult) -> str:
+        nonlocal saturated
+        if r.cpu.get("load", 0.0) >= SATURATED * load_cores:
+            saturated = True
+            return " ‡"
+        return ""
+
     for w in sorted(p1["memtrace"]):
         for b, mt in zip(p1["baseline"][w], p1["memtrace"][w], strict=True):
-            add(f"| {w} | {b.connections} | {mt.threads} | {b.rps:.0f} | {mt.rps:.0f} | {mt.rps / b.rps:.2f} | "
-                f"{b.p50_ms:.2f} / {b.p99_ms:.2f} | {mt.p50_ms:.2f} / {mt.p99_ms:.2f} | "
+            add(f"| {w} | {b.connections} | {mt.threads} | {b.rps:.0f}{flag(b)} | {mt.rps:.0f}{flag(mt)} | "
+                f"{mt.rps / b.rps:.2f} | {b.p50_ms:.2f} / {b.p99_ms:.2f} | {mt.p50_ms:.2f} / {mt.p99_ms:.2f} | "
                 f"{mt.p99_ms / b.p99_ms:.2f} | {mt.non_2xx} | {_cpu(b.cpu, 'server', 'load')} | "
                 f"{_cpu(mt.cpu, 'server', 'arclite', 'load')} |")
     add("")
+    if saturated:
+        add(f"‡ wrk used at least {SATURATED:.0%} of the {load_cores} core(s) the load generator has: that point "
+            "measures the load generator as much as the server.")
+        add("")
     if len(p1["memtrace"]) > 1:
         add("| workers | memtrace peak req/s | × smallest | baseline peak req/s | × smallest |")
         add("|---|---|---|---|---|")
