@@ -392,6 +392,8 @@ def render(results: dict[str, Any], plot_name: str) -> str:
     if p1.get("profile"):
         lines += [f"## Profile of the single-POST path (py-spy, {_w(p1.get('profile_workers', 1))}, under wrk at "
                   f"c={p1.get('profile_connections', '?')})", "", "```", p1["profile"], "```", ""]
+    elif p1.get("profile_note"):
+        lines += ["## Profile of the single-POST path", "", p1["profile_note"] + ".", ""]
     lines += ["## Analysis", "",
               "Profiles and the reasoning behind them cannot be recomputed by this tool: they are hand-written in "
               "[ANALYSIS.md](ANALYSIS.md), which names the run it refers to. Numbers in this file come from this "

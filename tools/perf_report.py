@@ -229,7 +229,9 @@ def run_p1(ctx: Ctx, workers_sweep: list[int], profile: bool) -> dict[str, Any]:
                 worker = max(_workers_of(mt))
                 prof = ctx.base / "p1.spy"
                 spy = profile_worker(worker, plan.wrk_s + 1, prof)
-                if spy is not None:
+                if spy is None:
+                    out["profile_note"] = "py-spy was not found next to this Python or on PATH: no profile taken"
+                else:
                     time.sleep(0.3)
                     ctx.wrk(f"{mt.url}/api/v1/memories", conns[-1], plan.wrk_s, tenant.key, "prof")
                     spy.wait(timeout=60)
