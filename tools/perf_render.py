@@ -313,7 +313,7 @@ def _memory(results: dict[str, Any]) -> list[str]:
             f"{_mib(st['journal_cache_kib'])} of pages (never more than the file). Worker RSS before and after "
             "the P3 reads (same worker, same reads):")
         add("")
-        add("| P3 run | journal connections in the worker | journal file | RSS before reads | after | growth |")
+        add("| P3 run | journal connections in the worker | journal file + WAL | RSS before reads | after | growth |")
         add("|---|---|---|---|---|---|")
         for k, m in journal.items():
             add(f"| {k.replace('_', ' ')} | {m['journal_connections']} | {_mib(m['journal_file_kib'])} | "
