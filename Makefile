@@ -63,8 +63,9 @@ chromium:
 	@[ -x /usr/bin/chromium ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 	  || { echo "the console tests need Chromium: apt-get install chromium"; exit 1; }
 
+# PERF_ARGS passes options through, e.g. PERF_ARGS="--workers 1,2" or "--quick --out /tmp/r.md".
 perf-report: $(INSTALLED) wrk
-	$(BIN)/python tools/perf_report.py
+	$(BIN)/python tools/perf_report.py $(PERF_ARGS)
 
 loadtest: $(INSTALLED)
 	$(BIN)/python loadtests/run.py --duration 8 --users 16 --orgs 4 --arcs 2 --workers 1

@@ -45,7 +45,8 @@ def build_app() -> Application:
 
 def main() -> None:
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--host", default="127.0.0.1")
@@ -63,8 +64,8 @@ def main() -> None:
         port=args.port,
         workers=args.workers,
         backpressure=defaults.backpressure,
-        loop="uvloop",
-        log_level="warning",
+        loop=Loops.uvloop,
+        log_level=LogLevels.warning,
     ).serve()
 
 

@@ -153,3 +153,67 @@ def sequential(calls: Sequence[tuple[str, str, bytes | None, dict[str, str]]], w
                check: Callable[[int, bytes], None] | None = None) -> LoadResult:
     """Send `calls` one after another (method, url, body, headers); latencies after `warmup` calls."""
     return asyncio.run(_sequential(calls, warmup, check))
+
+
+Call = tuple[str, str, bytes | None, dict[str, str]]
+
+
+MIX_CYCLE = ("single",) * 7 + ("batch", "list", "context")
+MIX_BATCH = 100
+
+
+def mix_description(batch: int = MIX_BATCH) -> str:
+    counts = Counter(MIX_CYCLE)
+    names = {"single": "single POST", "batch": f"POST of {batch} memories", "list": "list of an agent's memories",
+             "context": "session context"}
+    return f"in every {len(MIX_CYCLE)} requests " + ", ".join(f"{n} × {names[k]}" for k, n in counts.items())
+
+
+def mixed_calls(base_url: str, key: str, run: str, batch: int = MIX_BATCH) -> Callable[[int], Call]:
+    """The n-th call of a steady mixed load, cycling through MIX_CYCLE (see `mix_description`).
+    Contents are unique per (run, n)."""
+    headers = {"x-api-key": key, "content-type": "application/json"}
+
+    def call(n: int) -> Call:
+        kind = MIX_CYCLE[n % len(MIX_CYCLE)]
+        if kind == "batch":
+            return ("POST", f"{base_url}/api/v1/memories",
+                    _json.encode({"memories": [memory_item(f"{run}-b", n * batch + i) for i in range(batch)]}),
+                    headers)
+        if kind == "list":
+            return ("GET", f"{base_url}/api/v1/memories?agent_id=agent_{n % 50}&limit=50", None, headers)
+        if kind == "context":
+            return ("POST", f"{base_url}/api/v1/sessions/sess_{n % 200}/context", b"{}", headers)
+        return ("POST", f"{base_url}/api/v1/memories", _json.encode(memory_item(run, n)), headers)
+
+    return call
+
+
+async def _run_for(call: Callable[[int], Call], seconds: float, concurrency: int) -> LoadResult:
+    result = LoadResult(0, 0.0)
+    counter = iter(range(10**12))
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), timeout=timeout) as session:
+        start = time.perf_counter()
+        deadline = start + seconds
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                method, url, body, headers = call(next(counter))
+                if not url.startswith("http://127.0.0.1:"):
+                    raise ValueError("loopback only")
+                t0 = time.perf_counter()
+                async with session.request(method, url, data=body, headers=headers) as resp:
+                    await resp.read()
+                    result.statuses[resp.status] += 1
+                result.latencies_ms.append((time.perf_counter() - t0) * 1000)
+                result.requests += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        result.elapsed_s = time.perf_counter() - start
+    return result
+
+
+def run_for(call: Callable[[int], Call], seconds: float, concurrency: int) -> LoadResult:
+    """Send `call(0)`, `call(1)`, … from `concurrency` clients until `seconds` have passed."""
+    return asyncio.run(_run_for(call, seconds, concurrency))

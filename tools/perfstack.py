@@ -7,15 +7,18 @@ or are started the same way (the baseline app). Nothing here asserts timing; it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,12 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests.procs import ArcLite, MemtraceServer, Proc, free_port  # noqa: E402, F401 - re-exported
-from tests.provision import Tenant, provision  # noqa: E402, F401 - re-exported
+from tests.procs import ArcLite as ArcLite  # noqa: E402 - re-exported
+from tests.procs import MemtraceServer as MemtraceServer  # noqa: E402
+from tests.procs import Proc as Proc  # noqa: E402
+from tests.procs import free_port as free_port  # noqa: E402
+from tests.provision import Tenant as Tenant  # noqa: E402
+from tests.provision import provision as provision  # noqa: E402
 
 LOOPBACK = "127.0.0.1"
 
@@ -77,7 +84,8 @@ class BaselineServer(Proc):
         return f"http://{LOOPBACK}:{self.port}"
 
 
-async def _provision_many(db: Path, names: Sequence[str], arc_url: str, database: str) -> list[Tenant]:
+async def _provision_many(db: Path, names: Sequence[str], arc_url: str, database: str,
+                          own_db: bool) -> list[Tenant]:
     from memtrace.metadata.api_keys import ApiKeys
     from memtrace.metadata.arc_instances import ArcInstances
     from memtrace.metadata.db import open_metadata
@@ -86,19 +94,21 @@ async def _provision_many(db: Path, names: Sequence[str], arc_url: str, database
     metadata = await open_metadata(db)
     out: list[Tenant] = []
     try:
-        for name in names:
+        for i, name in enumerate(names):
             org = await Orgs(metadata).create(name)
-            await ArcInstances(metadata).upsert(org.id, arc_url, database, "events")
+            db_name = f"{database}_{i}" if own_db else database
+            await ArcInstances(metadata).upsert(org.id, arc_url, db_name, "events")
             _, key = await ApiKeys(metadata).create(org.id, f"{name}-key", "read,write")
-            out.append(Tenant(org.id, key, database))
+            out.append(Tenant(org.id, key, db_name))
     finally:
         await metadata.close()
     return out
 
 
-def provision_many(db: Path, names: Sequence[str], arc_url: str, database: str) -> list[Tenant]:
-    """Many orgs in one metadata connection, all bound to `database` of one Arc (org_id keeps them apart)."""
-    return asyncio.run(_provision_many(db, names, arc_url, database))
+def provision_many(db: Path, names: Sequence[str], arc_url: str, database: str, own_db: bool = False) -> list[Tenant]:
+    """Many orgs in one metadata connection, bound to one Arc: all to `database` (org_id keeps them apart),
+    or with `own_db` each to its own database `<database>_<i>` (the common production layout)."""
+    return asyncio.run(_provision_many(db, names, arc_url, database, own_db))
 
 
 def group_pids(pid: int) -> list[int]:
@@ -115,6 +125,17 @@ def group_pids(pid: int) -> list[int]:
     return out
 
 
+def rss_each_kib(pids: Sequence[int]) -> dict[int, int]:
+    """VmRSS per live process (KiB); processes that are gone are left out."""
+    out = {}
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            m = re.search(r"^VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M)
+            if m:
+                out[pid] = int(m.group(1))
+    return out
+
+
 def rss_kib(pids: Sequence[int]) -> int:
     total = 0
     for pid in pids:
@@ -128,15 +149,136 @@ def rss_kib(pids: Sequence[int]) -> int:
     return total
 
 
+def stat_ticks(stat_line: str) -> int:
+    """utime + stime (clock ticks) from one /proc/<pid>/stat line; the name field may hold spaces and ')'."""
+    fields = stat_line.rsplit(")", 1)[1].split()
+    # after the name: state(0) ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt utime(11) stime(12)
+    return int(fields[11]) + int(fields[12])
+
+
 def cpu_ticks(pids: Sequence[int]) -> int:
     total = 0
     for pid in pids:
         try:
-            parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
+            total += stat_ticks(Path(f"/proc/{pid}/stat").read_text())
+        except (FileNotFoundError, ProcessLookupError):
             continue
-        total += int(parts[11]) + int(parts[12])  # utime + stime
     return total
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cores_used(ticks: int, wall_s: float, hz: int = CLK_TCK) -> float:
+    """CPU time (ticks) over wall time: how many cores a side kept busy on average."""
+    return ticks / hz / wall_s if wall_s > 0 else 0.0
+
+
+class CpuMeter:
+    """CPU use of named process groups (a leader pid each: its whole group counts) over one interval.
+
+    `self_as` names the side this Python process is (the in-process aiohttp load generator), `children_as`
+    the side of child processes reaped inside the interval (wrk: its ticks are gone from /proc once it exits,
+    so they are taken from getrusage(RUSAGE_CHILDREN)).
+    """
+
+    def __init__(self, groups: dict[str, int], self_as: str | None = None, children_as: str | None = None):
+        self.groups, self.self_as, self.children_as = groups, self_as, children_as
+        self.cores: dict[str, float] = {}
+
+    def _sample(self) -> dict[str, float]:
+        out = {name: float(cpu_ticks(group_pids(pid))) / CLK_TCK for name, pid in self.groups.items()}
+        if self.self_as:
+            out[self.self_as] = out.get(self.self_as, 0.0) + time.process_time()
+        if self.children_as:
+            ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+            out[self.children_as] = out.get(self.children_as, 0.0) + ru.ru_utime + ru.ru_stime
+        return out
+
+    def __enter__(self) -> CpuMeter:
+        self._t0, self._s0 = time.monotonic(), self._sample()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        s1, wall = self._sample(), time.monotonic() - self._t0
+        self.cores = {k: max(0.0, s1[k] - self._s0.get(k, 0.0)) / wall for k in s1} if wall > 0 else {}
+
+
+# --- cores: who runs where -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CpuLayout:
+    """Cores for the load generator and for the servers (Granian workers + arclite); `pinned` when disjoint."""
+
+    load: tuple[int, ...]
+    servers: tuple[int, ...]
+    pinned: bool
+
+    @property
+    def wrk_threads(self) -> int:
+        return max(1, len(self.load))
+
+
+def cpu_layout(cpus: Sequence[int], min_to_pin: int = 4) -> CpuLayout:
+    """With at least `min_to_pin` cores: a quarter (at least one) for the load generator, the rest for the
+    servers, disjoint. Fewer cores: everything shares every core, and the load generator counts as one core."""
+    cpus = tuple(sorted(cpus))
+    if len(cpus) < min_to_pin:
+        return CpuLayout(load=cpus[:1], servers=cpus, pinned=False)
+    n_load = max(1, len(cpus) // 4)
+    return CpuLayout(load=cpus[:n_load], servers=cpus[n_load:], pinned=True)
+
+
+def worker_sweep(cores: int, chosen: Sequence[int] | None = None) -> list[int]:
+    """Worker counts to measure: `chosen` if given, else 1, 2, 4 … up to `cores`, and `cores` itself."""
+    if chosen:
+        return sorted({w for w in chosen if w >= 1})
+    out, w = [], 1
+    while w <= max(1, cores):
+        out.append(w)
+        w *= 2
+    if out[-1] != max(1, cores):
+        out.append(cores)
+    return out
+
+
+@contextlib.contextmanager
+def affinity(cpus: Sequence[int] | None) -> Iterator[None]:
+    """Run the block with this process on `cpus`: processes started inside inherit them (None: unchanged)."""
+    if not cpus:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, set(cpus))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+class Sampler:
+    """Calls `fn()` every `interval_s` in a thread; the values with their time since start."""
+
+    def __init__(self, fn: Any, interval_s: float):
+        self.fn, self.interval_s = fn, interval_s
+        self.samples: list[tuple[float, Any]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        while True:
+            self.samples.append((time.monotonic() - t0, self.fn()))
+            if self._stop.wait(self.interval_s):
+                return
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 # --- wrk ---------------------------------------------------------------------------------------------
@@ -163,6 +305,8 @@ class WrkResult:
     non_2xx: int = 0
     socket_errors: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    threads: int = 1
+    cpu: dict[str, float] = field(default_factory=dict)  # cores used per side during the run
 
 
 def wrk_available() -> str | None:
@@ -170,8 +314,12 @@ def wrk_available() -> str | None:
 
 
 def run_wrk(url: str, lua: Path, connections: int, duration_s: int, threads: int = 1,
-            env: dict[str, str] | None = None, timeout_s: int = 10) -> WrkResult:
-    """One bounded wrk run (`--latency`), parsed. Status counts come from the Lua `done()` summary."""
+            env: dict[str, str] | None = None, timeout_s: int = 10, cpus: Sequence[int] | None = None,
+            meter: dict[str, int] | None = None) -> WrkResult:
+    """One bounded wrk run (`--latency`), parsed. Status counts come from the Lua `done()` summary.
+
+    `cpus`: pin wrk there. `meter`: process groups (name → leader pid) whose CPU use is measured over the run,
+    with wrk's own as "load"."""
     _check_loopback(url)
     exe = wrk_available()
     if exe is None:
@@ -179,8 +327,11 @@ def run_wrk(url: str, lua: Path, connections: int, duration_s: int, threads: int
     threads = max(1, min(threads, connections))
     args = [exe, "-t", str(threads), "-c", str(connections), "-d", f"{duration_s}s", "--latency",
             "--timeout", f"{timeout_s}s", "-s", str(lua), url]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=duration_s + 60,
-                          env={**os.environ, **(env or {})}, check=False)
+    if cpus:
+        args = ["taskset", "-c", ",".join(map(str, cpus)), *args]
+    with CpuMeter(meter or {}, children_as="load") as cpu:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=duration_s + 60,
+                              env={**os.environ, **(env or {})}, check=False)
     out = proc.stdout
     if proc.returncode != 0:
         raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr}\n{out}")
@@ -203,6 +354,8 @@ def run_wrk(url: str, lua: Path, connections: int, duration_s: int, threads: int
         non_2xx=int(non2xx.group(1)) if non2xx else 0,
         socket_errors=sum(int(x) for x in sock.groups()) if sock else 0,
         statuses=statuses,
+        threads=threads,
+        cpu=cpu.cores,
     )
 
 
@@ -220,3 +373,26 @@ def wait_delivered(arc_url: str, rows: int, database: str | None = None, timeout
         if time.monotonic() - start > timeout:
             raise TimeoutError(f"only {have} of {rows} rows reached {arc_url} in {timeout}s")
         time.sleep(0.05)
+
+
+def soak_stats(samples: Sequence[tuple[float, int]], warmup_s: float, tolerance_pct: float) -> dict[str, Any]:
+    """RSS samples (seconds, KiB) of a soak: start/end/max, the slope after warm-up (least squares, KiB/min),
+    and `bounded`: growth after warm-up (the highest sample over the first one past warm-up) within
+    `tolerance_pct` of that first one."""
+    if not samples:
+        raise ValueError("no samples")
+    values = [v for _, v in samples]
+    post = [(t, v) for t, v in samples if t >= warmup_s]
+    if len(post) < 2:
+        post = list(samples[-2:]) if len(samples) >= 2 else list(samples)
+    ref = post[0][1]
+    growth_pct = (max(v for _, v in post) - ref) / ref * 100 if ref else 0.0
+    slope = 0.0
+    if len(post) >= 2:
+        mt = sum(t for t, _ in post) / len(post)
+        mv = sum(v for _, v in post) / len(post)
+        var = sum((t - mt) ** 2 for t, _ in post)
+        slope = sum((t - mt) * (v - mv) for t, v in post) / var * 60 if var else 0.0
+    return {"start_kib": values[0], "end_kib": values[-1], "max_kib": max(values), "after_warmup_kib": ref,
+            "growth_pct": growth_pct, "slope_kib_per_min": slope, "warmup_s": warmup_s,
+            "tolerance_pct": tolerance_pct, "bounded": growth_pct <= tolerance_pct, "n_samples": len(samples)}
