@@ -32,7 +32,8 @@ def test_public_ready_gives_counts_only(stack: Stack) -> None:
     for headers in (None, {"x-api-key": stack.tenant.key}, {"x-api-key": "mtk_" + "A" * 43}):
         resp = _ready(stack, headers)
         assert resp.status_code == 200, resp.text
-        assert resp.json() == {"status": "ready", "metadata": "ok", "orgs": {"ok": 1, "degraded": 0, "unknown": 0}}
+        assert resp.json() == {"status": "ready", "metadata": "ok", "journal": "ok",
+                               "orgs": {"ok": 1, "degraded": 0, "unknown": 0}}
         assert stack.tenant.org_id not in resp.text
         assert "127.0.0.1" not in resp.text
 

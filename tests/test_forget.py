@@ -405,7 +405,7 @@ def test_org_delete_purge_removes_its_rows_from_arc_and_the_journal(world: World
         write(v, content)
         survivor = write(b, content)
         eventually(lambda: len(arc_rows(world.arc, f"content = '{content}'")) == 2, what="delivery")
-        out = admin(world, "org", "delete", victim.org_id, "--purge")
+        out = admin(world, "org", "delete", victim.org_id, "--purge", "--yes")
         assert "purged 1 rows from its Arc database" in out, out
         assert arc_rows(world.arc, f"org_id = '{victim.org_id}'") == []
         assert arc_rows(world.arc, f"content = '{content}'") == [[survivor["id"], world.b.org_id, content]]

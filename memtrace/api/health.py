@@ -49,7 +49,7 @@ class Readiness(Struct, kw_only=True, omit_defaults=True):
 
     status: Literal["ready", "not_ready"]
     metadata: Literal["ok", "unavailable"]
-    journal: Literal["ok", "full"] = "ok"  # full: writes get 503 until delivery and pruning free space
+    journal: Literal["ok", "full"]  # full: writes get 503 until delivery and pruning free space
     orgs: OrgCounts
     arc: dict[str, OrgArcHealth] | None = None
 
