@@ -27,7 +27,7 @@ UNMATCHED_ROUTE = "unmatched"
 # Request latencies: sub-millisecond cache hits up to multi-second Arc reads.
 HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DELIVERY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 15.0, 30.0)
-DELIVERY_OUTCOMES = ("ok", "failed")
+DELIVERY_OUTCOMES = ("ok", "failed", "refused")
 # connection/timeout: transport; throttled: Arc said 429; server_error: 5xx; rejected: other 4xx;
 # bad_answer: a 2xx that is not Arc's JSON; circuit_open: failed fast without calling Arc.
 ARC_ERROR_KINDS = ("connection", "timeout", "throttled", "server_error", "rejected", "bad_answer", "circuit_open")
@@ -47,6 +47,12 @@ class Metrics:
             ["method", "route"], buckets=HTTP_BUCKETS, registry=r)
         self.journal_pending = Gauge(
             "memtrace_journal_pending_rows", "Accepted memories not yet delivered to Arc (all orgs), at scrape",
+            registry=r, multiprocess_mode="mostrecent")
+        self.dead_letters = Gauge(
+            "memtrace_delivery_dead_letters", "Memories Arc refused on their own, set aside (all orgs), at scrape",
+            registry=r, multiprocess_mode="mostrecent")
+        self.journal_full = Gauge(
+            "memtrace_journal_full", "1 while the journal refuses writes for lack of room (503), at scrape",
             registry=r, multiprocess_mode="mostrecent")
         self.delivery_rows = Counter(
             "memtrace_delivery_rows", "Memories delivered to Arc", registry=r)

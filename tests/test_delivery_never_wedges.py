@@ -120,6 +120,9 @@ def test_a_row_arc_never_takes_is_dead_lettered_and_blocks_nobody(tmp_path: Path
             assert {(d["org_id"], d["arc_status"]) for d in dead} == {(acme.org_id, 413)}
             assert all(d["attempts"] >= 2 and "too large" in d["arc_error"] for d in dead)
             assert admin("delivery", "dead-letters", "--journal", journal, "--org", globex.org_id) == []
+            scraped = httpx.get(f"{server.url}/metrics").text
+            assert f"memtrace_delivery_dead_letters {float(len(big_ids))}" in scraped
+            assert 'memtrace_delivery_requests_total{outcome="refused"}' in scraped
             # acknowledged with 201, so still readable while set aside
             got = a_client.get(f"/api/v1/memories/{big_ids[0]}")
             assert got.status_code == 200 and got.json()["content"] == huge[0]["content"]

@@ -18,6 +18,8 @@ def register(router: Router, deps: Deps) -> None:
         # The journal is the one source of truth for the backlog; read it at scrape time, from any worker.
         backlog = await deps.journal.backlog()
         metrics.m().journal_pending.set(sum(org.pending for org in backlog))
+        metrics.m().dead_letters.set(await deps.journal.dead_letters.count())
+        metrics.m().journal_full.set(1 if deps.journal.full else 0)
         body = await asyncio.to_thread(metrics.exposition)
         return Response(200, None, Content(metrics.CONTENT_TYPE.encode(), body))
 
