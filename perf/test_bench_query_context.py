@@ -9,7 +9,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from memtrace.memory import query
 from memtrace.memory.context import render_context
-from memtrace.memory.model import MemoryFilter, MemoryRow
+from memtrace.rows import MemoryFilter, MemoryRow
 from memtrace.timeutil import format_us
 
 NOW_US = 1_767_225_600_000_000

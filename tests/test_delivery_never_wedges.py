@@ -27,7 +27,7 @@ from memtrace.arc.registry import ArcRegistry
 from memtrace.config import ArcSettings
 from memtrace.errors import JournalFull
 from memtrace.journal import Journal, JournalConfig, PendingBatch
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 from tests.procs import ArcLite, MemtraceServer, free_port
 from tests.provision import provision
 from tests.test_delivery import arc_stats, ids_in_arc, wait_for

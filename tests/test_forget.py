@@ -20,7 +20,7 @@ import pytest
 
 from memtrace.arc.encode import encode_rows
 from memtrace.ids import memory_id
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 from tests.procs import ArcLite, MemtraceServer
 from tests.provision import Tenant, add_key, provision
 

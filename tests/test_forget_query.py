@@ -10,9 +10,9 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memtrace.memory.filters import Hider, hidden, matches
-from memtrace.memory.model import MemoryFilter
 from memtrace.memory.query import HIDE_SQL_BUDGET, delete_condition, select_memories
+from memtrace.rowfilter import Hider, hidden, matches
+from memtrace.rows import MemoryFilter
 from tests.test_query import IDS, ORGS, db, expected, load, random_filter, random_row, run
 
 __all__ = ["db"]

@@ -21,8 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from memtrace.errors import Invalid
-from memtrace.memory.filters import matches, merge_page, sort_rows
-from memtrace.memory.model import MEMORY_TYPES, MemoryFilter, MemoryRow
+from memtrace.memory.model import MEMORY_TYPES
 from memtrace.memory.query import (
     COLUMNS,
     MAX_SQL_CHARS,
@@ -37,6 +36,8 @@ from memtrace.memory.query import (
     select_memories,
     stats_from_arc,
 )
+from memtrace.rowfilter import matches, merge_page, sort_rows
+from memtrace.rows import MemoryFilter, MemoryRow
 
 # Arc's column order is whatever the first write made it; deliberately not ours.
 DDL = (

@@ -16,8 +16,9 @@ from memtrace.api.params import list_filter
 from memtrace.api.resolve import agent_aliases
 from memtrace.jsonlimits import client_object
 from memtrace.memory.build import memory_list
-from memtrace.memory.model import Id, MemoryFilter
+from memtrace.memory.model import Id
 from memtrace.metadata.models import Agent
+from memtrace.rows import MemoryFilter
 
 DESCRIPTION_MAX = 4096
 

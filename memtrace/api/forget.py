@@ -19,9 +19,10 @@ from memtrace.api.http import decode, json_response, path_param, read_body
 from memtrace.api.params import _window
 from memtrace.api.resolve import agent_aliases
 from memtrace.errors import Invalid, NotFound
-from memtrace.memory.model import EventType, Id, MemoryFilter, MemoryType, Tags
+from memtrace.memory.model import EventType, Id, MemoryType, Tags
 from memtrace.metadata.forgetting import Audit
 from memtrace.patterns import MEMORY_ID_RE
+from memtrace.rows import MemoryFilter
 
 
 class ForgetRequest(Struct, kw_only=True, forbid_unknown_fields=True):

@@ -6,19 +6,9 @@ from msgspec import Struct
 
 from memtrace.api.http import convert
 from memtrace.errors import Invalid
-from memtrace.memory.model import (
-    MAX_TAGS,
-    EventType,
-    Id,
-    Limit,
-    MemoryFilter,
-    MemoryType,
-    Offset,
-    Order,
-    Page,
-    SearchRequest,
-)
+from memtrace.memory.model import MAX_TAGS, EventType, Id, Limit, MemoryType, Offset, Order, Page, SearchRequest
 from memtrace.patterns import TAG, TAG_RE
+from memtrace.rows import MemoryFilter
 from memtrace.timeutil import parse_time_param
 
 

@@ -32,8 +32,8 @@ from memtrace.config import ArcSettings
 from memtrace.errors import ArcRejected, MemtraceError
 from memtrace.journal import Journal, PendingBatch, holder_id
 from memtrace.logs import Throttle
-from memtrace.memory.model import MemoryRow
 from memtrace.metrics import m
+from memtrace.rows import MemoryRow
 
 log = logging.getLogger("memtrace.delivery")
 _throttle = Throttle(log)  # a failing Arc retries often: one line per org and interval, with a count

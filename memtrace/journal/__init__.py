@@ -39,7 +39,7 @@ from memtrace.journal.forget import Deletion, Forgets, Recorded
 from memtrace.journal.lease import Leases, holder_alive, holder_id
 from memtrace.journal.outbox import OrgBacklog, Outbox, PendingBatch
 from memtrace.journal.reads import RecentRows
-from memtrace.memory.model import MemoryFilter, MemoryRow
+from memtrace.rows import MemoryFilter, MemoryRow
 
 __all__ = [
     "AppendResult",

@@ -26,8 +26,8 @@ import msgspec
 
 from memtrace.journal._sqlite import ThreadedConnection, chunks, marks
 from memtrace.journal.rows import decode_row
-from memtrace.memory.filters import matches
-from memtrace.memory.model import MemoryFilter, MemoryRow
+from memtrace.rowfilter import matches
+from memtrace.rows import MemoryFilter, MemoryRow
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS deletions (

@@ -8,7 +8,7 @@ from typing import Any
 
 from memtrace.journal._sqlite import ThreadedConnection, marks
 from memtrace.journal.rows import decode_row
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 
 
 class RecentRows:
@@ -24,7 +24,7 @@ class RecentRows:
         since_us: int | None = None,
         ids: Sequence[str] = (),
     ) -> list[MemoryRow]:
-        """Index-narrowed candidates; callers apply the full filter (`memory/filters.py`)."""
+        """Index-narrowed candidates; callers apply the full filter (`rowfilter.py`)."""
         clauses = ["org_id = ?"]
         params: list[Any] = [org_id]
         if agent_id is not None:

@@ -27,7 +27,7 @@ from memtrace.arc.registry import ArcRegistry
 from memtrace.errors import ArcDeleteRefused, ArcRejected, ArcUnavailable, MemtraceError, NoArcInstance
 from memtrace.journal import Deletion, Journal
 from memtrace.memory import query
-from memtrace.memory.model import MemoryFilter
+from memtrace.rows import MemoryFilter
 from memtrace.timeutil import parse_arc_time
 
 log = logging.getLogger("memtrace.forget")

@@ -25,17 +25,15 @@ from typing import Any
 import msgspec
 
 from memtrace.errors import Invalid
-from memtrace.memory.filters import fold_case, only_ids
-from memtrace.memory.model import (
-    ARC_COLUMNS,
-    MEMORY_TYPES,
-    MemoryFilter,
-    MemoryRow,
-)
+from memtrace.memory.model import MEMORY_TYPES
 from memtrace.patterns import DEDUP_KEY_RE, EVENT_TYPE_RE, ID_RE, MEMORY_ID_RE, TAG_RE
+from memtrace.rowfilter import fold_case, only_ids
+from memtrace.rows import ARC_COLUMNS, MemoryFilter, MemoryRow, column_index
 from memtrace.timeutil import MAX_US, MIN_US, format_us, parse_arc_time
 
 COLUMNS = ARC_COLUMNS  # what every SELECT names, in MemoryRow field order
+_TIME, _IMPORTANCE = column_index("time"), column_index("importance")  # the non-text columns
+_TYPED = (_TIME, _IMPORTANCE)
 
 MAX_SQL_CHARS = 10_000
 """Arc refuses longer queries with a 400."""
@@ -370,9 +368,9 @@ def rows_from_arc(columns: list[str], data: list[list[Any]]) -> list[MemoryRow]:
             values = list(raw[: len(COLUMNS)])
         else:
             values = [raw[i] if 0 <= i < len(raw) else None for i in picks]
-        t, imp = values[1], values[11]
-        values[1] = 0 if t is None else parse_arc_time(t)
-        values[11] = 0.5 if imp is None else float(imp)
+        t, imp = values[_TIME], values[_IMPORTANCE]
+        values[_TIME] = 0 if t is None else parse_arc_time(t)
+        values[_IMPORTANCE] = 0.5 if imp is None else float(imp)
         if None in values:
             values = [("" if v is None else v) for v in values]
         lists.append(values)
@@ -380,6 +378,6 @@ def rows_from_arc(columns: list[str], data: list[list[Any]]) -> list[MemoryRow]:
         return msgspec.convert(lists, list[MemoryRow])
     except msgspec.ValidationError:  # a text column holding numbers or booleans: the slow, forgiving path
         return [
-            msgspec.convert([v if n in (1, 11) else _text(v) for n, v in enumerate(values)], MemoryRow)
+            msgspec.convert([v if n in _TYPED else _text(v) for n, v in enumerate(values)], MemoryRow)
             for values in lists
         ]

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from memtrace.errors import MemtraceError
 from memtrace.memory.forget import Forgetter
-from memtrace.memory.model import MEMORY_TYPES, MemoryFilter
+from memtrace.memory.model import MEMORY_TYPES
 from memtrace.metadata.forgetting import ALL_TYPES, Audit, RetentionPolicy
+from memtrace.rows import MemoryFilter
 
 log = logging.getLogger("memtrace.retention")
 

@@ -23,10 +23,11 @@ from memtrace.journal import Journal
 from memtrace.memory import query
 from memtrace.memory.build import build_rows
 from memtrace.memory.context import RenderedContext, render_context
-from memtrace.memory.filters import Hider, matches, merge_page
 from memtrace.memory.forget import Forgetter, Forgotten
-from memtrace.memory.model import MemoryFilter, MemoryRow, NewMemory, Page
+from memtrace.memory.model import NewMemory, Page
 from memtrace.metrics import m
+from memtrace.rowfilter import Hider, matches, merge_page
+from memtrace.rows import MemoryFilter, MemoryRow
 
 # A deletion being applied by its request is left alone by the background applier this long.
 CLAIM_S = 5.0

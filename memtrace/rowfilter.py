@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from memtrace.memory.model import MemoryFilter, MemoryRow
+from memtrace.rows import MemoryFilter, MemoryRow
 
 
 class _LowerTable(dict[int, str]):
