@@ -259,12 +259,11 @@ def test_deletions_are_audited(world: World) -> None:
     import asyncio
 
     from memtrace.metadata.db import open_metadata
-    from memtrace.metadata.forgetting import Audit
 
     async def entries() -> list[Any]:
         db = await open_metadata(world.data / "memtrace.db")
         try:
-            return await Audit(db).list(world.a.org_id)
+            return await db.audit.list(world.a.org_id)
         finally:
             await db.close()
 

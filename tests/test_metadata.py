@@ -16,11 +16,10 @@ import msgspec
 import pytest
 
 from memtrace import crypto
-from memtrace.arc.binding import ArcBinding
+from memtrace.arc.binding import ArcBinding, decrypt_binding, decrypt_bindings
 from memtrace.errors import Conflict, Invalid, NotFound
 from memtrace.keys import lookup_id, verify_key
 from memtrace.metadata._util import format_us, now_us, parse_ts
-from memtrace.metadata.arc_instances import decrypt_binding, decrypt_bindings
 from memtrace.metadata.db import LATEST_VERSION, MetadataDB, SchemaError, open_metadata
 
 REPO = Path(__file__).resolve().parent.parent

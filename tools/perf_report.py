@@ -252,9 +252,8 @@ def run_p2(base: Path, plan: Plan) -> dict[str, Any]:
 def run_p3(base: Path, plan: Plan) -> dict[str, Any]:
     from memtrace.api.params import list_filter, search_filter
     from memtrace.memory import query
-    from memtrace.memory.model import SearchRequest
+    from memtrace.memory.model import MemoryFilter, SearchRequest
     from memtrace.memory.service import CONTEXT_MAX_ROWS
-    from memtrace.rows import MemoryFilter
 
     log("P3 reads: preloading")
     d = base / "p3"

@@ -20,7 +20,6 @@ from memtrace.api.params import _window
 from memtrace.api.resolve import agent_aliases
 from memtrace.errors import Invalid, NotFound
 from memtrace.memory.model import EventType, Id, MemoryType, Tags
-from memtrace.metadata.forgetting import Audit
 from memtrace.patterns import MEMORY_ID_RE
 from memtrace.rows import MemoryFilter
 
@@ -84,14 +83,13 @@ async def erase_agent(deps: Deps, request: Request) -> Response:
     await deps.sessions.delete_for_agent(org_id, agent_ids)
     if agent is not None:
         await deps.agents.delete(org_id, agent.id)
-    await Audit(deps.metadata).record(org_id, principal.key_id, "agent_erase", describe_filter(f), done.matched,
+    await deps.audit.record(org_id, principal.key_id, "agent_erase", describe_filter(f), done.matched,
                                       "pending" if done.pending else "applied")
     return Response(202 if done.pending else 204)
 
 
 def register(router: Router, deps: Deps) -> None:
     limits = deps.settings.limits
-    audit = Audit(deps.metadata)
 
     async def delete_memory(request: Request) -> Response:
         principal = await deps.principal(request, "write")
@@ -99,8 +97,8 @@ def register(router: Router, deps: Deps) -> None:
         if not MEMORY_ID_RE.fullmatch(memory_id):
             raise NotFound("memory not found")
         done = await deps.memories.delete_memory(principal.org_id, memory_id)
-        await audit.record(principal.org_id, principal.key_id, "memory", {"ids": [memory_id]}, done.matched,
-                           "pending" if done.pending else "applied")
+        await deps.audit.record(principal.org_id, principal.key_id, "memory", {"ids": [memory_id]},
+                                done.matched, "pending" if done.pending else "applied")
         return Response(202 if done.pending else 204)
 
     async def forget(request: Request) -> Response:
@@ -109,8 +107,8 @@ def register(router: Router, deps: Deps) -> None:
         f = forget_filter(req, time.time_ns() // 1000)
         done = await deps.memories.forget(principal.org_id, f, dry_run=req.dry_run)
         if not req.dry_run:
-            await audit.record(principal.org_id, principal.key_id, "forget", describe_filter(f), done.matched,
-                               "pending" if done.pending else "applied")
+            await deps.audit.record(principal.org_id, principal.key_id, "forget", describe_filter(f),
+                                    done.matched, "pending" if done.pending else "applied")
         result = ForgetResult(matched=done.matched, deleted=0 if req.dry_run else done.matched,
                               dry_run=req.dry_run, pending=done.pending)
         return json_response(202 if done.pending else 200, result)

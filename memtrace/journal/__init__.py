@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from memtrace.config import Settings
 from memtrace.journal import _sqlite, deadletter, forget
 from memtrace.journal._sqlite import ThreadedConnection
 from memtrace.journal.committer import AcceptRules, AppendResult, CommitObserver, CommitStats, GroupCommitter
@@ -66,6 +67,18 @@ class JournalConfig:
     # Bound on the journal's size (0: none). Accepts stop (503) at 7/8 of it: the last eighth is kept for
     # delivery marks and dead letters, so a full journal can always drain.
     max_size_mb: float = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, path: Path | None = None) -> JournalConfig:
+        """The journal every process opens for `settings` (server, preflight, admin): one place, one config."""
+        return cls(
+            path=settings.journal_path if path is None else path,
+            dedup_window_s=settings.dedup.window_s,
+            retention_s=settings.journal.retention_s,
+            max_pending_per_org=settings.arc.max_pending_per_org,
+            max_group_rows=settings.journal.max_group_rows,
+            max_size_mb=settings.journal.max_size_mb,
+        )
 
 
 class Journal:

@@ -19,6 +19,7 @@ from memtrace.patterns import (
     TAG_PATTERN,
     whole,
 )
+from memtrace.rows import MemoryFilter as MemoryFilter  # re-exported: defined with the row it filters
 
 MAX_TAGS = 32
 MAX_LIMIT = 1000

@@ -29,7 +29,7 @@ class ArcInstance(Struct, kw_only=True):
 
 
 class ArcInstanceRow(Struct, kw_only=True):
-    """A binding as stored: the Arc API key still encrypted (decrypt with `decrypt_binding`)."""
+    """A binding as stored: the Arc API key still encrypted (decrypt with `arc.binding.decrypt_binding`)."""
 
     org_id: str
     url: str
