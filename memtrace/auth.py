@@ -2,8 +2,8 @@
 
 Verified keys go into a bounded LRU keyed by SHA-256 of the key (the key itself is never kept), with a
 TTL. Revocation and expiry are honoured within seconds: expiry is checked on every hit, and each worker
-clears the cache whenever the metadata change counter moves (`refresh_loop` in `app.py`), which the admin
-CLI's writes bump through SQLite triggers. `clear()` also bumps a generation: a verify that was in flight
+clears the cache whenever the metadata change counter moves (the "metadata refresh" loop of
+`runtime.py`), which the admin CLI's writes bump through SQLite triggers. `clear()` also bumps a generation: a verify that was in flight
 across it does not cache its result, so a key revoked meanwhile is checked again on its next use.
 
 Failed attempts answer the same way whatever went wrong and never echo the key. A wrong secret behind a real

@@ -1,7 +1,8 @@
 """Request and response Structs of the memory API, with the contract's constraints on the types.
 
-Bodies are decoded from bytes straight into these Structs with decoders built once (see `codec.py`),
-so a ValidationError path such as `$.memories[3].importance` names the offending field.
+Bodies are decoded from bytes straight into these Structs with decoders built once (in the `api/` module
+of each resource, e.g. `api/memories.py`), so a ValidationError path such as `$.memories[3].importance`
+names the offending field.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ Offset = Annotated[int, Meta(ge=0, le=MAX_OFFSET)]
 
 
 class NewMemory(Struct, forbid_unknown_fields=False, kw_only=True):
-    """One memory as a client sends it. Size caps that depend on settings are checked in `validate.py`."""
+    """One memory as a client sends it. Size caps that depend on settings are checked in `build.py`."""
 
     agent_id: Id
     content: Content

@@ -31,7 +31,7 @@ from memtrace.rows import MemoryFilter, MemoryRow
 
 # A deletion being applied by its request is left alone by the background applier this long.
 CLAIM_S = 5.0
-# A context renders at most this many of the session's newest memories (the rest only count).
+# A context renders at most this many of the session's newest memories; older ones are left out (not counted).
 CONTEXT_MAX_ROWS = 5000
 DAY_US = 86_400 * 1_000_000
 
