@@ -56,13 +56,6 @@ def test_bench_select_memories_plain(benchmark: BenchmarkFixture) -> None:
     assert sql.count("org_id = 'org_bench'") == 2
 
 
-@pytest.mark.benchmark(group="sql-build")
-def test_bench_dedup_lookup_1000_keys(benchmark: BenchmarkFixture) -> None:
-    keys = [f"{i:032x}" for i in range(1000)]
-    sqls = benchmark(query.existing_dedup_keys_batches, "events", "org_bench", keys, NOW_US)
-    assert all(len(s) <= query.MAX_SQL_CHARS for s in sqls) and sum(s.count("'0") for s in sqls) >= 1000
-
-
 def arc_answer(n: int) -> tuple[list[str], list[list[Any]]]:
     cols = list(query.COLUMNS)
     data = []

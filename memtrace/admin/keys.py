@@ -10,9 +10,10 @@ import msgspec
 from memtrace.admin._common import Output, find_org, parse_duration_s, table
 from memtrace.errors import NotFound
 from memtrace.keys import DEFAULT_PERMISSIONS, format_permissions, parse_permissions
-from memtrace.metadata._util import now_us, parse_ts
+from memtrace.metadata._util import parse_ts
 from memtrace.metadata.db import MetadataDB
 from memtrace.metadata.models import ApiKeyInfo
+from memtrace.timeutil import now_us
 
 
 def add_commands(groups: Any, common: argparse.ArgumentParser) -> None:

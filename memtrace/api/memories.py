@@ -7,6 +7,7 @@ import time
 import msgspec
 from blacksheep import Request, Response, Router
 
+from memtrace import timeutil
 from memtrace.api.deps import Deps
 from memtrace.api.http import (
     TOO_DEEP,
@@ -71,7 +72,7 @@ def register(router: Router, deps: Deps) -> None:
 
     async def list_memories(request: Request) -> Response:
         principal = await deps.principal(request, "read")
-        f, page = list_filter(query_params(request), time.time_ns() // 1000)
+        f, page = list_filter(query_params(request), timeutil.now_us())
         rows, has_more = await deps.memories.list_page(principal.org_id, f, page)
         return json_response(200, memory_list(rows, has_more))
 
@@ -86,7 +87,7 @@ def register(router: Router, deps: Deps) -> None:
         started = time.perf_counter()
         principal = await deps.principal(request, "read")
         req = decode(_search, await read_body(request, limits.max_body_bytes))
-        f, page = search_filter(req, time.time_ns() // 1000)
+        f, page = search_filter(req, timeutil.now_us())
         rows, _ = await deps.memories.list_page(principal.org_id, f, page)
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         return json_response(200, SearchResults(results=[to_memory(r) for r in rows], count=len(rows),

@@ -273,11 +273,7 @@ class Database:
         cur = job_cursor(self.con, job)
         try:
             cur.execute("BEGIN TRANSACTION READ ONLY")
-            total = 0
-            for sql in self.catalog.targets(measurement, where, "SELECT count(*)"):
-                row = cur.execute(sql).fetchone()
-                total += int(row[0]) if row else 0
-            return total
+            return _total(cur, self.catalog.targets(measurement, where, "SELECT count(*)"))
         finally:
             with contextlib.suppress(duckdb.Error):
                 cur.execute("ROLLBACK")
@@ -292,10 +288,7 @@ class Database:
         cur = job_cursor(self.con, job)
         try:
             cur.execute("BEGIN TRANSACTION")
-            total = 0
-            for sql in self.catalog.targets(measurement, where, "DELETE"):
-                row = cur.execute(sql).fetchone()
-                total += int(row[0]) if row else 0
+            total = _total(cur, self.catalog.targets(measurement, where, "DELETE"))
             if total > max_rows:
                 cur.execute("ROLLBACK")
                 raise TooManyRows(total)
@@ -349,6 +342,15 @@ class Database:
             with contextlib.suppress(duckdb.Error):
                 self.con.execute("CHECKPOINT")
         self.con.close()
+
+
+def _total(cur: duckdb.DuckDBPyConnection, statements: list[str]) -> int:
+    """The sum of the counts the statements answer (a DELETE answers the rows it removed)."""
+    total = 0
+    for sql in statements:
+        row = cur.execute(sql).fetchone()
+        total += int(row[0]) if row else 0
+    return total
 
 
 def _first_line(exc: BaseException) -> str:

@@ -95,6 +95,8 @@ class Journal:
             config.dedup_window_s, config.max_pending_per_org, config.max_group_rows, config.retry_after_s))
         self.outbox = Outbox(bookkeeping, config.dedup_window_s, config.retention_s)
         self.recent = RecentRows(bookkeeping)
+        # The org's rows that Arc may not show yet (pending, or delivered within the retention).
+        self.recent_rows = self.recent.fetch
         self.leases = Leases(bookkeeping)
         self.dead_letters = DeadLetters(bookkeeping)
         self.forgets = Forgets(bookkeeping)
@@ -136,18 +138,6 @@ class Journal:
         its bound; then nothing of this request is stored.
         """
         return await self.committer.append(org_id, rows)
-
-    async def recent_rows(
-        self,
-        org_id: str,
-        *,
-        agent_id: str | None = None,
-        session_id: str | None = None,
-        since_us: int | None = None,
-        ids: Sequence[str] = (),
-    ) -> list[MemoryRow]:
-        """The org's rows that Arc may not show yet (pending, or delivered within the retention)."""
-        return await self.recent.fetch(org_id, agent_id=agent_id, session_id=session_id, since_us=since_us, ids=ids)
 
     async def backlog(self) -> list[OrgBacklog]:
         return await self.outbox.backlog()

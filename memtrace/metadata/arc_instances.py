@@ -8,21 +8,20 @@ does it (`memtrace.arc.binding.decrypt_binding`), so this store knows nothing of
 from __future__ import annotations
 
 import builtins
-import re
 import sqlite3
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from memtrace import crypto
 from memtrace.errors import Invalid, NotFound
-from memtrace.metadata._util import format_us, new_id, now_us
+from memtrace.metadata._util import new_id
 from memtrace.metadata.models import ArcInstance, ArcInstanceRow
+from memtrace.patterns import DATABASE_RE, MEASUREMENT_RE
+from memtrace.timeutil import format_us, now_us
 
 if TYPE_CHECKING:
     from memtrace.metadata.db import MetadataDB
 
-DATABASE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-MEASUREMENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,127}$")
 DEFAULT_MEASUREMENT = "events"
 
 
