@@ -6,4 +6,4 @@
     dbcheck.py         refuse to start on a damaged metadata or journal file       → check_metadata, check_journal
 """
 
-__all__: list[str] = []
+__all__: list[str] = []  # import the module you need: `serve` pulls in the whole app, dbcheck must not
