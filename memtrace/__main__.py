@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logs.configure(settings.server.log_format, settings.server.log_level)
     if args.command == "serve":
-        from memtrace.serve import serve
+        from memtrace.server.serve import serve
 
         return serve(settings, args.granian_config, config_file,
                      announce=lambda: log_sources(settings, args.config))

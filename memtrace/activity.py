@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 
 TouchMany = Callable[[Mapping[tuple[str, str], int]], Awaitable[None]]
 

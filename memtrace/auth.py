@@ -2,9 +2,10 @@
 
 Verified keys go into a bounded LRU keyed by SHA-256 of the key (the key itself is never kept), with a
 TTL. Revocation and expiry are honoured within seconds: expiry is checked on every hit, and each worker
-clears the cache whenever the metadata change counter moves (`refresh_loop` in `app.py`), which the admin
-CLI's writes bump through SQLite triggers. `clear()` also bumps a generation: a verify that was in flight
-across it does not cache its result, so a key revoked meanwhile is checked again on its next use.
+clears the cache whenever the metadata change counter moves (the "metadata refresh" loop of
+`runtime.py`), which the admin CLI's writes bump through SQLite triggers. `clear()` also bumps a
+generation: a verify that was in flight across it does not cache its result, so a key revoked meanwhile
+is checked again on its next use.
 
 Failed attempts answer the same way whatever went wrong and never echo the key. A wrong secret behind a real
 key's lookup id costs an argon2 verify, so failures are bounded:
@@ -29,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from memtrace import timeutil
 from memtrace.authlimit import Clock, FailureBuckets, NegativeCache
 from memtrace.config import AuthSettings
 from memtrace.errors import Forbidden, Overloaded, Unauthorized
@@ -196,4 +198,4 @@ class Authenticator:
 
 
 def _expired(principal: Principal) -> bool:
-    return principal.expires_at_us is not None and principal.expires_at_us <= time.time_ns() // 1000
+    return principal.expires_at_us is not None and principal.expires_at_us <= timeutil.now_us()

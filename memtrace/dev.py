@@ -17,12 +17,9 @@ import urllib.request
 from pathlib import Path
 
 from memtrace.config import Settings
-from memtrace.dbcheck import DamagedDatabase, check_metadata
 from memtrace.keys import lookup_id
-from memtrace.metadata.api_keys import ApiKeys
-from memtrace.metadata.arc_instances import ArcInstances
 from memtrace.metadata.db import open_metadata
-from memtrace.metadata.orgs import Orgs
+from memtrace.server.dbcheck import DamagedDatabase, check_metadata
 
 DEMO_ORG_ID = "org_demo"
 DEMO_DATABASE = "demo"
@@ -46,10 +43,10 @@ async def ensure_demo(settings: Settings, arc_url: str) -> str:
     key_file = Path(settings.storage.data_dir) / "demo.key"
     metadata = await open_metadata(settings.metadata_path)
     try:
-        orgs, keys = Orgs(metadata), ApiKeys(metadata)
+        orgs, keys = metadata.orgs, metadata.api_keys
         if await orgs.find(DEMO_ORG_ID) is None:
             await orgs.create("demo", id=DEMO_ORG_ID)
-        await ArcInstances(metadata).upsert(DEMO_ORG_ID, arc_url, DEMO_DATABASE)
+        await metadata.arc_instances.upsert(DEMO_ORG_ID, arc_url, DEMO_DATABASE)
         if key_file.is_file():
             key = key_file.read_text().strip()
             lid = lookup_id(key)
@@ -93,7 +90,7 @@ def announce_when_up(base: str, key: str, timeout: float = 300.0) -> None:
 
 
 def run_dev(settings: Settings, arc_port: int) -> int:
-    from memtrace.serve import serve
+    from memtrace.server.serve import serve
 
     try:
         check_metadata(settings.metadata_path)  # before ensure_demo could initialise a damaged file

@@ -1,6 +1,6 @@
 """Domain errors, flat and documented; `api/errors.py` maps each to one HTTP status, once.
 
-    MemtraceError
+    MemtraceError        500  (never raised bare)
     ├── Invalid          400  bad input; the message names the field
     ├── TooLarge         413  a size cap was exceeded
     ├── Unauthorized     401  missing or invalid API key
@@ -10,10 +10,14 @@
     ├── Conflict         409  duplicate memory, duplicate agent name
     ├── Overloaded       429  the org's local queue is full; carries retry_after
     │   └── JournalFull  503  the journal's disk (or size bound) is full; carries retry_after
-    ├── NoArcInstance    503  the org has no Arc binding
-    ├── ArcUnavailable   503  Arc unreachable, timed out, or its circuit is open; carries retry_after
-    └── ArcRejected      502  Arc answered 4xx/5xx to a request we built (its message, never our secrets)
-        └── ArcDeleteRefused 409  the org's Arc refuses deletes (disabled, or the binding's token is not admin)
+    ├── NoArcInstance    503  the org has no Arc binding; the answer carries a hint naming the admin command
+    ├── ArcUnavailable   503  Arc unreachable, timed out, or its circuit is open; carries retry_after; the
+    │                         client gets one fixed sentence, the details stay in the server log
+    └── ArcRejected      502  Arc refused a request we built; the client gets one fixed sentence, Arc's
+        │                     message stays in the server log (scrubbed of secrets)
+        └── ArcDeleteRefused 409  the org's Arc refuses deletes (disabled, or the binding's token is not admin);
+                                  its message names the fix, but as an ArcRejected the client gets the
+                                  fixed sentence too (the server log has the fix)
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ class ArcRejected(MemtraceError):
 class ArcDeleteRefused(ArcRejected):
     """Arc will not delete for this org: `delete.enabled` is off in its arc.toml, or the token lacks admin.
 
-    A configuration problem of the deployment, not of the request: 409, with a message naming the fix.
+    A configuration problem of the deployment, not of the request: 409; the message (logged) names the fix.
     """
 
     status = 409

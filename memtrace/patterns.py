@@ -16,6 +16,8 @@ EVENT_TYPE = r"[A-Za-z][A-Za-z0-9_]{0,63}"
 TAG = r"[A-Za-z0-9_.-]{1,64}"
 MEMORY_ID = r"mem_[0-9A-HJKMNP-TV-Z]{26}"
 DEDUP_KEY = r"[A-Za-z0-9_.:-]{1,128}"
+DATABASE = r"[A-Za-z][A-Za-z0-9_-]{0,63}"  # an Arc database name
+MEASUREMENT = ID  # an Arc measurement name follows the id rule
 
 
 def whole(body: str) -> str:
@@ -40,3 +42,6 @@ EVENT_TYPE_RE = re.compile(EVENT_TYPE_PATTERN)
 TAG_RE = re.compile(TAG_PATTERN)
 MEMORY_ID_RE = re.compile(MEMORY_ID_PATTERN)
 DEDUP_KEY_RE = re.compile(DEDUP_KEY_PATTERN)
+# Shown in error messages, so spelt with plain anchors.
+DATABASE_RE = re.compile(f"^{DATABASE}$")
+MEASUREMENT_RE = re.compile(f"^{MEASUREMENT}$")

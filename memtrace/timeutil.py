@@ -100,6 +100,14 @@ def _refuse(field: str, value: str) -> Invalid:
     )
 
 
+def parse_duration_us(text: str) -> int | None:
+    """A positive span `<n>s|m|h|d|w` (surrounding whitespace ignored) in µs; None when `text` is not one."""
+    rel = _RELATIVE.fullmatch(text.strip())
+    if rel is None or int(rel.group(1)) <= 0:
+        return None
+    return int(rel.group(1)) * _UNIT_US[rel.group(2)]
+
+
 def parse_time_param(value: str, now_us: int, field: str) -> int:
     """Resolve a `since`/`until` parameter to epoch µs, or raise `Invalid` naming `field`.
 

@@ -15,10 +15,8 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from memtrace.auth import Authenticator
 from memtrace.keys import lookup_id, verify_key
-from memtrace.metadata.api_keys import ApiKeys
 from memtrace.metadata.db import MetadataDB, open_metadata
 from memtrace.metadata.models import KeyRecord
-from memtrace.metadata.orgs import Orgs
 
 CALLS_PER_ROUND = 1000
 
@@ -34,11 +32,11 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 def keyed(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> Iterator[tuple[MetadataDB, str, KeyRecord]]:
     async def setup() -> tuple[MetadataDB, str, KeyRecord]:
         db = await open_metadata(tmp_path / "m.db")
-        org = await Orgs(db).create("bench")
-        _, key = await ApiKeys(db).create(org.id, "bench")
+        org = await db.orgs.create("bench")
+        _, key = await db.api_keys.create(org.id, "bench")
         lid = lookup_id(key)
         assert lid is not None
-        record = await ApiKeys(db).get_by_lookup(lid)
+        record = await db.api_keys.get_by_lookup(lid)
         assert record is not None
         return db, key, record
 
@@ -50,7 +48,7 @@ def keyed(tmp_path: Path, loop: asyncio.AbstractEventLoop) -> Iterator[tuple[Met
 def test_cached_auth(benchmark: BenchmarkFixture, keyed: tuple[MetadataDB, str, KeyRecord],
                      loop: asyncio.AbstractEventLoop) -> None:
     db, key, _ = keyed
-    auth = Authenticator(ApiKeys(db).get_by_lookup, cache_size=100, ttl_s=300)
+    auth = Authenticator(db.api_keys.get_by_lookup, cache_size=100, ttl_s=300)
 
     async def many() -> str:
         principal = None

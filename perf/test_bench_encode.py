@@ -14,7 +14,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from memtrace.arc.encode import COLUMNS, build_columns, encode_rows
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 
 N_ROWS = 10_000
 BASE_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in µs

@@ -21,7 +21,7 @@ from memtrace.arc.client import ArcPool
 from memtrace.arc.encode import encode_rows
 from memtrace.config import ArcSettings
 from memtrace.journal import Journal, JournalConfig
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 from tests.procs import ArcLite
 
 ROWS = 1000

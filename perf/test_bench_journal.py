@@ -15,7 +15,7 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from memtrace.journal import Journal, JournalConfig
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 
 BASE_US = time.time_ns() // 1000  # inside the dedup window
 CONCURRENT = 200

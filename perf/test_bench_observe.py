@@ -15,8 +15,8 @@ import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
 from memtrace import metrics
+from memtrace.api.observe import ROUTE_KEY, Observed
 from memtrace.logs import JsonFormatter
-from memtrace.observe import ROUTE_KEY, Observed
 
 SCOPE_HEADERS = [(b"host", b"localhost"), (b"x-api-key", b"mtk_x"), (b"content-type", b"application/json")]
 

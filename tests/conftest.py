@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,22 +30,28 @@ class Stack:
         return httpx.Client(base_url=self.server.url, headers=headers, timeout=30)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """arclite (deletes enabled) + Memtrace (1 worker) + org `acme` bound to it, with a read,write key."""
-    base = tmp_path_factory.mktemp("stack")
-    arc = ArcLite(base / "arc", extra=["--delete-enabled"])
+@contextlib.contextmanager
+def running_stack(base: Path, org: str, *, workers: int = 1, arc_extra: Sequence[str] = ()) -> Iterator[Stack]:
+    """arclite + Memtrace under `base`, org `org` bound to the arclite with a read,write key; both stop after."""
+    arc = ArcLite(base / "arc", extra=list(arc_extra))
     try:
         data_dir = base / "memtrace"
         data_dir.mkdir()
-        tenant = provision(data_dir / "memtrace.db", "acme", arc.url)
-        server = MemtraceServer(data_dir)
+        tenant = provision(data_dir / "memtrace.db", org, arc.url)
+        server = MemtraceServer(data_dir, workers=workers)
         try:
             yield Stack(arc, server, data_dir, tenant)
         finally:
             server.stop()
     finally:
         arc.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """arclite (deletes enabled) + Memtrace (1 worker) + org `acme` bound to it, with a read,write key."""
+    with running_stack(tmp_path_factory.mktemp("stack"), "acme", arc_extra=["--delete-enabled"]) as running:
+        yield running
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -143,3 +144,25 @@ class MemtraceServer(Proc):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+def journal_rows(data_dir: Path, org_id: str) -> int:
+    """Rows of `org_id` still in the server's journal (pending, delivered but kept, or dead letters)."""
+    path = data_dir / "journal.db"
+    assert path.is_file(), f"no journal at {path}"  # a wrong path must not read as "pruned"
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as conn:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return sum(int(conn.execute(f"SELECT count(*) FROM {table} WHERE org_id = ?", (org_id,)).fetchone()[0])
+                   for table in ("journal", "dead_letter") if table in tables)
+
+
+def wait_until_pruned(data_dir: Path, org_id: str, timeout: float = 30.0) -> None:
+    """Wait until the journal holds nothing of `org_id`, so reads can only be answered by Arc; fail otherwise.
+
+    Tests of the "from Arc" path call this instead of sleeping, so they cannot silently test the journal again.
+    """
+    deadline = time.monotonic() + timeout
+    while (left := journal_rows(data_dir, org_id)) > 0:
+        assert time.monotonic() < deadline, f"{left} rows of {org_id} still in the journal after {timeout} s"
+        time.sleep(0.2)
+

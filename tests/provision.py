@@ -6,10 +6,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from memtrace.metadata.api_keys import ApiKeys
-from memtrace.metadata.arc_instances import ArcInstances
 from memtrace.metadata.db import open_metadata
-from memtrace.metadata.orgs import Orgs
 
 
 @dataclass(frozen=True)
@@ -23,10 +20,10 @@ async def _provision(db: Path, name: str, arc_url: str | None, database: str, pe
                      measurement: str) -> Tenant:
     metadata = await open_metadata(db)
     try:
-        org = await Orgs(metadata).create(name)
+        org = await metadata.orgs.create(name)
         if arc_url is not None:
-            await ArcInstances(metadata).upsert(org.id, arc_url, database, measurement)
-        _, key = await ApiKeys(metadata).create(org.id, f"{name}-key", permissions)
+            await metadata.arc_instances.upsert(org.id, arc_url, database, measurement)
+        _, key = await metadata.api_keys.create(org.id, f"{name}-key", permissions)
         return Tenant(org.id, key, database)
     finally:
         await metadata.close()
@@ -41,7 +38,7 @@ def provision(db: Path, name: str, arc_url: str | None, database: str | None = N
 async def _add_key(db: Path, org_id: str, name: str, permissions: str, expires_at_us: int | None) -> str:
     metadata = await open_metadata(db)
     try:
-        _, key = await ApiKeys(metadata).create(org_id, name, permissions, expires_at_us)
+        _, key = await metadata.api_keys.create(org_id, name, permissions, expires_at_us)
         return key
     finally:
         await metadata.close()

@@ -21,7 +21,7 @@ from memtrace.arc.encode import encode_rows
 from memtrace.arc.registry import ArcRegistry, BindingLoader
 from memtrace.config import ArcSettings
 from memtrace.errors import ArcDeleteRefused, ArcRejected, ArcUnavailable, NoArcInstance
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 from tests.procs import ArcLite, free_port
 
 BASE_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z: Arc infers the time unit from the magnitude

@@ -18,7 +18,6 @@ from memtrace.errors import Overloaded, Unauthorized
 from memtrace.keys import KEY_PREFIX, LOOKUP_ID_LEN, generate_api_key, hash_key, lookup_id
 from memtrace.metadata.api_keys import ApiKeys, KeyRecord
 from memtrace.metadata.db import MetadataDB, open_metadata
-from memtrace.metadata.orgs import Orgs
 
 LIMITS = AuthSettings(negative_cache_ttl_s=5.0, key_failure_burst=3, key_failures_per_s=0.5,
                       client_failure_burst=5, client_failures_per_s=1.0)
@@ -43,8 +42,8 @@ class Keys:
 @pytest.fixture
 async def keys(tmp_path: Path) -> AsyncIterator[Keys]:
     db = await open_metadata(tmp_path / "memtrace.db")
-    org = await Orgs(db).create("acme")
-    yield Keys(db, ApiKeys(db), org.id)
+    org = await db.orgs.create("acme")
+    yield Keys(db, db.api_keys, org.id)
     await db.close()
 
 

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memtrace.memory.context import TITLES, format_line, render_context
-from memtrace.memory.model import MEMORY_TYPES, MemoryRow
+from memtrace.memory.model import MEMORY_TYPES
+from memtrace.rows import MemoryRow
 from memtrace.timeutil import parse_time_param
 
 T0 = parse_time_param("2026-02-07T20:15:00Z", 0, "t")

@@ -19,15 +19,15 @@ from typing import Any
 import httpx
 import pytest
 
-from memtrace import supervise
+from memtrace import metrics, supervise
 from memtrace.arc.binding import ArcBinding
 from memtrace.arc.client import ArcPool, write_refusal
-from memtrace.arc.delivery import Deliverer
 from memtrace.arc.registry import ArcRegistry
 from memtrace.config import ArcSettings
+from memtrace.delivery import Deliverer
 from memtrace.errors import JournalFull
 from memtrace.journal import Journal, JournalConfig, PendingBatch
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 from tests.procs import ArcLite, MemtraceServer, free_port
 from tests.provision import provision
 from tests.test_delivery import arc_stats, ids_in_arc, wait_for
@@ -222,6 +222,14 @@ async def test_a_binding_arc_refuses_waits_logs_rarely_and_resumes_once_fixed(
         arc.stop()
 
 
+def failed_requests() -> float:
+    """This process's count of delivery requests that failed (the `memtrace_delivery_requests` metric)."""
+    for line in metrics.exposition().decode().splitlines():
+        if line.startswith('memtrace_delivery_requests_total{outcome="failed"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
 async def test_a_failed_shared_request_counts_on_every_orgs_breaker(tmp_path: Path) -> None:
     """Two orgs share one Arc target, so one request carries both; Arc is down. Before: only the lead org's
     breaker saw the failures, so the other org's reads kept waiting on a dead Arc."""
@@ -233,11 +241,13 @@ async def test_a_failed_shared_request_counts_on_every_orgs_breaker(tmp_path: Pa
         await d.journal.append("globex", rows("globex", 3))
         d.deliverer.start()
 
+        before = failed_requests()
+
         async def one_failed() -> bool:
-            return d.deliverer.stats.failures >= 1
+            return failed_requests() >= before + 1
 
         await eventually(one_failed, 10, "the shared request to fail")
-        assert d.deliverer.stats.failures == 1
+        assert failed_requests() == before + 1
         assert [d.registry.breaker(org).consecutive_failures for org in ("acme", "globex")] == [1, 1]
 
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memtrace.memory.filters import fold_case, matches, merge_page, sort_rows
-from memtrace.memory.model import MemoryFilter, MemoryRow
+from memtrace.rowfilter import fold_case, matches, merge_page, sort_rows
+from memtrace.rows import MemoryFilter, MemoryRow
 
 BASE = 1_770_495_300_000_000
 

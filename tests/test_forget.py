@@ -20,7 +20,7 @@ import pytest
 
 from memtrace.arc.encode import encode_rows
 from memtrace.ids import memory_id
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 from tests.procs import ArcLite, MemtraceServer
 from tests.provision import Tenant, add_key, provision
 
@@ -259,12 +259,11 @@ def test_deletions_are_audited(world: World) -> None:
     import asyncio
 
     from memtrace.metadata.db import open_metadata
-    from memtrace.metadata.forgetting import Audit
 
     async def entries() -> list[Any]:
         db = await open_metadata(world.data / "memtrace.db")
         try:
-            return await Audit(db).list(world.a.org_id)
+            return await db.audit.list(world.a.org_id)
         finally:
             await db.close()
 
@@ -278,16 +277,21 @@ def test_deletions_are_audited(world: World) -> None:
     assert found[0].key_id and world.a.key not in found[0].key_id
 
 
+def solo(tmp_path: Path, env: dict[str, str] | None = None) -> tuple[ArcLite, Path, Tenant, MemtraceServer]:
+    """arclite (deletes enabled) and a 2-worker Memtrace of one org `solo`, for tests that stop or kill them."""
+    arc = ArcLite(tmp_path / "arc", extra=["--delete-enabled"])
+    data = tmp_path / "mt"
+    data.mkdir()
+    tenant = provision(data / "memtrace.db", "solo", arc.url, DB)
+    return arc, data, tenant, MemtraceServer(data, workers=2, env=env or SERVER_ENV)
+
+
 # --- outages ---------------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow
 def test_arc_stopped_then_kill_9_the_deletion_survives_and_is_applied(tmp_path: Path) -> None:
-    arc = ArcLite(tmp_path / "arc", extra=["--delete-enabled"])
-    data = tmp_path / "mt"
-    data.mkdir()
-    tenant = provision(data / "memtrace.db", "solo", arc.url, DB)
-    server = MemtraceServer(data, workers=2, env=SERVER_ENV)
+    arc, data, tenant, server = solo(tmp_path)
     try:
         with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
             kept = write(c, f"kept {uniq()}", agent_id="keeper")
@@ -440,11 +444,7 @@ def test_a_forget_larger_than_arcs_max_rows_per_delete_is_split_by_time(tmp_path
 
 @pytest.mark.slow
 def test_the_server_applies_retention_policies_in_the_background(tmp_path: Path) -> None:
-    arc = ArcLite(tmp_path / "arc", extra=["--delete-enabled"])
-    data = tmp_path / "mt"
-    data.mkdir()
-    tenant = provision(data / "memtrace.db", "solo", arc.url, DB)
-    server = MemtraceServer(data, workers=2, env={**SERVER_ENV, "MEMTRACE_RETENTION_INTERVAL_S": "0.5"})
+    arc, data, tenant, server = solo(tmp_path, {**SERVER_ENV, "MEMTRACE_RETENTION_INTERVAL_S": "0.5"})
     try:
         world = World(arc, server, data, tenant, tenant, "", arc, tenant)
         old = write_straight_into_arc(world, tenant.org_id, "aging", ["ten days old"], age_days=10)
@@ -466,11 +466,7 @@ def test_the_server_applies_retention_policies_in_the_background(tmp_path: Path)
 def test_kill_9_while_a_forget_runs(tmp_path: Path) -> None:
     """Whatever moment the kill hits, the forget is either recorded and finished after the restart, or not
     recorded at all and a retry does it; it is never half-applied with rows reading back."""
-    arc = ArcLite(tmp_path / "arc", extra=["--delete-enabled"])
-    data = tmp_path / "mt"
-    data.mkdir()
-    tenant = provision(data / "memtrace.db", "solo", arc.url, DB)
-    server = MemtraceServer(data, workers=2, env=SERVER_ENV)
+    arc, data, tenant, server = solo(tmp_path)
     try:
         with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
             for start in range(0, 3000, 1000):

@@ -10,17 +10,19 @@ import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memtrace.memory.filters import Hider, hidden, matches
-from memtrace.memory.model import MemoryFilter
 from memtrace.memory.query import HIDE_SQL_BUDGET, delete_condition, select_memories
+from memtrace.rowfilter import Hider, hidden, matches
+from memtrace.rows import MemoryFilter
 from tests.test_query import IDS, ORGS, db, expected, load, random_filter, random_row, run
 
 __all__ = ["db"]
 
+PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])(given(rnd=st.randoms(use_true_random=True)))
+"""Every property here: 150 random cases against one DuckDB fixture."""
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
-@given(rnd=st.randoms(use_true_random=True))
+
+@PROPERTY
 def test_delete_condition_deletes_exactly_the_orgs_matching_rows(db: duckdb.DuckDBPyConnection,
                                                                  rnd: random.Random) -> None:
     rows = [random_row(rnd, i) for i in rnd.sample(IDS, rnd.randrange(4, len(IDS) + 1))]
@@ -34,9 +36,7 @@ def test_delete_condition_deletes_exactly_the_orgs_matching_rows(db: duckdb.Duck
     assert left == {r.id for r in rows if not (r.org_id == org and matches(r, f))}
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
-@given(rnd=st.randoms(use_true_random=True))
+@PROPERTY
 def test_pending_deletions_hide_the_same_rows_in_sql_and_python(db: duckdb.DuckDBPyConnection,
                                                                 rnd: random.Random) -> None:
     rows = [random_row(rnd, i) for i in rnd.sample(IDS, rnd.randrange(4, len(IDS) + 1))]

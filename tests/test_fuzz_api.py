@@ -29,9 +29,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from memtrace.api.openapi import OPERATIONS
-from tests.conftest import Stack
-from tests.procs import ArcLite, MemtraceServer
-from tests.provision import provision
+from tests.conftest import Stack, running_stack
 
 EXAMPLES = 25
 CHECKS = [status_code_conformance, content_type_conformance, response_headers_conformance,
@@ -40,19 +38,8 @@ CHECKS = [status_code_conformance, content_type_conformance, response_headers_co
 
 @pytest.fixture(scope="module")
 def fuzz_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    base = tmp_path_factory.mktemp("fuzz")
-    arc = ArcLite(base / "arc")
-    try:
-        data_dir = base / "memtrace"
-        data_dir.mkdir()
-        tenant = provision(data_dir / "memtrace.db", "fuzz", arc.url)
-        server = MemtraceServer(data_dir, workers=2)
-        try:
-            yield Stack(arc, server, data_dir, tenant)
-        finally:
-            server.stop()
-    finally:
-        arc.stop()
+    with running_stack(tmp_path_factory.mktemp("fuzz"), "fuzz", workers=2) as running:
+        yield running
 
 
 def _existing(stack: Stack, tag: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from memtrace.config import ConfigError, Settings
-from memtrace.granian_config import granian_options
+from memtrace.server.granian_config import granian_options
 
 
 def test_defaults_respawn_workers_and_bound_their_shutdown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

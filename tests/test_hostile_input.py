@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from memtrace.arc.encode import encode_rows
 from memtrace.ids import memory_id
 from memtrace.jsonlimits import MAX_JSON_DEPTH
-from memtrace.memory.model import MAX_OFFSET, MemoryRow
+from memtrace.memory.model import MAX_OFFSET
+from memtrace.rows import MemoryRow
 from tests.conftest import Stack
 from tests.procs import ArcLite
 from tests.provision import provision

@@ -11,7 +11,7 @@ import pytest
 
 from memtrace.errors import Overloaded
 from memtrace.journal import Journal, JournalConfig, holder_id
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 
 
 def row(org: str, key: str, content: str = "c", t: int | None = None, rid: str | None = None) -> MemoryRow:

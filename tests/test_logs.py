@@ -15,10 +15,7 @@ from typing import Any
 import httpx
 
 from memtrace.crypto import generate_master_key, parse_master_key
-from memtrace.metadata.api_keys import ApiKeys
-from memtrace.metadata.arc_instances import ArcInstances
 from memtrace.metadata.db import open_metadata
-from memtrace.metadata.orgs import Orgs
 from tests.procs import ArcLite, MemtraceServer
 
 ARC_TOKEN = "arc-live-token-" + secrets.token_hex(8)
@@ -34,9 +31,9 @@ class Org:
 async def _org(db: Path, name: str, url: str, token: str, master: str) -> Org:
     metadata = await open_metadata(db)
     try:
-        org = await Orgs(metadata).create(name)
-        await ArcInstances(metadata).upsert(org.id, url, name, api_key=token, master_key=parse_master_key(master))
-        _, key = await ApiKeys(metadata).create(org.id, f"{name}-key", "read,write")
+        org = await metadata.orgs.create(name)
+        await metadata.arc_instances.upsert(org.id, url, name, api_key=token, master_key=parse_master_key(master))
+        _, key = await metadata.api_keys.create(org.id, f"{name}-key", "read,write")
         return Org(org.id, key)
     finally:
         await metadata.close()

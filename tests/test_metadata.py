@@ -16,12 +16,12 @@ import msgspec
 import pytest
 
 from memtrace import crypto
-from memtrace.arc.binding import ArcBinding
+from memtrace.arc.binding import ArcBinding, decrypt_binding, decrypt_bindings
 from memtrace.errors import Conflict, Invalid, NotFound
 from memtrace.keys import lookup_id, verify_key
-from memtrace.metadata._util import format_us, now_us, parse_ts
-from memtrace.metadata.arc_instances import decrypt_binding, decrypt_bindings
+from memtrace.metadata._util import parse_ts
 from memtrace.metadata.db import LATEST_VERSION, MetadataDB, SchemaError, open_metadata
+from memtrace.timeutil import format_us, now_us
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -247,8 +247,6 @@ async def test_agents(db: MetadataDB) -> None:
     # An agent named like another agent's id: the id wins.
     clash = await db.agents.create("a", first.id)
     assert (await db.agents.get("a", first.id)).id == first.id
-    assert await db.agents.aliases("a", "crawler") == ["crawler", first.id]
-    assert await db.agents.aliases("a", "ghost") == ["ghost"]
     assert await db.agents.delete("a", clash.id) is True
     assert await db.agents.delete("a", "crawler") is True
     assert [a.id for a in await db.agents.list("a")] == [second.id]
@@ -278,13 +276,13 @@ async def test_agent_touch_only_moves_forward(db: MetadataDB) -> None:
     two = await db.agents.create("a", "two")
     foreign = await db.agents.create("b", "one")
     later = now_us() + 10_000_000
-    await db.agents.touch("a", {"one": later, two.id: later + 5, "unknown": later})
+    await db.agents.touch_many({("a", "one"): later, ("a", two.id): later + 5, ("a", "unknown"): later})
     assert (await db.agents.get("a", one.id)).last_active_at == format_us(later)
     assert (await db.agents.get("a", two.id)).last_active_at == format_us(later + 5)
     assert (await db.agents.get("b", foreign.id)).last_active_at == foreign.created_at
-    await db.agents.touch("a", {"one": later - 1_000_000})
+    await db.agents.touch_many({("a", "one"): later - 1_000_000})
     assert (await db.agents.get("a", "one")).last_active_at == format_us(later)
-    await db.agents.touch("a", {})
+    await db.agents.touch_many({})
 
 
 async def test_sessions(db: MetadataDB) -> None:
@@ -297,7 +295,7 @@ async def test_sessions(db: MetadataDB) -> None:
     assert s1.id.startswith("sess_") and s1.status == "active" and s1.closed_at is None
     assert msgspec.json.decode(s1.metadata) == {"task": "x"} and s1.created_at == s1.updated_at
     assert [s.id for s in await db.sessions.list("a")] == [s3.id, s2.id, s1.id]
-    aliases = await db.agents.aliases("a", "crawler")
+    aliases = ["crawler", agent.id]  # what api/resolve.agent_aliases gives for a registered agent
     assert [s.id for s in await db.sessions.list("a", aliases)] == [s2.id, s1.id]
     assert await db.sessions.list("a", []) == []
     assert await db.sessions.counts("a", aliases) == (2, 2)
@@ -327,11 +325,16 @@ async def test_sessions(db: MetadataDB) -> None:
         await db.sessions.update("b", s1.id, status="closed")
 
     later = now_us() + 1_000_000
-    await db.sessions.touch("a", {s2.id: later})
-    await db.sessions.touch("b", {s3.id: later})
-    await db.sessions.touch("a", {s2.id: later - 500})
-    assert await db.sessions.last_active("a", s2.id) == format_us(later)
-    assert await db.sessions.last_active("a", s3.id) == s3.created_at
+    await db.sessions.touch_many({("a", s2.id): later, ("b", s3.id): later})
+    await db.sessions.touch_many({("a", s2.id): later - 500})
+
+    async def last_active(session_id: str) -> str:
+        row = await db.fetchone("SELECT last_active_at FROM sessions WHERE id = ?", (session_id,))
+        assert row is not None
+        return str(row[0])
+
+    assert await last_active(s2.id) == format_us(later)
+    assert await last_active(s3.id) == s3.created_at
 
 
 async def test_change_counter_follows_orgs_bindings_and_keys(db: MetadataDB, master: bytes) -> None:
@@ -349,7 +352,7 @@ async def test_change_counter_follows_orgs_bindings_and_keys(db: MetadataDB, mas
     assert await moved()
     await db.agents.create("a", "bot")
     await db.sessions.create("a", "bot")
-    await db.agents.touch("a", {"bot": now_us()})
+    await db.agents.touch_many({("a", "bot"): now_us()})
     assert not await moved()  # hot-path tables do not invalidate caches
     await db.api_keys.revoke(info.id)
     assert await moved()

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import running_stack
 from tests.procs import ArcLite, MemtraceServer
 from tests.provision import Tenant, provision
 
@@ -43,19 +44,8 @@ class Two:
 
 @pytest.fixture(scope="module")
 def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Two]:
-    base = tmp_path_factory.mktemp("metrics")
-    arc = ArcLite(base / "arc")
-    try:
-        data = base / "memtrace"
-        data.mkdir()
-        tenant = provision(data / "memtrace.db", "acme", arc.url)
-        server = MemtraceServer(data, workers=2)
-        try:
-            yield Two(arc, server, tenant, data)
-        finally:
-            server.stop()
-    finally:
-        arc.stop()
+    with running_stack(tmp_path_factory.mktemp("metrics"), "acme", workers=2) as s:
+        yield Two(s.arc, s.server, s.tenant, s.data_dir)
 
 
 def scrape(url: str) -> str:

@@ -21,14 +21,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from memtrace.errors import Invalid
-from memtrace.memory.filters import matches, merge_page, sort_rows
-from memtrace.memory.model import MEMORY_TYPES, MemoryFilter, MemoryRow
+from memtrace.memory.model import MEMORY_TYPES
 from memtrace.memory.query import (
     COLUMNS,
     MAX_SQL_CHARS,
-    count_memories,
-    existing_dedup_keys,
-    existing_dedup_keys_batches,
     memory_stats,
     quote_ident,
     quote_literal,
@@ -39,6 +35,8 @@ from memtrace.memory.query import (
     timeline_counts,
     timeline_from_arc,
 )
+from memtrace.rowfilter import matches, merge_page, sort_rows
+from memtrace.rows import MemoryFilter, MemoryRow
 
 # Arc's column order is whatever the first write made it; deliberately not ours.
 DDL = (
@@ -277,13 +275,11 @@ def test_sql_and_python_filters_agree(db: duckdb.DuckDBPyConnection, rnd: random
     offset = rnd.randrange(6)
     nanos = rnd.choice([True, False])
 
-    # Arc alone: one page, and the count, straight from SQL.
+    # Arc alone: one page, straight from SQL.
     want_all = expected(in_arc, org, f, order)
     event(f"matching rows in Arc: {min(len(want_all), 3)}{'+' if len(want_all) >= 3 else ''}")
     got = run(db, select_memories("events", org, f, order, limit, offset), nanos)
     assert got == want_all[offset : offset + limit]
-    (count,) = db.execute(count_memories("events", org, f)).fetchone() or (None,)
-    assert count == len(want_all)
 
     # Arc merged with local rows (some of which Arc also has), as the read path does it.
     local = [r for r in rows if r not in in_arc or rnd.randrange(2)]
@@ -427,7 +423,6 @@ def test_other_orgs_never_appear(db: duckdb.DuckDBPyConnection) -> None:
 def test_duplicated_deliveries_count_once(db: duckdb.DuckDBPyConnection) -> None:
     load(db, [row(0), row(0), row(0), row(1)])
     assert [r.id for r in run(db, select_memories("events", "org_a", MemoryFilter(), "desc", 5, 0))] == [IDS[1], IDS[0]]
-    assert db.execute(count_memories("events", "org_a", MemoryFilter())).fetchone() == (2,)
 
 
 @pytest.mark.parametrize(
@@ -490,34 +485,6 @@ def test_agent_stats_counts_distinct_memories_per_type(db: duckdb.DuckDBPyConnec
     )
     got = db.execute(memory_stats("events", "org_a", MemoryFilter(agent_id="a1"), BASE_US)).fetchall()
     assert got == [("decision", 2, 1, 0), ("episodic", 2, 1, 1)]
-
-
-def test_existing_dedup_keys(db: duckdb.DuckDBPyConnection) -> None:
-    load(
-        db,
-        [
-            row(0, dedup_key="k-old", time_us=BASE_US - 1),
-            row(1, dedup_key="k:new"),
-            row(2, dedup_key="k:new"),
-            row(3, dedup_key="k.other", org_id="org_b"),
-        ],
-    )
-    sql = existing_dedup_keys("events", "org_a", ["k-old", "k:new", "k.other", "k:new"], BASE_US)
-    assert db.execute(sql).fetchall() == [("k:new",)]
-    with pytest.raises(Invalid):
-        existing_dedup_keys("events", "org_a", ["bad key"], BASE_US)
-    with pytest.raises(ValueError):
-        existing_dedup_keys("events", "org_a", [], BASE_US)
-
-
-def test_dedup_key_batches_respect_arcs_size_cap(db: duckdb.DuckDBPyConnection) -> None:
-    keys = [f"{i:0128d}" for i in range(300)]
-    load(db, [row(0, dedup_key=keys[-1]), row(1, dedup_key=keys[0])])
-    batches = existing_dedup_keys_batches("events", "org_a", keys, BASE_US)
-    assert len(batches) > 1 and all(len(b) <= MAX_SQL_CHARS for b in batches)
-    found = sorted(k for b in batches for (k,) in db.execute(b).fetchall())
-    assert found == sorted([keys[0], keys[-1]])
-    assert existing_dedup_keys_batches("events", "org_a", [], BASE_US) == []
 
 
 def test_rows_from_arc_tolerates_missing_columns_and_nulls() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.procs import ArcLite, MemtraceServer
+from tests.procs import ArcLite, MemtraceServer, wait_until_pruned
 from tests.provision import Tenant, provision
 
 BUFFER_MS = 3000
@@ -76,5 +76,5 @@ def test_every_read_sees_acknowledged_writes_before_arc_does(served: tuple[Memtr
         assert time.monotonic() < deadline, "rows never became visible in Arc"
         time.sleep(0.3)
     reads_agree("Arc and journal both hold the rows")  # no double counting
-    time.sleep(7)  # past the journal retention: Arc alone answers
+    wait_until_pruned(server.data_dir, tenant.org_id)  # past the journal retention: Arc alone answers
     reads_agree("Arc alone")

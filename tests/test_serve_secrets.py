@@ -10,9 +10,7 @@ import sys
 from pathlib import Path
 
 from memtrace.crypto import generate_master_key, parse_master_key
-from memtrace.metadata.arc_instances import ArcInstances
 from memtrace.metadata.db import open_metadata
-from memtrace.metadata.orgs import Orgs
 from tests.procs import free_port
 
 ARC_SECRET = "arc-token-very-secret"
@@ -22,8 +20,8 @@ def bind_with_key(db: Path, master: str) -> str:
     async def run() -> str:
         metadata = await open_metadata(db)
         try:
-            org = await Orgs(metadata).create("secretive")
-            await ArcInstances(metadata).upsert(org.id, "http://127.0.0.1:9", "db1", api_key=ARC_SECRET,
+            org = await metadata.orgs.create("secretive")
+            await metadata.arc_instances.upsert(org.id, "http://127.0.0.1:9", "db1", api_key=ARC_SECRET,
                                                 master_key=parse_master_key(master))
             return org.id
         finally:

@@ -4,7 +4,6 @@ apart. Every route × every foreign id or filter: nothing of the other org leaks
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.procs import ArcLite, MemtraceServer
+from tests.procs import ArcLite, MemtraceServer, wait_until_pruned
 from tests.provision import Tenant, provision
 
 
@@ -64,7 +63,7 @@ def clean(resp: httpx.Response, world: World) -> None:
 @pytest.mark.parametrize("settled", [False, True], ids=["from-journal", "from-arc"])
 def test_org_a_sees_nothing_of_org_b(world: World, settled: bool) -> None:
     if settled:
-        time.sleep(2.0)  # B's rows delivered and pruned from the journal: answers now come from Arc only
+        wait_until_pruned(world.server.data_dir, world.b.org_id)  # B's rows only in Arc: Arc alone answers
     bid, bname, sid = world.b_agent["id"], world.b_agent["name"], world.b_session["id"]
     mem_id = world.b_memories[0]["id"]
     with httpx.Client(base_url=world.server.url, headers={"x-api-key": world.a.key}) as a:

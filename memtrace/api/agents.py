@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import msgspec
 from blacksheep import Request, Response, Router
 from msgspec import Meta, Struct
 
+from memtrace import timeutil
 from memtrace.api.deps import Deps
 from memtrace.api.forget import erase_agent
 from memtrace.api.http import convert, decode, json_response, path_param, query_params, read_body
@@ -16,8 +16,9 @@ from memtrace.api.params import list_filter
 from memtrace.api.resolve import agent_aliases
 from memtrace.jsonlimits import client_object
 from memtrace.memory.build import memory_list
-from memtrace.memory.model import Id, MemoryFilter
+from memtrace.memory.model import Id
 from memtrace.metadata.models import Agent
+from memtrace.rows import MemoryFilter
 
 DESCRIPTION_MAX = 4096
 
@@ -85,7 +86,7 @@ def register(router: Router, deps: Deps) -> None:
         agent_ids, _ = await agent_aliases(deps, principal.org_id, path_param(request, "agent"))
         params = query_params(request)
         params.pop("agent_id", None)
-        f, page = list_filter(params, time.time_ns() // 1000, default_since="24h")
+        f, page = list_filter(params, timeutil.now_us(), default_since="24h")
         f = msgspec.structs.replace(f, agent_ids=agent_ids)
         rows, has_more = await deps.memories.list_page(principal.org_id, f, page)
         return json_response(200, memory_list(rows, has_more))
@@ -94,7 +95,7 @@ def register(router: Router, deps: Deps) -> None:
         principal = await deps.principal(request, "read")
         org_id = principal.org_id
         agent_ids, agent = await agent_aliases(deps, org_id, path_param(request, "agent"))
-        counts = await deps.memories.counts(org_id, MemoryFilter(agent_ids=agent_ids), time.time_ns() // 1000)
+        counts = await deps.memories.counts(org_id, MemoryFilter(agent_ids=agent_ids), timeutil.now_us())
         total, active = await deps.sessions.counts(org_id, agent_ids)
         stats = AgentStats(
             agent_id=agent.id if agent else agent_ids[0],

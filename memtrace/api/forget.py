@@ -7,21 +7,21 @@ already: the answer is 202 and the background applier finishes it (`memory/forge
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 import msgspec
 from blacksheep import Request, Response, Router
 from msgspec import Meta, Struct
 
+from memtrace import timeutil
 from memtrace.api.deps import Deps
 from memtrace.api.http import decode, json_response, path_param, read_body
-from memtrace.api.params import _window
+from memtrace.api.params import body_filter
 from memtrace.api.resolve import agent_aliases
 from memtrace.errors import Invalid, NotFound
-from memtrace.memory.model import EventType, Id, MemoryFilter, MemoryType, Tags
-from memtrace.metadata.forgetting import Audit
+from memtrace.memory.model import EventType, Id, MemoryType, Tags
 from memtrace.patterns import MEMORY_ID_RE
+from memtrace.rows import MemoryFilter
 
 
 class ForgetRequest(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -48,16 +48,7 @@ _forget = msgspec.json.Decoder(ForgetRequest)
 
 
 def forget_filter(req: ForgetRequest, now_us: int) -> MemoryFilter:
-    since_us, until_us = _window(req.since, req.until, now_us)
-    f = MemoryFilter(
-        agent_id=req.agent_id,
-        session_id=req.session_id,
-        memory_types=tuple(req.memory_types or ()),
-        event_types=tuple(req.event_types or ()),
-        tags=tuple(req.tags or ()),
-        since_us=since_us,
-        until_us=until_us,
-    )
+    f = body_filter(req, now_us)
     if f == MemoryFilter():
         raise Invalid("forget needs at least one filter (agent_id, session_id, memory_types, event_types, tags, "
                       "since, until); erasing a whole org is `memtrace admin org delete ORG_ID --purge`")
@@ -83,14 +74,13 @@ async def erase_agent(deps: Deps, request: Request) -> Response:
     await deps.sessions.delete_for_agent(org_id, agent_ids)
     if agent is not None:
         await deps.agents.delete(org_id, agent.id)
-    await Audit(deps.metadata).record(org_id, principal.key_id, "agent_erase", describe_filter(f), done.matched,
+    await deps.audit.record(org_id, principal.key_id, "agent_erase", describe_filter(f), done.matched,
                                       "pending" if done.pending else "applied")
     return Response(202 if done.pending else 204)
 
 
 def register(router: Router, deps: Deps) -> None:
     limits = deps.settings.limits
-    audit = Audit(deps.metadata)
 
     async def delete_memory(request: Request) -> Response:
         principal = await deps.principal(request, "write")
@@ -98,18 +88,18 @@ def register(router: Router, deps: Deps) -> None:
         if not MEMORY_ID_RE.fullmatch(memory_id):
             raise NotFound("memory not found")
         done = await deps.memories.delete_memory(principal.org_id, memory_id)
-        await audit.record(principal.org_id, principal.key_id, "memory", {"ids": [memory_id]}, done.matched,
-                           "pending" if done.pending else "applied")
+        await deps.audit.record(principal.org_id, principal.key_id, "memory", {"ids": [memory_id]},
+                                done.matched, "pending" if done.pending else "applied")
         return Response(202 if done.pending else 204)
 
     async def forget(request: Request) -> Response:
         principal = await deps.principal(request, "write")
         req = decode(_forget, await read_body(request, limits.max_body_bytes))
-        f = forget_filter(req, time.time_ns() // 1000)
+        f = forget_filter(req, timeutil.now_us())
         done = await deps.memories.forget(principal.org_id, f, dry_run=req.dry_run)
         if not req.dry_run:
-            await audit.record(principal.org_id, principal.key_id, "forget", describe_filter(f), done.matched,
-                               "pending" if done.pending else "applied")
+            await deps.audit.record(principal.org_id, principal.key_id, "forget", describe_filter(f),
+                                    done.matched, "pending" if done.pending else "applied")
         result = ForgetResult(matched=done.matched, deleted=0 if req.dry_run else done.matched,
                               dry_run=req.dry_run, pending=done.pending)
         return json_response(202 if done.pending else 200, result)

@@ -80,14 +80,10 @@ def register(router: Router, deps: Deps) -> None:
         return json_response(200, Health(status="ok", version=__version__))
 
     async def ready(request: Request) -> Response:
-        snapshot = msgspec.convert(deps.registry.health_snapshot(), dict[str, OrgArcHealth])
-        try:
-            await deps.metadata.change_version()
-            metadata_ok = True
-        except Exception:
-            metadata_ok = False
+        snapshot = msgspec.convert(deps.status.arc_health(), dict[str, OrgArcHealth])
+        metadata_ok = await deps.status.metadata_ok()
         counts = org_counts(snapshot)
-        journal_full = deps.journal.full
+        journal_full = deps.status.journal_full
         ready = metadata_ok and counts.unknown == 0 and not journal_full
         body = Readiness(
             status="ready" if ready else "not_ready",

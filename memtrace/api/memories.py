@@ -7,6 +7,7 @@ import time
 import msgspec
 from blacksheep import Request, Response, Router
 
+from memtrace import timeutil
 from memtrace.api.deps import Deps
 from memtrace.api.http import (
     TOO_DEEP,
@@ -58,12 +59,11 @@ def parse_create(body: bytes, max_items: int) -> tuple[list[NewMemory], bool]:
 
 def register(router: Router, deps: Deps) -> None:
     limits = deps.settings.limits
-    service = deps.memories
 
     async def create(request: Request) -> Response:
         principal = await deps.principal(request, "write")
         items, batch = parse_create(await read_body(request, limits.max_body_bytes), limits.max_batch_items)
-        created = await service.create(principal.org_id, items, batch=batch)
+        created = await deps.memories.create(principal.org_id, items, batch=batch)
         if not batch:
             return json_response(201, to_memory(created.rows[0]))
         memories = [to_memory(row) for row in created.rows]
@@ -72,8 +72,8 @@ def register(router: Router, deps: Deps) -> None:
 
     async def list_memories(request: Request) -> Response:
         principal = await deps.principal(request, "read")
-        f, page = list_filter(query_params(request), time.time_ns() // 1000)
-        rows, has_more = await service.list_page(principal.org_id, f, page)
+        f, page = list_filter(query_params(request), timeutil.now_us())
+        rows, has_more = await deps.memories.list_page(principal.org_id, f, page)
         return json_response(200, memory_list(rows, has_more))
 
     async def get_memory(request: Request) -> Response:
@@ -81,14 +81,14 @@ def register(router: Router, deps: Deps) -> None:
         memory_id = path_param(request, "memory_id")
         if not MEMORY_ID_RE.fullmatch(memory_id):
             raise NotFound("memory not found")
-        return json_response(200, to_memory(await service.get(principal.org_id, memory_id)))
+        return json_response(200, to_memory(await deps.memories.get(principal.org_id, memory_id)))
 
     async def search(request: Request) -> Response:
         started = time.perf_counter()
         principal = await deps.principal(request, "read")
         req = decode(_search, await read_body(request, limits.max_body_bytes))
-        f, page = search_filter(req, time.time_ns() // 1000)
-        rows, _ = await service.list_page(principal.org_id, f, page)
+        f, page = search_filter(req, timeutil.now_us())
+        rows, _ = await deps.memories.list_page(principal.org_id, f, page)
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         return json_response(200, SearchResults(results=[to_memory(r) for r in rows], count=len(rows),
                                                 query_time_ms=elapsed_ms))

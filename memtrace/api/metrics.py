@@ -16,10 +16,9 @@ from memtrace.api.deps import Deps
 def register(router: Router, deps: Deps) -> None:
     async def scrape(request: Request) -> Response:
         # The journal is the one source of truth for the backlog; read it at scrape time, from any worker.
-        backlog = await deps.journal.backlog()
-        metrics.m().journal_pending.set(sum(org.pending for org in backlog))
-        metrics.m().dead_letters.set(await deps.journal.dead_letters.count())
-        metrics.m().journal_full.set(1 if deps.journal.full else 0)
+        metrics.m().journal_pending.set(await deps.status.pending_rows())
+        metrics.m().dead_letters.set(await deps.status.dead_letters())
+        metrics.m().journal_full.set(1 if deps.status.journal_full else 0)
         body = await asyncio.to_thread(metrics.exposition)
         return Response(200, None, Content(metrics.CONTENT_TYPE.encode(), body))
 

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, Protocol
+
 from msgspec import Struct
 
 from memtrace.api.http import convert
 from memtrace.errors import Invalid
-from memtrace.memory.model import (
-    MAX_TAGS,
-    EventType,
-    Id,
-    Limit,
-    MemoryFilter,
-    MemoryType,
-    Offset,
-    Order,
-    Page,
-    SearchRequest,
-)
+from memtrace.memory.model import MAX_TAGS, EventType, Id, Limit, MemoryType, Offset, Order, Page, SearchRequest
 from memtrace.patterns import TAG, TAG_RE
+from memtrace.rows import MemoryFilter
 from memtrace.timeutil import parse_time_param
 
 
@@ -73,17 +66,40 @@ def list_filter(
     return f, Page(limit=p.limit, offset=p.offset, order=p.order)
 
 
-def search_filter(req: SearchRequest, now_us: int) -> tuple[MemoryFilter, Page]:
+class FilterBody(Protocol):
+    """The filter fields a search body and a forget body share."""
+
+    @property
+    def agent_id(self) -> str | None: ...
+    @property
+    def session_id(self) -> str | None: ...
+    @property
+    def memory_types(self) -> Sequence[str] | None: ...
+    @property
+    def event_types(self) -> Sequence[str] | None: ...
+    @property
+    def tags(self) -> Sequence[str] | None: ...
+    @property
+    def since(self) -> str | None: ...
+    @property
+    def until(self) -> str | None: ...
+
+
+def body_filter(req: FilterBody, now_us: int, **more: Any) -> MemoryFilter:
+    """The MemoryFilter of a search or forget body; `more` adds the fields only one of them has."""
     since_us, until_us = _window(req.since, req.until, now_us)
-    f = MemoryFilter(
+    return MemoryFilter(
         agent_id=req.agent_id,
         session_id=req.session_id,
         memory_types=tuple(req.memory_types or ()),
         event_types=tuple(req.event_types or ()),
         tags=tuple(req.tags or ()),
-        content_contains=req.content_contains or None,
         since_us=since_us,
         until_us=until_us,
-        min_importance=req.min_importance,
+        **more,
     )
+
+
+def search_filter(req: SearchRequest, now_us: int) -> tuple[MemoryFilter, Page]:
+    f = body_filter(req, now_us, content_contains=req.content_contains or None, min_importance=req.min_importance)
     return f, Page(limit=req.limit, offset=req.offset, order=req.order)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from blacksheep import Request, Response, Router
 from msgspec import Meta, Struct
 
+from memtrace import timeutil
 from memtrace.api.deps import Deps
 from memtrace.api.http import convert, decode, json_response, path_param, query_params, read_body
 from memtrace.api.params import list_filter
@@ -17,7 +17,7 @@ from memtrace.errors import NotFound
 from memtrace.jsonlimits import client_object
 from memtrace.memory.build import memory_list
 from memtrace.memory.model import Id, MemoryType
-from memtrace.metadata.models import Session
+from memtrace.metadata.models import Session, SessionStatus
 from memtrace.patterns import ID_RE
 from memtrace.timeutil import parse_time_param
 
@@ -28,7 +28,7 @@ class SessionCreate(Struct, kw_only=True):
 
 
 class SessionUpdate(Struct, kw_only=True):
-    status: Literal["active", "closed"] | None = None
+    status: SessionStatus | None = None
     metadata: dict[str, Any] | None = None
 
 
@@ -104,7 +104,7 @@ def register(router: Router, deps: Deps) -> None:
         principal = await deps.principal(request, "read")
         params = query_params(request)
         params.pop("session_id", None)
-        f, page = list_filter(params, time.time_ns() // 1000, session_id=_session_id(request))
+        f, page = list_filter(params, timeutil.now_us(), session_id=_session_id(request))
         rows, has_more = await deps.memories.list_page(principal.org_id, f, page)
         return json_response(200, memory_list(rows, has_more))
 
@@ -113,7 +113,7 @@ def register(router: Router, deps: Deps) -> None:
         session_id = _session_id(request)
         body = await read_body(request, limits.max_body_bytes)
         req = (decode(_context, body) if body.strip() else None) or ContextRequest()
-        since_us = parse_time_param(req.since, time.time_ns() // 1000, "since") if req.since else None
+        since_us = parse_time_param(req.since, timeutil.now_us(), "since") if req.since else None
         rendered = await deps.memories.context(
             principal.org_id, session_id, tuple(req.include_types or ()), since_us, req.max_tokens
         )

@@ -7,11 +7,14 @@ exception message without leaking the secret.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import structs
+
+from memtrace import crypto
 
 
 class ArcBinding(msgspec.Struct, frozen=True):
@@ -48,3 +51,40 @@ class ArcBinding(msgspec.Struct, frozen=True):
             ("measurement", self.measurement),
             ("api_key", "***" if self.api_key else None),
         ]
+
+
+class SealedBinding(Protocol):
+    """A binding as the metadata store keeps it, the Arc API key still encrypted (`metadata.ArcInstanceRow`)."""
+
+    @property
+    def org_id(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def database(self) -> str: ...
+    @property
+    def measurement(self) -> str: ...
+    @property
+    def api_key_cipher(self) -> bytes | None: ...
+    @property
+    def api_key_nonce(self) -> bytes | None: ...
+
+
+def decrypt_binding(row: SealedBinding, master_key: bytes | None) -> ArcBinding:
+    """The usable binding; raises DecryptionError naming the org, or MasterKeyError if a key is needed."""
+    api_key: str | None = None
+    if row.api_key_cipher is not None and row.api_key_nonce is not None:
+        if master_key is None:
+            raise crypto.MasterKeyError(
+                f"org {row.org_id} has an encrypted Arc API key but {crypto.MASTER_KEY_ENV} is not set: "
+                "export the master key it was stored with"
+            )
+        api_key = crypto.decrypt(master_key, row.org_id, row.api_key_cipher, row.api_key_nonce)
+    return ArcBinding(
+        org_id=row.org_id, url=row.url, database=row.database, measurement=row.measurement, api_key=api_key
+    )
+
+
+def decrypt_bindings(rows: Iterable[SealedBinding], master_key: bytes | None) -> list[ArcBinding]:
+    """All bindings, failing on the first one that does not decrypt (the error names its org)."""
+    return [decrypt_binding(row, master_key) for row in rows]

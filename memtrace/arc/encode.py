@@ -29,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from memtrace.memory.model import ARC_COLUMNS, MemoryRow
+from memtrace.rows import ARC_COLUMNS, MemoryRow
 
 COLUMNS = ARC_COLUMNS
 

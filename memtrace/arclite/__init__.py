@@ -71,3 +71,5 @@ Where arclite differs from Arc:
   the measurement's column types; Arc's delete reads only its Parquet files, so a client of a real Arc
   must flush first or buffered rows reappear.
 """
+
+__all__: list[str] = []  # used as a process (`python -m memtrace.arclite`); its modules are internal

@@ -57,15 +57,96 @@ class QueryJob:
                 self.cursor.interrupt()
 
 
+def job_cursor(con: duckdb.DuckDBPyConnection, job: QueryJob) -> duckdb.DuckDBPyConnection:
+    """A fresh connection per job, so interrupting it can never hit another request's statement."""
+    cur = con.cursor()
+    job.cursor = cur
+    if job.cancelled:
+        cur.close()
+        raise duckdb.InterruptException("cancelled before start")
+    return cur
+
+
+@dataclass
+class Catalog:
+    """What tables and columns a database has, as created (names keep their first spelling, columns their
+    first type), and the statements a delete or count runs against a measurement and its staged rows."""
+
+    cols: dict[tuple[str, str], dict[str, tuple[str, str]]] = field(default_factory=dict)
+    """(schema, lower-cased table) -> lower-cased column -> (column as created, SQL type)."""
+    names: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def load(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.cols = {}
+        self.names = {}
+        rows = con.execute(
+            "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE database_name = current_database() AND schema_name IN (?, ?)",
+            [MAIN, STAGE],
+        ).fetchall()
+        for schema, table, col, typ in rows:
+            self.cols.setdefault((schema, table.lower()), {})[col.lower()] = (col, typ)
+            self.names[(schema, table.lower())] = table
+
+    def ensure(self, con: duckdb.DuckDBPyConnection, schema: str, table: str,
+               types: dict[str, str]) -> dict[str, tuple[str, str]]:
+        """Create the table or add the columns it lacks; existing columns keep their first type."""
+        key = (schema, table.lower())
+        have = self.cols.get(key)
+        extra = {STAGED_AT: "BIGINT"} if schema == STAGE else {}
+        if have is None:
+            defs = {**types, **extra}
+            ddl = ", ".join(f"{q(c)} {t}" for c, t in defs.items())
+            con.execute(f"CREATE TABLE {q(schema)}.{q(table)} ({ddl})")
+            have = self.cols[key] = {c.lower(): (c, t) for c, t in defs.items()}
+            self.names[key] = table
+            return have
+        for c, t in types.items():
+            if c.lower() not in have:
+                con.execute(f"ALTER TABLE {q(schema)}.{q(table)} ADD COLUMN {q(c)} {t}")
+                have[c.lower()] = (c, t)
+        return have
+
+    def targets(self, measurement: str, where: str, verb: str) -> list[str]:
+        """The statements that apply `verb` with the client's `where` to the measurement and its staged rows.
+
+        Staged rows are matched through a projection that looks exactly like the measurement will after
+        the flush (the measurement's column types, its extra columns as NULL), so a `where` selects the
+        same buffered rows it would select once they are flushed.
+        """
+        key = measurement.lower()
+        out: list[str] = []
+        main_cols = self.cols.get((MAIN, key))
+        if main_cols is not None:
+            out.append(f"{verb} FROM {q(MAIN)}.{q(self.names[(MAIN, key)])} WHERE ({where}\n)")
+        stage_cols = self.cols.get((STAGE, key))
+        if stage_cols is not None:
+            have = main_cols or {}
+            sel = [f"s.rowid AS {q(ROWID)}"]
+            for low, (col, typ) in stage_cols.items():
+                if col == STAGED_AT:
+                    continue
+                want = have.get(low, (col, typ))
+                expr = f"s.{q(col)}" if want[1] == typ else f"TRY_CAST(s.{q(col)} AS {want[1]})"
+                sel.append(f"{expr} AS {q(want[0])}")
+            sel.extend(f"NULL::{typ} AS {q(col)}" for low, (col, typ) in have.items() if low not in stage_cols)
+            table = f"{q(STAGE)}.{q(self.names[(STAGE, key)])}"
+            view = f"(SELECT {', '.join(sel)} FROM {table} AS s) AS {q(measurement)}"  # noqa: S608
+            match = f"SELECT {q(ROWID)} FROM {view} WHERE ({where}\n)"  # noqa: S608
+            if verb == "DELETE":
+                out.append(f"DELETE FROM {table} WHERE rowid IN ({match})")  # noqa: S608
+            else:
+                out.append(f"{verb} FROM ({match})")
+        return out
+
+
 @dataclass
 class Database:
     name: str
     path: Path | None
     """None means an empty in-memory stand-in: querying a database never written to creates no file."""
     con: duckdb.DuckDBPyConnection = field(init=False)
-    _cols: dict[tuple[str, str], dict[str, tuple[str, str]]] = field(init=False, default_factory=dict)
-    """(schema, lower-cased table) -> lower-cased column -> (column as created, SQL type)."""
-    _names: dict[tuple[str, str], str] = field(init=False, default_factory=dict)
+    catalog: Catalog = field(init=False, default_factory=Catalog)
     _local: threading.local = field(init=False, default_factory=threading.local)
     _cursors: list[duckdb.DuckDBPyConnection] = field(init=False, default_factory=list)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -79,39 +160,8 @@ class Database:
         self.con = duckdb.connect(str(self.path) if self.path else ":memory:", config=cfg)
         if self.path is not None:
             self.con.execute(f"CREATE SCHEMA IF NOT EXISTS {STAGE}")
-        self._load_schema()
+        self.catalog.load(self.con)
         self._refresh_pending()
-
-    # ---- schema -------------------------------------------------------------------------------------
-    def _load_schema(self) -> None:
-        self._cols = {}
-        self._names = {}
-        rows = self.con.execute(
-            "SELECT schema_name, table_name, column_name, data_type FROM duckdb_columns() "
-            "WHERE database_name = current_database() AND schema_name IN (?, ?)",
-            [MAIN, STAGE],
-        ).fetchall()
-        for schema, table, col, typ in rows:
-            self._cols.setdefault((schema, table.lower()), {})[col.lower()] = (col, typ)
-            self._names[(schema, table.lower())] = table
-
-    def _ensure(self, schema: str, table: str, types: dict[str, str]) -> dict[str, tuple[str, str]]:
-        """Create the table or add the columns it lacks; existing columns keep their first type."""
-        key = (schema, table.lower())
-        have = self._cols.get(key)
-        extra = {STAGED_AT: "BIGINT"} if schema == STAGE else {}
-        if have is None:
-            defs = {**types, **extra}
-            ddl = ", ".join(f"{q(c)} {t}" for c, t in defs.items())
-            self.con.execute(f"CREATE TABLE {q(schema)}.{q(table)} ({ddl})")
-            have = self._cols[key] = {c.lower(): (c, t) for c, t in defs.items()}
-            self._names[key] = table
-            return have
-        for c, t in types.items():
-            if c.lower() not in have:
-                self.con.execute(f"ALTER TABLE {q(schema)}.{q(table)} ADD COLUMN {q(c)} {t}")
-                have[c.lower()] = (c, t)
-        return have
 
     def tables(self) -> list[str]:
         return sorted(t for (s, t) in self._table_names() if s == MAIN and not t.startswith("_"))
@@ -134,7 +184,7 @@ class Database:
         except BaseException as exc:
             with contextlib.suppress(duckdb.Error):
                 self.con.execute("ROLLBACK")
-            self._load_schema()
+            self.catalog.load(self.con)
             if isinstance(exc, duckdb.ConversionException | duckdb.InvalidInputException | OverflowError):
                 raise PayloadError(f"type conflict: {_first_line(exc)}") from exc
             if isinstance(exc, orjson.JSONEncodeError):
@@ -145,7 +195,7 @@ class Database:
         self._sync_dir_once()
 
     def _insert(self, schema: str, b: Batch, staged_at: int | None) -> None:
-        have = self._ensure(schema, b.measurement, b.types)
+        have = self.catalog.ensure(self.con, schema, b.measurement, b.types)
         names = [c for c in b.columns if c.lower() in have]
         spec = {c: ["BIGINT" if c == "time" else have[c.lower()][1]] for c in names}
         sel = [
@@ -171,12 +221,12 @@ class Database:
         cond = "" if cutoff is None else f" WHERE {q(STAGED_AT)} <= {int(cutoff)}"
         self.con.execute("BEGIN TRANSACTION")
         try:
-            for key, cols in list(self._cols.items()):
+            for key, cols in list(self.catalog.cols.items()):
                 if key[0] != STAGE:
                     continue
-                table = self._names[key]
+                table = self.catalog.names[key]
                 types = {c: t for c, t in cols.values() if c != STAGED_AT}
-                have = self._ensure(MAIN, table, types)
+                have = self.catalog.ensure(self.con, MAIN, table, types)
                 names = [q(have[c.lower()][0]) for c in types]
                 src = f"{q(STAGE)}.{q(table)}"
                 cl = ", ".join(names)
@@ -189,17 +239,17 @@ class Database:
         except BaseException:
             with contextlib.suppress(duckdb.Error):
                 self.con.execute("ROLLBACK")
-            self._load_schema()
+            self.catalog.load(self.con)
             raise
         self._refresh_pending()
         return moved
 
     def _refresh_pending(self) -> None:
         oldest: int | None = None
-        for key in self._cols:
+        for key in self.catalog.cols:
             if key[0] != STAGE:
                 continue
-            sql = f"SELECT min({q(STAGED_AT)}) FROM {q(STAGE)}.{q(self._names[key])}"  # noqa: S608
+            sql = f"SELECT min({q(STAGED_AT)}) FROM {q(STAGE)}.{q(self.catalog.names[key])}"  # noqa: S608
             row = self.con.execute(sql).fetchone()
             if row and row[0] is not None:
                 oldest = int(row[0]) if oldest is None else min(oldest, int(row[0]))
@@ -217,49 +267,13 @@ class Database:
             os.close(fd)
         self._dir_synced = True
 
-    # ---- deletes (writer thread only) ---------------------------------------------------------------
-    def _targets(self, measurement: str, where: str, verb: str) -> list[str]:
-        """The statements that apply `verb` with the client's `where` to the measurement and its staged rows.
-
-        Staged rows are matched through a projection that looks exactly like the measurement will after
-        the flush (the measurement's column types, its extra columns as NULL), so a `where` selects the
-        same buffered rows it would select once they are flushed.
-        """
-        key = measurement.lower()
-        out: list[str] = []
-        main_cols = self._cols.get((MAIN, key))
-        if main_cols is not None:
-            out.append(f"{verb} FROM {q(MAIN)}.{q(self._names[(MAIN, key)])} WHERE ({where}\n)")
-        stage_cols = self._cols.get((STAGE, key))
-        if stage_cols is not None:
-            have = main_cols or {}
-            sel = [f"s.rowid AS {q(ROWID)}"]
-            for low, (col, typ) in stage_cols.items():
-                if col == STAGED_AT:
-                    continue
-                want = have.get(low, (col, typ))
-                expr = f"s.{q(col)}" if want[1] == typ else f"TRY_CAST(s.{q(col)} AS {want[1]})"
-                sel.append(f"{expr} AS {q(want[0])}")
-            sel.extend(f"NULL::{typ} AS {q(col)}" for low, (col, typ) in have.items() if low not in stage_cols)
-            table = f"{q(STAGE)}.{q(self._names[(STAGE, key)])}"
-            view = f"(SELECT {', '.join(sel)} FROM {table} AS s) AS {q(measurement)}"  # noqa: S608
-            match = f"SELECT {q(ROWID)} FROM {view} WHERE ({where}\n)"  # noqa: S608
-            if verb == "DELETE":
-                out.append(f"DELETE FROM {table} WHERE rowid IN ({match})")  # noqa: S608
-            else:
-                out.append(f"{verb} FROM ({match})")
-        return out
-
+    # ---- deletes (writer thread only; the statements come from `Catalog.targets`) ----
     def count_matching(self, measurement: str, where: str, job: QueryJob) -> int:
         """Rows of the measurement, staged ones included, that `where` selects; nothing is changed."""
-        cur = self._job_cursor(job)
+        cur = job_cursor(self.con, job)
         try:
             cur.execute("BEGIN TRANSACTION READ ONLY")
-            total = 0
-            for sql in self._targets(measurement, where, "SELECT count(*)"):
-                row = cur.execute(sql).fetchone()
-                total += int(row[0]) if row else 0
-            return total
+            return _total(cur, self.catalog.targets(measurement, where, "SELECT count(*)"))
         finally:
             with contextlib.suppress(duckdb.Error):
                 cur.execute("ROLLBACK")
@@ -271,13 +285,10 @@ class Database:
         Returns only after COMMIT, i.e. after the WAL holding the delete was fsynced. If more than
         `max_rows` rows match, nothing is deleted and TooManyRows is raised.
         """
-        cur = self._job_cursor(job)
+        cur = job_cursor(self.con, job)
         try:
             cur.execute("BEGIN TRANSACTION")
-            total = 0
-            for sql in self._targets(measurement, where, "DELETE"):
-                row = cur.execute(sql).fetchone()
-                total += int(row[0]) if row else 0
+            total = _total(cur, self.catalog.targets(measurement, where, "DELETE"))
             if total > max_rows:
                 cur.execute("ROLLBACK")
                 raise TooManyRows(total)
@@ -294,15 +305,6 @@ class Database:
         if total:
             self._refresh_pending()
         return total
-
-    def _job_cursor(self, job: QueryJob) -> duckdb.DuckDBPyConnection:
-        """A fresh connection per job, so interrupting it can never hit another request's statement."""
-        cur = self.con.cursor()
-        job.cursor = cur
-        if job.cancelled:
-            cur.close()
-            raise duckdb.InterruptException("cancelled before start")
-        return cur
 
     # ---- queries (any thread) -----------------------------------------------------------------------
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -340,6 +342,15 @@ class Database:
             with contextlib.suppress(duckdb.Error):
                 self.con.execute("CHECKPOINT")
         self.con.close()
+
+
+def _total(cur: duckdb.DuckDBPyConnection, statements: list[str]) -> int:
+    """The sum of the counts the statements answer (a DELETE answers the rows it removed)."""
+    total = 0
+    for sql in statements:
+        row = cur.execute(sql).fetchone()
+        total += int(row[0]) if row else 0
+    return total
 
 
 def _first_line(exc: BaseException) -> str:

@@ -5,3 +5,5 @@
 
 Integrations talk to Memtrace only over HTTP through `memtrace.client`; importing this package imports no framework.
 """
+
+__all__: list[str] = []  # each integration is a subpackage with its own __all__

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from memtrace.config import Settings
 from memtrace.journal import _sqlite, deadletter, forget
 from memtrace.journal._sqlite import ThreadedConnection
 from memtrace.journal.committer import AcceptRules, AppendResult, CommitObserver, CommitStats, GroupCommitter
@@ -39,7 +40,7 @@ from memtrace.journal.forget import Deletion, Forgets, Recorded
 from memtrace.journal.lease import Leases, holder_alive, holder_id
 from memtrace.journal.outbox import OrgBacklog, Outbox, PendingBatch
 from memtrace.journal.reads import RecentRows
-from memtrace.memory.model import MemoryFilter, MemoryRow
+from memtrace.rows import MemoryFilter, MemoryRow
 
 __all__ = [
     "AppendResult",
@@ -67,6 +68,18 @@ class JournalConfig:
     # delivery marks and dead letters, so a full journal can always drain.
     max_size_mb: float = 0
 
+    @classmethod
+    def from_settings(cls, settings: Settings, path: Path | None = None) -> JournalConfig:
+        """The journal every process opens for `settings` (server, preflight, admin): one place, one config."""
+        return cls(
+            path=settings.journal_path if path is None else path,
+            dedup_window_s=settings.dedup.window_s,
+            retention_s=settings.journal.retention_s,
+            max_pending_per_org=settings.arc.max_pending_per_org,
+            max_group_rows=settings.journal.max_group_rows,
+            max_size_mb=settings.journal.max_size_mb,
+        )
+
 
 class Journal:
     """The journal of one process: its two connections and the parts that use them.
@@ -82,6 +95,8 @@ class Journal:
             config.dedup_window_s, config.max_pending_per_org, config.max_group_rows, config.retry_after_s))
         self.outbox = Outbox(bookkeeping, config.dedup_window_s, config.retention_s)
         self.recent = RecentRows(bookkeeping)
+        # The org's rows that Arc may not show yet (pending, or delivered within the retention).
+        self.recent_rows = self.recent.fetch
         self.leases = Leases(bookkeeping)
         self.dead_letters = DeadLetters(bookkeeping)
         self.forgets = Forgets(bookkeeping)
@@ -123,18 +138,6 @@ class Journal:
         its bound; then nothing of this request is stored.
         """
         return await self.committer.append(org_id, rows)
-
-    async def recent_rows(
-        self,
-        org_id: str,
-        *,
-        agent_id: str | None = None,
-        session_id: str | None = None,
-        since_us: int | None = None,
-        ids: Sequence[str] = (),
-    ) -> list[MemoryRow]:
-        """The org's rows that Arc may not show yet (pending, or delivered within the retention)."""
-        return await self.recent.fetch(org_id, agent_id=agent_id, session_id=session_id, since_us=since_us, ids=ids)
 
     async def backlog(self) -> list[OrgBacklog]:
         return await self.outbox.backlog()

@@ -155,3 +155,21 @@ class ThreadedConnection:
         await self.run(self.conn.close)
         os.close(self._lock_fd)
         self._executor.shutdown(wait=True)
+
+
+def narrowing(org_id: str, *, agent_id: str | None = None, session_id: str | None = None,
+              since_us: int | None = None, until_us: int | None = None,
+              ids: Sequence[str] = ()) -> tuple[str, list[Any]]:
+    """A WHERE clause (and its parameters) over the columns journal and dead-letter rows keep beside their
+    blob: it narrows the candidates by index, and callers still apply the full filter to the decoded rows."""
+    clauses = ["org_id = ?"]
+    params: list[Any] = [org_id]
+    for clause, value in (("agent_id = ?", agent_id), ("session_id = ?", session_id),
+                          ("time_us >= ?", since_us), ("time_us < ?", until_us)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    if ids:
+        clauses.append(f"id IN ({marks(len(ids))})")
+        params.extend(ids)
+    return " AND ".join(clauses), params

@@ -21,7 +21,7 @@ from memtrace import supervise
 from memtrace.errors import JournalFull, Overloaded
 from memtrace.journal._sqlite import ThreadedConnection, chunks, free_room, insert_many, marks, out_of_space
 from memtrace.journal.rows import encode_row
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 from memtrace.timeutil import now_us
 
 log = logging.getLogger("memtrace.journal")

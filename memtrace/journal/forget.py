@@ -24,10 +24,10 @@ from typing import Any, Final
 
 import msgspec
 
-from memtrace.journal._sqlite import ThreadedConnection, chunks, marks
+from memtrace.journal._sqlite import ThreadedConnection, chunks, marks, narrowing
 from memtrace.journal.rows import decode_row
-from memtrace.memory.filters import matches
-from memtrace.memory.model import MemoryFilter, MemoryRow
+from memtrace.rowfilter import matches
+from memtrace.rows import MemoryFilter, MemoryRow
 
 SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS deletions (
@@ -85,25 +85,10 @@ def _candidates(conn: Any, org_id: str, f: MemoryFilter, table: str = "journal"
                 ) -> list[tuple[int, MemoryRow, bool]]:
     """The org's rows matching `f` in the journal, (seq, row, delivered), or in the dead letters, (entry, row,
     True): a dead-lettered memory is still readable, so forgetting must reach it too."""
-    clauses = ["org_id = ?"]
-    params: list[Any] = [org_id]
-    if f.agent_id is not None:
-        clauses.append("agent_id = ?")
-        params.append(f.agent_id)
-    if f.session_id is not None:
-        clauses.append("session_id = ?")
-        params.append(f.session_id)
-    if f.since_us is not None:
-        clauses.append("time_us >= ?")
-        params.append(f.since_us)
-    if f.until_us is not None:
-        clauses.append("time_us < ?")
-        params.append(f.until_us)
-    if f.ids:
-        clauses.append(f"id IN ({marks(len(f.ids))})")
-        params.extend(f.ids)
+    where, params = narrowing(org_id, agent_id=f.agent_id, session_id=f.session_id, since_us=f.since_us,
+                              until_us=f.until_us, ids=f.ids)
     columns = "seq, row, delivered_at FROM journal" if table == "journal" else "entry, row, 1 FROM dead_letter"
-    sql = f"SELECT {columns} WHERE " + " AND ".join(clauses)
+    sql = f"SELECT {columns} WHERE {where}"
     out: list[tuple[int, MemoryRow, bool]] = []
     for seq, blob, delivered_at in conn.execute(sql, params):
         row = decode_row(blob)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from memtrace.journal._sqlite import ThreadedConnection, chunks, marks, out_of_space
 from memtrace.journal.rows import decode_row
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 
 
 @dataclass(slots=True)

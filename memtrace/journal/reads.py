@@ -4,11 +4,10 @@ as dead letters (acknowledged memories Arc refused; they stay readable until an 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from memtrace.journal._sqlite import ThreadedConnection, marks
+from memtrace.journal._sqlite import ThreadedConnection, narrowing
 from memtrace.journal.rows import decode_row
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 
 
 class RecentRows:
@@ -24,22 +23,8 @@ class RecentRows:
         since_us: int | None = None,
         ids: Sequence[str] = (),
     ) -> list[MemoryRow]:
-        """Index-narrowed candidates; callers apply the full filter (`memory/filters.py`)."""
-        clauses = ["org_id = ?"]
-        params: list[Any] = [org_id]
-        if agent_id is not None:
-            clauses.append("agent_id = ?")
-            params.append(agent_id)
-        if session_id is not None:
-            clauses.append("session_id = ?")
-            params.append(session_id)
-        if since_us is not None:
-            clauses.append("time_us >= ?")
-            params.append(since_us)
-        if ids:
-            clauses.append(f"id IN ({marks(len(ids))})")
-            params.extend(ids)
-        where = " AND ".join(clauses)
+        """Index-narrowed candidates; callers apply the full filter (`rowfilter.py`)."""
+        where, params = narrowing(org_id, agent_id=agent_id, session_id=session_id, since_us=since_us, ids=ids)
         sql = f"SELECT row FROM journal WHERE {where} UNION ALL SELECT row FROM dead_letter WHERE {where}"  # noqa: S608
 
         def _q() -> list[MemoryRow]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(MemoryRow)

@@ -16,7 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from memtrace import patterns
+from memtrace import __version__, patterns
 from memtrace.client import AsyncMemtraceClient, MemoryType, MemtraceError, NewMemory
 from memtrace.patterns import plain
 
@@ -75,13 +75,25 @@ def _json(value: Any) -> str:
     return _encoder.encode(value).decode()
 
 
+_READS: Final = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+_WRITES: Final = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                                 open_world_hint=False)
+_FORGETS: Final = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,
+                                  open_world_hint=False)
+
+
 def build_server(client: AsyncMemtraceClient) -> MCPServer:
     """An MCPServer whose tools use `client`; the caller owns the client's lifetime (it outlives MCP sessions)."""
     server: MCPServer = MCPServer(name="memtrace", title="Memtrace memory", instructions=INSTRUCTIONS,
-                                  version="0.1.0", log_level="WARNING")
-    reads = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-    writes = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
-                             open_world_hint=False)
+                                  version=__version__, log_level="WARNING")
+    _add_memory_tools(server, client)
+    _add_session_tools(server, client)
+    return server
+
+
+def _add_memory_tools(server: MCPServer, client: AsyncMemtraceClient) -> None:
+    """remember, recall, search, decide: one memory at a time."""
+    reads, writes = _READS, _WRITES
 
     @server.tool(name="memtrace_remember", annotations=writes, structured_output=False)
     async def remember(
@@ -140,6 +152,12 @@ def build_server(client: AsyncMemtraceClient) -> MCPServer:
         """Record a decision and the reasoning behind it. Returns the stored memory as JSON."""
         return _json(await _api(client.decide(agent_id, decision, reasoning)))
 
+
+
+def _add_session_tools(server: MCPServer, client: AsyncMemtraceClient) -> None:
+    """session_create, session_context, agent_register, forget: sessions, agents and erasure."""
+    reads, writes, forgets = _READS, _WRITES, _FORGETS
+
     @server.tool(name="memtrace_session_create", annotations=writes, structured_output=False)
     async def session_create(agent_id: AgentId, metadata: Metadata = None) -> str:
         """Start a session (a bounded piece of work) for an agent. Returns the session, whose id to pass on."""
@@ -165,9 +183,6 @@ def build_server(client: AsyncMemtraceClient) -> MCPServer:
         """Register a named agent. Returns the agent (id, name, created_at) as JSON."""
         return _json(await _api(client.register_agent(name, description)))
 
-    forgets = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,
-                              open_world_hint=False)
-
     @server.tool(name="memtrace_forget", annotations=forgets, structured_output=False)
     async def forget(
         agent_id: Annotated[str | None, Field(pattern=_ID, description="Forget this agent's memories.")] = None,
@@ -188,5 +203,3 @@ def build_server(client: AsyncMemtraceClient) -> MCPServer:
                             "until (forgetting everything is an administrator's job)")
         return _json(await _api(client.forget(agent_id=agent_id, session_id=session_id, memory_types=memory_types,
                                               tags=tags, since=since, until=until, dry_run=not confirm)))
-
-    return server

@@ -15,7 +15,8 @@ from memtrace.errors import TooLarge
 from memtrace.ids import memory_id
 from memtrace.jsonlimits import check_object, stored_object
 from memtrace.memory.dedup import dedup_key
-from memtrace.memory.model import Memory, MemoryList, MemoryRow, NewMemory
+from memtrace.memory.model import Memory, MemoryList, NewMemory
+from memtrace.rows import MemoryRow
 from memtrace.timeutil import format_us
 
 DEFAULT_IMPORTANCE = 0.5

@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 from memtrace.timeutil import format_seconds
 
 CONTENT_CHARS = 80

@@ -17,17 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import msgspec
 
+from memtrace import timeutil
 from memtrace.arc.registry import ArcRegistry
 from memtrace.errors import ArcDeleteRefused, ArcRejected, ArcUnavailable, MemtraceError, NoArcInstance
 from memtrace.journal import Deletion, Journal
 from memtrace.memory import query
-from memtrace.memory.model import MemoryFilter
+from memtrace.rows import MemoryFilter
 from memtrace.timeutil import parse_arc_time
 
 log = logging.getLogger("memtrace.forget")
@@ -102,7 +102,7 @@ class Forgetter:
         """Delete the deletion's rows from Arc and release their ledger keys; returns Arc's deleted count."""
         org_id, f = deletion.org_id, deletion.filter
         binding = self.registry.get(org_id)
-        window_start = time.time_ns() // 1000 - self.dedup_window_s * 1_000_000
+        window_start = timeutil.now_us() - self.dedup_window_s * 1_000_000
         keys_sql = query.dedup_keys_to_release(binding.measurement, org_id, f, window_start)
         found = await self.registry.query(org_id, keys_sql)
         keys = _keys(found.columns, found.data)

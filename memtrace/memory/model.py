@@ -1,7 +1,8 @@
 """Request and response Structs of the memory API, with the contract's constraints on the types.
 
-Bodies are decoded from bytes straight into these Structs with decoders built once (see `codec.py`),
-so a ValidationError path such as `$.memories[3].importance` names the offending field.
+Bodies are decoded from bytes straight into these Structs with decoders built once (in the `api/` module
+of each resource, e.g. `api/memories.py`), so a ValidationError path such as `$.memories[3].importance`
+names the offending field.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from memtrace.patterns import (
     TAG_PATTERN,
     whole,
 )
+from memtrace.rows import MemoryFilter as MemoryFilter  # re-exported: defined with the row it filters
 
 MAX_TAGS = 32
 MAX_LIMIT = 1000
@@ -43,7 +45,7 @@ Offset = Annotated[int, Meta(ge=0, le=MAX_OFFSET)]
 
 
 class NewMemory(Struct, forbid_unknown_fields=False, kw_only=True):
-    """One memory as a client sends it. Size caps that depend on settings are checked in `validate.py`."""
+    """One memory as a client sends it. Size caps that depend on settings are checked in `build.py`."""
 
     agent_id: Id
     content: Content
@@ -89,28 +91,6 @@ class Memory(Struct, kw_only=True):
     parent_id: str
 
 
-class MemoryRow(Struct, array_like=True, kw_only=True):
-    """The Arc columns of one memory, kept compact in the journal (array-like msgpack)."""
-
-    id: str
-    time_us: int
-    org_id: str
-    agent_id: str
-    session_id: str
-    memory_type: str
-    event_type: str
-    content: str
-    metadata_json: str
-    tags_csv: str
-    dedup_key: str
-    importance: float
-    parent_id: str
-
-
-ARC_COLUMNS: tuple[str, ...] = tuple("time" if f == "time_us" else f for f in MemoryRow.__struct_fields__)
-"""The Arc columns of a memory, in MemoryRow field order (the row's `time_us` is Arc's `time`)."""
-
-
 class BatchCreated(Struct, kw_only=True):
     memories: list[Memory]
     count: int
@@ -142,27 +122,6 @@ class SearchResults(Struct, kw_only=True):
     results: list[Memory]
     count: int
     query_time_ms: int
-
-
-class MemoryFilter(Struct, kw_only=True):
-    """Every filter a read may apply, already validated; built from list query params or a search body.
-
-    `since_us`/`until_us` are absolute epoch microseconds (relative forms resolved at request time).
-    """
-
-    agent_id: str | None = None
-    agent_ids: tuple[str, ...] = ()  # any of these (an agent's id and its name); combined with agent_id by AND
-    session_id: str | None = None
-    memory_types: tuple[str, ...] = ()
-    event_types: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    content_contains: str | None = None
-    since_us: int | None = None
-    until_us: int | None = None
-    min_importance: float | None = None
-    ids: tuple[str, ...] = ()
-    # Pending deletions of the org (`journal/forget.py`): a row matching any of them is forgotten and never shown.
-    hide: tuple[MemoryFilter, ...] = ()
 
 
 class Page(Struct, kw_only=True):

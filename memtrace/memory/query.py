@@ -25,24 +25,21 @@ from typing import Any
 import msgspec
 
 from memtrace.errors import Invalid
-from memtrace.memory.filters import fold_case, only_ids
-from memtrace.memory.model import (
-    ARC_COLUMNS,
-    MEMORY_TYPES,
-    MemoryFilter,
-    MemoryRow,
-)
-from memtrace.patterns import DEDUP_KEY_RE, EVENT_TYPE_RE, ID_RE, MEMORY_ID_RE, TAG_RE
+from memtrace.memory.model import MEMORY_TYPES
+from memtrace.patterns import EVENT_TYPE_RE, ID_RE, MEASUREMENT_RE, MEMORY_ID_RE, TAG_RE
+from memtrace.rowfilter import fold_case, only_ids
+from memtrace.rows import ARC_COLUMNS, MemoryFilter, MemoryRow, column_index
 from memtrace.timeutil import MAX_US, MIN_US, format_us, parse_arc_time
 
 COLUMNS = ARC_COLUMNS  # what every SELECT names, in MemoryRow field order
+_TIME, _IMPORTANCE = column_index("time"), column_index("importance")  # the non-text columns
+_TYPED = (_TIME, _IMPORTANCE)
 
 MAX_SQL_CHARS = 10_000
 """Arc refuses longer queries with a 400."""
 
 _SELECT_LIST = ", ".join(COLUMNS)
 _DEDUP = "QUALIFY row_number() OVER (PARTITION BY id ORDER BY time) = 1"
-_MEASUREMENT_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,127}")
 # Characters that mean nothing to DuckDB's lexer nor to any of Arc's regex passes over the SQL text
 # (literal masking, comment stripping, keyword denylist, partition pruner).
 _PLAIN_LITERAL_RE = re.compile(r"[A-Za-z0-9 _.,:@+-]*")
@@ -50,7 +47,7 @@ _PLAIN_LITERAL_RE = re.compile(r"[A-Za-z0-9 _.,:@+-]*")
 
 def quote_ident(name: str) -> str:
     """A measurement name as a quoted SQL identifier, after checking Arc's own naming rule."""
-    if not _MEASUREMENT_RE.fullmatch(name):
+    if not MEASUREMENT_RE.fullmatch(name):
         raise Invalid(f"measurement must match ^[A-Za-z][A-Za-z0-9_-]*$ (at most 128 chars), got {name!r}")
     return f'"{name}"'
 
@@ -231,13 +228,6 @@ def select_memories(measurement: str, org_id: str, f: MemoryFilter, order: str, 
     )
 
 
-def count_memories(measurement: str, org_id: str, f: MemoryFilter) -> str:
-    """`SELECT count(DISTINCT id) AS count ...`: how many memories (not stored copies) match `f`."""
-    table = quote_ident(measurement)
-    where = " AND ".join(_conditions(org_id, f))
-    return _capped(f"SELECT count(DISTINCT id) AS count FROM {table} WHERE {where}")
-
-
 def memory_stats(measurement: str, org_id: str, f: MemoryFilter, since_24h_us: int) -> str:
     """Per memory_type, over memories matching `f`: distinct ids in total, since `since_24h_us`
     (inclusive), and those of them with event_type `error`. Columns: memory_type, total, last_24h,
@@ -284,40 +274,6 @@ def select_ids(measurement: str, org_id: str, ids: Sequence[str]) -> str:
         return sql
     low, high = quote_literal(min(ids)), quote_literal(max(ids))
     return f"SELECT DISTINCT id FROM {table} WHERE {_org(org_id)} AND id >= {low} AND id <= {high}"
-
-
-def existing_dedup_keys(measurement: str, org_id: str, keys: Sequence[str], since_us: int) -> str:
-    """Which of `keys` the org stored at or after `since_us`: `SELECT DISTINCT dedup_key ...`.
-
-    Raises ValueError for an empty `keys` (there is nothing to ask) and `Invalid` when the query would
-    pass Arc's size cap; `existing_dedup_keys_batches` splits a large set instead.
-    """
-    if not keys:
-        raise ValueError("existing_dedup_keys needs at least one key")
-    table = quote_ident(measurement)
-    bound = _time_bounds(MemoryFilter(since_us=since_us))
-    conds = [*bound, _org(org_id), f"dedup_key IN ({_in_list(keys, DEDUP_KEY_RE, 'dedup_key')})"]
-    return _capped(f"SELECT DISTINCT dedup_key FROM {table} WHERE {' AND '.join(conds)}")
-
-
-def existing_dedup_keys_batches(measurement: str, org_id: str, keys: Sequence[str], since_us: int) -> list[str]:
-    """`existing_dedup_keys` split into as few queries as Arc's 10,000-character cap allows."""
-    unique = list(dict.fromkeys(keys))
-    if not unique:
-        return []
-    base = len(existing_dedup_keys(measurement, org_id, unique[:1], since_us)) - len(unique[0]) - 2
-    out: list[str] = []
-    batch: list[str] = []
-    size = base
-    for key in unique:
-        cost = len(key) + 4  # quotes, comma, space
-        if batch and size + cost > MAX_SQL_CHARS:
-            out.append(existing_dedup_keys(measurement, org_id, batch, since_us))
-            batch, size = [], base
-        batch.append(key)
-        size += cost
-    out.append(existing_dedup_keys(measurement, org_id, batch, since_us))
-    return out
 
 
 def delete_condition(org_id: str, f: MemoryFilter) -> str:
@@ -370,9 +326,9 @@ def rows_from_arc(columns: list[str], data: list[list[Any]]) -> list[MemoryRow]:
             values = list(raw[: len(COLUMNS)])
         else:
             values = [raw[i] if 0 <= i < len(raw) else None for i in picks]
-        t, imp = values[1], values[11]
-        values[1] = 0 if t is None else parse_arc_time(t)
-        values[11] = 0.5 if imp is None else float(imp)
+        t, imp = values[_TIME], values[_IMPORTANCE]
+        values[_TIME] = 0 if t is None else parse_arc_time(t)
+        values[_IMPORTANCE] = 0.5 if imp is None else float(imp)
         if None in values:
             values = [("" if v is None else v) for v in values]
         lists.append(values)
@@ -380,7 +336,7 @@ def rows_from_arc(columns: list[str], data: list[list[Any]]) -> list[MemoryRow]:
         return msgspec.convert(lists, list[MemoryRow])
     except msgspec.ValidationError:  # a text column holding numbers or booleans: the slow, forgiving path
         return [
-            msgspec.convert([v if n in (1, 11) else _text(v) for n, v in enumerate(values)], MemoryRow)
+            msgspec.convert([v if n in _TYPED else _text(v) for n, v in enumerate(values)], MemoryRow)
             for values in lists
         ]
 

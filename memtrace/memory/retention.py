@@ -8,14 +8,15 @@ covers every type without its own policy. Runs in the server (the delivery lease
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from memtrace import timeutil
 from memtrace.errors import MemtraceError
 from memtrace.memory.forget import Forgetter
-from memtrace.memory.model import MEMORY_TYPES, MemoryFilter
+from memtrace.memory.model import MEMORY_TYPES
 from memtrace.metadata.forgetting import ALL_TYPES, Audit, RetentionPolicy
+from memtrace.rows import MemoryFilter
 
 log = logging.getLogger("memtrace.retention")
 
@@ -57,7 +58,7 @@ async def apply_policies(forgetter: Forgetter, audit: Audit, policies: list[Rete
     for policy in policies:
         if (wanted is None or policy.org_id in wanted) and policy.org_id in bound:
             by_org.setdefault(policy.org_id, []).append(policy)
-    now_us = time.time_ns() // 1000
+    now_us = timeutil.now_us()
     removed: list[Removed] = []
     for org_id, own in by_org.items():
         for f, days in policy_filters(own, now_us):

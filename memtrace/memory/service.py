@@ -8,13 +8,13 @@ any worker). Every Arc query comes from `memory/query.py`, scoped to the org and
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import msgspec
 
+from memtrace import timeutil
 from memtrace.activity import ActivityTracker
 from memtrace.arc.registry import ArcRegistry
 from memtrace.config import LimitsSettings
@@ -23,14 +23,15 @@ from memtrace.journal import Journal
 from memtrace.memory import query
 from memtrace.memory.build import build_rows
 from memtrace.memory.context import RenderedContext, render_context
-from memtrace.memory.filters import Hider, matches, merge_page
 from memtrace.memory.forget import Forgetter, Forgotten
-from memtrace.memory.model import MemoryFilter, MemoryRow, NewMemory, Page
+from memtrace.memory.model import NewMemory, Page
 from memtrace.metrics import m
+from memtrace.rowfilter import Hider, matches, merge_page
+from memtrace.rows import MemoryFilter, MemoryRow
 
 # A deletion being applied by its request is left alone by the background applier this long.
 CLAIM_S = 5.0
-# A context renders at most this many of the session's newest memories (the rest only count).
+# A context renders at most this many of the session's newest memories; older ones are left out (not counted).
 CONTEXT_MAX_ROWS = 5000
 DAY_US = 86_400 * 1_000_000
 
@@ -65,7 +66,7 @@ class MemoryService:
     async def create(self, org_id: str, items: Sequence[NewMemory], *, batch: bool) -> Created:
         """Durably accept `items`; for a single memory a duplicate is a Conflict, in a batch it is skipped."""
         self.registry.get(org_id)  # NoArcInstance before anything is stored
-        rows = build_rows(org_id, items, time.time_ns() // 1000, self.limits, batch)
+        rows = build_rows(org_id, items, timeutil.now_us(), self.limits, batch)
         result = await self.journal.append(org_id, rows)
         if result.duplicate_indexes:
             m().dedup_rejected.inc(len(result.duplicate_indexes))
@@ -81,7 +82,7 @@ class MemoryService:
         self.registry.get(org_id)
         if dry_run:
             return Forgotten(await self.forgetter.count(org_id, f), pending=False)
-        return await self.forgetter.forget(org_id, f, now_us=time.time_ns() // 1000)
+        return await self.forgetter.forget(org_id, f, now_us=timeutil.now_us())
 
     async def delete_memory(self, org_id: str, memory_id: str) -> Forgotten:
         """Forget one memory; NotFound when the org has no such (unforgotten) memory. A memory still in the
@@ -89,7 +90,7 @@ class MemoryService:
         f = await self._hiding(org_id, MemoryFilter(ids=(memory_id,)))
         if not await self._local(org_id, f):
             await self.get(org_id, memory_id)
-        return await self.forgetter.forget(org_id, MemoryFilter(ids=(memory_id,)), now_us=time.time_ns() // 1000)
+        return await self.forgetter.forget(org_id, MemoryFilter(ids=(memory_id,)), now_us=timeutil.now_us())
 
     # --- reads --------------------------------------------------------------------------------------
 

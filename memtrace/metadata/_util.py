@@ -1,4 +1,4 @@
-"""Small helpers shared by the repositories: timestamps, ids, JSON columns, constraint errors.
+"""Small helpers shared by the repositories: stored timestamps, ids, JSON columns, constraint errors.
 
 Timestamps are stored as fixed-width RFC 3339 UTC strings with microseconds and `Z`, so that SQL
 string comparison (ORDER BY, `<`, max) is chronological and the API can return them unchanged.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,17 +24,8 @@ _FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _json_encoder = msgspec.json.Encoder()
 
 
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def format_us(us: int) -> str:
-    """Microseconds since the epoch → `2026-02-07T20:15:00.123456Z`."""
-    return (_EPOCH + timedelta(microseconds=us)).strftime(_FORMAT)
-
-
 def parse_ts(text: str) -> int:
-    """Inverse of `format_us` (only the stored format; the API parses user input elsewhere)."""
+    """Inverse of `timeutil.format_us` (only the stored format; the API parses user input elsewhere)."""
     dt = datetime.strptime(text, _FORMAT).replace(tzinfo=UTC)
     return (dt - _EPOCH) // _ONE_US
 

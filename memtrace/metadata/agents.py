@@ -15,15 +15,9 @@ import msgspec
 
 from memtrace.errors import Conflict, NotFound
 from memtrace.jsonlimits import stored_object
-from memtrace.metadata._util import (
-    check_id,
-    encode_object,
-    format_us,
-    new_id,
-    now_us,
-    unique_violation,
-)
+from memtrace.metadata._util import check_id, encode_object, new_id, unique_violation
 from memtrace.metadata.models import Agent
+from memtrace.timeutil import format_us, now_us
 
 if TYPE_CHECKING:
     from memtrace.metadata.db import MetadataDB
@@ -98,16 +92,6 @@ class Agents:
             raise NotFound("agent not found")
         return agent
 
-    async def aliases(self, org_id: str, id_or_name: str) -> builtins.list[str]:
-        """Every agent_id value that means this agent: what was given, plus its id and name if registered.
-
-        Sessions and memories keep the agent_id they were created with, which may be either form.
-        """
-        agent = await self.find(org_id, id_or_name)
-        if agent is None:
-            return [id_or_name]
-        return list(dict.fromkeys((id_or_name, agent.id, agent.name)))
-
     async def delete(self, org_id: str, id_or_name: str) -> bool:
         async with self._db.transaction() as tx:
             row = await tx.fetchone(_BY_ID_OR_NAME, (org_id, id_or_name, id_or_name, id_or_name))
@@ -134,12 +118,8 @@ class Agents:
         assert row is not None
         return _agent(row)
 
-    async def touch(self, org_id: str, last_active: Mapping[str, int]) -> None:
-        """Move last_active_at forward (never back) for many agents, given by id or name, in one batch."""
-        await self.touch_many({(org_id, key): us for key, us in last_active.items()})
-
     async def touch_many(self, last_active: Mapping[tuple[str, str], int]) -> None:
-        """`touch` for (org_id, id or name) pairs of many orgs, in one transaction."""
+        """Move last_active_at forward (never back) for (org_id, id or name) pairs of many orgs, in one transaction."""
         if not last_active:
             return
         rows = [(format_us(us), org_id, key, key) for (org_id, key), us in last_active.items()]

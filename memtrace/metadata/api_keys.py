@@ -21,8 +21,9 @@ from memtrace.keys import (
     lookup_id,
     parse_permissions,
 )
-from memtrace.metadata._util import check_text, format_us, new_id, now_us, parse_ts_opt, unique_violation
+from memtrace.metadata._util import check_text, new_id, parse_ts_opt, unique_violation
 from memtrace.metadata.models import ApiKeyInfo, KeyRecord
+from memtrace.timeutil import format_us, now_us
 
 if TYPE_CHECKING:
     from memtrace.metadata.db import MetadataDB

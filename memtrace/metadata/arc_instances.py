@@ -1,29 +1,27 @@
 """Arc bindings: which Arc (URL, database, measurement, API key) holds each org's memories.
 
 The Arc API key is stored only as AES-256-GCM ciphertext bound to the org (see `memtrace.crypto`);
-decrypting needs the master key, which only the server process and `admin org show-arc` hold.
+decrypting needs the master key, which only the server process and `admin org show-arc` hold; the Arc side
+does it (`memtrace.arc.binding.decrypt_binding`), so this store knows nothing of Arc clients.
 """
 
 from __future__ import annotations
 
 import builtins
-import re
 import sqlite3
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from memtrace import crypto
-from memtrace.arc.binding import ArcBinding
 from memtrace.errors import Invalid, NotFound
-from memtrace.metadata._util import format_us, new_id, now_us
+from memtrace.metadata._util import new_id
 from memtrace.metadata.models import ArcInstance, ArcInstanceRow
+from memtrace.patterns import DATABASE_RE, MEASUREMENT_RE
+from memtrace.timeutil import format_us, now_us
 
 if TYPE_CHECKING:
     from memtrace.metadata.db import MetadataDB
 
-DATABASE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
-MEASUREMENT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,127}$")
 DEFAULT_MEASUREMENT = "events"
 
 
@@ -59,26 +57,6 @@ def validate_measurement(measurement: str) -> str:
             f"measurement name must match {MEASUREMENT_RE.pattern} (letter first, max 128): {measurement!r}"
         )
     return measurement
-
-
-def decrypt_binding(row: ArcInstanceRow, master_key: bytes | None) -> ArcBinding:
-    """The usable binding; raises DecryptionError naming the org, or MasterKeyError if a key is needed."""
-    api_key: str | None = None
-    if row.api_key_cipher is not None and row.api_key_nonce is not None:
-        if master_key is None:
-            raise crypto.MasterKeyError(
-                f"org {row.org_id} has an encrypted Arc API key but {crypto.MASTER_KEY_ENV} is not set: "
-                "export the master key it was stored with"
-            )
-        api_key = crypto.decrypt(master_key, row.org_id, row.api_key_cipher, row.api_key_nonce)
-    return ArcBinding(
-        org_id=row.org_id, url=row.url, database=row.database, measurement=row.measurement, api_key=api_key
-    )
-
-
-def decrypt_bindings(rows: Iterable[ArcInstanceRow], master_key: bytes | None) -> builtins.list[ArcBinding]:
-    """All bindings, failing on the first one that does not decrypt (the error names its org)."""
-    return [decrypt_binding(row, master_key) for row in rows]
 
 
 def _info(row: sqlite3.Row) -> ArcInstance:
@@ -170,7 +148,7 @@ class ArcInstances:
         return _info(row) if row else None
 
     async def get_row(self, org_id: str) -> ArcInstanceRow | None:
-        """The org's binding with its encrypted key (for `decrypt_binding`)."""
+        """The org's binding with its encrypted key (for `arc.binding.decrypt_binding`)."""
         row = await self._db.fetchone("SELECT * FROM arc_instances WHERE org_id = ?", (org_id,))
         return _row(row) if row else None
 

@@ -27,6 +27,7 @@ import aiosqlite
 from memtrace.metadata.agents import Agents
 from memtrace.metadata.api_keys import ApiKeys
 from memtrace.metadata.arc_instances import ArcInstances
+from memtrace.metadata.forgetting import Audit, Retention
 from memtrace.metadata.orgs import Orgs
 from memtrace.metadata.sessions import Sessions
 
@@ -161,7 +162,7 @@ class Tx:
 
 
 class MetadataDB:
-    """One connection plus the per-table repositories (`db.orgs`, `db.api_keys`, ...).
+    """One connection plus the per-table repositories (`db.orgs`, `db.api_keys`, ...), built here and only here.
 
     aiosqlite runs everything on one thread, but coroutines could still interleave statements of
     different transactions on the shared connection; an asyncio lock keeps each transaction whole.
@@ -177,6 +178,8 @@ class MetadataDB:
         self.api_keys = ApiKeys(self)
         self.agents = Agents(self)
         self.sessions = Sessions(self)
+        self.retention = Retention(self)
+        self.audit = Audit(self)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:

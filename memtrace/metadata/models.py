@@ -7,7 +7,12 @@ need, and nothing secret unless the name says so (`KeyRecord.key_hash`, `ArcInst
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 from msgspec import Raw, Struct
+
+SessionStatus = Literal["active", "closed"]
+SESSION_STATUSES: tuple[str, ...] = get_args(SessionStatus)
 
 
 class Org(Struct, kw_only=True):
@@ -29,7 +34,7 @@ class ArcInstance(Struct, kw_only=True):
 
 
 class ArcInstanceRow(Struct, kw_only=True):
-    """A binding as stored: the Arc API key still encrypted (decrypt with `decrypt_binding`)."""
+    """A binding as stored: the Arc API key still encrypted (decrypt with `arc.binding.decrypt_binding`)."""
 
     org_id: str
     url: str

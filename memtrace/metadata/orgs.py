@@ -7,8 +7,9 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from memtrace.errors import Conflict, NotFound
-from memtrace.metadata._util import check_id, check_text, format_us, new_id, now_us, unique_violation
+from memtrace.metadata._util import check_id, check_text, new_id, unique_violation
 from memtrace.metadata.models import Org
+from memtrace.timeutil import format_us, now_us
 
 if TYPE_CHECKING:
     from memtrace.metadata.db import MetadataDB

@@ -1,7 +1,7 @@
 """Sessions, per org: bounded work contexts with an active/closed lifecycle.
 
 A session keeps the agent_id it was created with (id or name, as the client gave it), so listing by
-agent takes every alias of the agent (see `Agents.aliases`).
+agent takes every alias of the agent (see `api/resolve.agent_aliases`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import msgspec
 
 from memtrace.errors import Invalid, NotFound
 from memtrace.jsonlimits import stored_object
-from memtrace.metadata._util import check_id, encode_object, format_us, new_id, now_us
-from memtrace.metadata.models import Session
+from memtrace.metadata._util import check_id, encode_object, new_id
+from memtrace.metadata.models import SESSION_STATUSES, Session
+from memtrace.timeutil import format_us, now_us
 
 if TYPE_CHECKING:
     from memtrace.metadata.db import MetadataDB
 
-STATUSES = ("active", "closed")
 _SELECT = (
     "SELECT id, org_id, agent_id, status, metadata_json, created_at, updated_at, closed_at FROM sessions"
 )
@@ -105,7 +105,7 @@ class Sessions:
     ) -> Session:
         """Change status and/or replace metadata. Closing sets closed_at (kept if already closed);
         reopening (`active`) clears it. Unknown status → Invalid; unknown session → NotFound."""
-        if status is not None and status not in STATUSES:
+        if status is not None and status not in SESSION_STATUSES:
             raise Invalid(f"status must be 'active' or 'closed', got {status!r}")
         new_metadata = None if metadata is None else encode_object(metadata, "metadata")
         now = format_us(now_us())
@@ -139,12 +139,8 @@ class Sessions:
         )
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
-    async def touch(self, org_id: str, last_active: Mapping[str, int]) -> None:
-        """Move last_active_at forward (never back) for many sessions in one batch."""
-        await self.touch_many({(org_id, sid): us for sid, us in last_active.items()})
-
     async def touch_many(self, last_active: Mapping[tuple[str, str], int]) -> None:
-        """`touch` for (org_id, session id) pairs of many orgs, in one transaction."""
+        """Move last_active_at forward (never back) for (org_id, session id) pairs of many orgs, in one transaction."""
         if not last_active:
             return
         rows = [(format_us(us), org_id, sid) for (org_id, sid), us in last_active.items()]
@@ -154,12 +150,6 @@ class Sessions:
                 "AND (last_active_at IS NULL OR last_active_at < ?1)",
                 rows,
             )
-
-    async def last_active(self, org_id: str, session_id: str) -> str | None:
-        row = await self._db.fetchone(
-            "SELECT last_active_at FROM sessions WHERE org_id = ? AND id = ?", (org_id, session_id)
-        )
-        return None if row is None else row[0]
 
     async def delete_for_agent(self, org_id: str, agent_ids: Sequence[str]) -> int:
         """Delete every session of one agent (given all its aliases), for agent erasure."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from memtrace.forget_admin import journal_path
+from memtrace.admin._common import Output, journal_path, table
 from memtrace.metadata.db import MetadataDB
 
 PROBE_TIMEOUT_S = 3.0
@@ -69,7 +69,7 @@ async def status(args: argparse.Namespace, db: MetadataDB) -> tuple[list[tuple[s
     orgs = await db.orgs.list()
     bindings = {row.org_id: row for row in await db.arc_instances.list_all()}
     health = await probe_all({row.url for row in bindings.values()})
-    backlog = journal_backlog(journal_path(args, db))
+    backlog = journal_backlog(journal_path(args, db.path))
     data: list[dict[str, Any]] = []
     for org in orgs:
         row = bindings.get(org.id)
@@ -88,3 +88,15 @@ def _row(d: dict[str, Any]) -> tuple[str, ...]:
     oldest = "-" if d["oldest_pending_s"] is None else f"{d['oldest_pending_s']:.0f}s"
     return (d["org_id"], d["name"], d["arc_url"] or "-", d["database"] or "-", d["arc"], str(d["pending_rows"]),
             oldest, str(d["dead_letters"]))
+
+
+async def _command(args: argparse.Namespace, db: MetadataDB) -> Output:
+    rows, data = await status(args, db)
+    return table(HEADERS, rows), data
+
+
+def add_commands(groups: Any, common: argparse.ArgumentParser) -> None:
+    p = groups.add_parser("status", parents=[common],
+                          help="each org's Arc health and delivery backlog (what /ready shows an admin key)")
+    p.add_argument("--journal", default=argparse.SUPPRESS, help="journal DB file (default: from settings)")
+    p.set_defaults(handler=_command)

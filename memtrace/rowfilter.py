@@ -1,4 +1,4 @@
-"""The read filters in Python, with exactly the semantics of the SQL that `query.py` sends to Arc.
+"""The read filters in Python, with exactly the semantics of the SQL that `memory/query.py` sends to Arc.
 
 Reads merge Arc's answer with the org's recent local rows that Arc may not show yet, so the same
 filter runs twice: once as SQL in Arc, once here over local rows. Any difference would make a memory
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from memtrace.memory.model import MemoryFilter, MemoryRow
+from memtrace.rows import MemoryFilter, MemoryRow
 
 
 class _LowerTable(dict[int, str]):

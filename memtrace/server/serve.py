@@ -19,13 +19,14 @@ from typing import Any
 import msgspec
 
 from memtrace import logs, metrics
-from memtrace.app import SETTINGS_ENV, binding_loader
+from memtrace.app import SETTINGS_ENV
 from memtrace.config import ConfigError, ServerSettings, Settings
 from memtrace.crypto import DecryptionError, MasterKeyError
-from memtrace.dbcheck import DamagedDatabase, check_journal, check_metadata
-from memtrace.granian_config import granian_options
 from memtrace.journal import Journal, JournalConfig
 from memtrace.metadata.db import SchemaError, open_metadata
+from memtrace.runtime import binding_loader
+from memtrace.server.dbcheck import DamagedDatabase, check_journal, check_metadata
+from memtrace.server.granian_config import granian_options
 
 # File descriptors each worker keeps for itself (SQLite, Arc pools, logs) beyond client connections.
 FD_RESERVE = 256
@@ -41,8 +42,7 @@ async def preflight(settings: Settings) -> None:
         await binding_loader(metadata)()
     finally:
         await metadata.close()
-    journal = await Journal.open(JournalConfig(settings.journal_path, settings.dedup.window_s,
-                                               settings.journal.retention_s, settings.arc.max_pending_per_org))
+    journal = await Journal.open(JournalConfig.from_settings(settings))
     await journal.close()
 
 

@@ -8,7 +8,6 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from memtrace.app import binding_loader
 from memtrace.arc.client import ArcPool
 from memtrace.arc.registry import ArcRegistry
 from memtrace.config import Settings
@@ -16,18 +15,13 @@ from memtrace.journal import Journal, JournalConfig
 from memtrace.memory.forget import Forgetter
 from memtrace.memory.service import CLAIM_S
 from memtrace.metadata.db import MetadataDB
+from memtrace.runtime import binding_loader
 
 
 @contextlib.asynccontextmanager
 async def standalone_forgetter(settings: Settings, metadata: MetadataDB, journal_path: Path
                                ) -> AsyncIterator[Forgetter]:
-    journal = await Journal.open(JournalConfig(
-        path=journal_path,
-        dedup_window_s=settings.dedup.window_s,
-        retention_s=settings.journal.retention_s,
-        max_pending_per_org=settings.arc.max_pending_per_org,
-        max_group_rows=settings.journal.max_group_rows,
-    ))
+    journal = await Journal.open(JournalConfig.from_settings(settings, journal_path))
     pool = ArcPool(settings.arc)
     try:
         registry = ArcRegistry(binding_loader(metadata), pool, settings.arc)

@@ -13,51 +13,34 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from memtrace.config import Settings, load_settings
+from memtrace.admin._common import Output, journal_path, settings
 from memtrace.errors import Invalid
 from memtrace.memory.model import MEMORY_TYPES
 from memtrace.memory.retention import apply_policies
 from memtrace.metadata.db import MetadataDB
-from memtrace.metadata.forgetting import Audit, Retention, RetentionPolicy, describe
+from memtrace.metadata.forgetting import RetentionPolicy, describe
 
 PURGE_KEY_ID = "admin-cli"
-Output = tuple[str, Any]
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(getattr(args, "config", None))
-
-
-def journal_path(args: argparse.Namespace, db: MetadataDB) -> Path:
-    """`--journal`, else the configured journal file, else `journal.db` next to the metadata DB."""
-    explicit = getattr(args, "journal", None)
-    if explicit:
-        return Path(explicit).expanduser()
-    settings = _settings(args)
-    if settings.storage.journal_db:
-        return Path(settings.storage.journal_db)
-    return db.path.parent / "journal.db"
 
 
 async def retention_by_org(db: MetadataDB) -> dict[str, list[RetentionPolicy]]:
     out: dict[str, list[RetentionPolicy]] = {}
-    for policy in await Retention(db).list():
+    for policy in await db.retention.list():
         out.setdefault(policy.org_id, []).append(policy)
     return out
 
 
 async def purge(args: argparse.Namespace, db: MetadataDB) -> tuple[int, int]:
     """Delete the org's rows from its Arc and the journal (before its metadata goes), audited."""
-    from memtrace.standalone import standalone_forgetter  # the server stack, only for commands that need it
+    from memtrace.admin.standalone import standalone_forgetter  # the server stack, only for commands that need it
 
-    async with standalone_forgetter(_settings(args), db, journal_path(args, db)) as forgetter:
+    async with standalone_forgetter(settings(args), db, journal_path(args, db.path)) as forgetter:
         arc_rows, journal_rows = await forgetter.purge(args.org_id)
-    await Audit(db).record(args.org_id, PURGE_KEY_ID, "purge", {"org_id": args.org_id}, arc_rows + journal_rows,
+    await db.audit.record(args.org_id, PURGE_KEY_ID, "purge", {"org_id": args.org_id}, arc_rows + journal_rows,
                            "applied")
     return arc_rows, journal_rows
 
@@ -71,7 +54,7 @@ def _type_days(text: str) -> tuple[str, int]:
 
 async def _org_retention(args: argparse.Namespace, db: MetadataDB) -> Output:
     await db.orgs.get(args.org_id)
-    retention = Retention(db)
+    retention = db.retention
     if args.clear:
         await retention.clear(args.org_id)
         return f"cleared the retention policies of org {args.org_id}", {"org_id": args.org_id, "retention": []}
@@ -87,7 +70,7 @@ async def _org_retention(args: argparse.Namespace, db: MetadataDB) -> Output:
 async def _org_show(args: argparse.Namespace, db: MetadataDB) -> Output:
     org = await db.orgs.get(args.org_id)
     arc = await db.arc_instances.get(args.org_id)
-    policies = await Retention(db).list(args.org_id)
+    policies = await db.retention.list(args.org_id)
     pairs = [("org", org.id), ("name", org.name), ("created", org.created_at),
              ("arc", f"{arc.url} (database {arc.database}, measurement {arc.measurement})" if arc else "(none)"),
              ("retention", describe(policies) or "(keep forever)")]
@@ -97,13 +80,13 @@ async def _org_show(args: argparse.Namespace, db: MetadataDB) -> Output:
 
 
 async def _retention_run(args: argparse.Namespace, db: MetadataDB) -> Output:
-    from memtrace.standalone import standalone_forgetter
+    from memtrace.admin.standalone import standalone_forgetter
 
     if args.org is not None:
         await db.orgs.get(args.org)
-    policies = await Retention(db).list(args.org)
-    async with standalone_forgetter(_settings(args), db, journal_path(args, db)) as forgetter:
-        removed = await apply_policies(forgetter, Audit(db), policies)
+    policies = await db.retention.list(args.org)
+    async with standalone_forgetter(settings(args), db, journal_path(args, db.path)) as forgetter:
+        removed = await apply_policies(forgetter, db.audit, policies)
     lines = [f"org {r.org_id}: {r.rows} {'/'.join(r.memory_types)} memories older than {r.older_than_days}d "
              f"{'failed: ' + r.error if r.error else ('removed (Arc pending)' if r.pending else 'removed')}"
              for r in removed]
@@ -111,7 +94,7 @@ async def _retention_run(args: argparse.Namespace, db: MetadataDB) -> Output:
 
 
 async def _audit_list(args: argparse.Namespace, db: MetadataDB) -> Output:
-    entries = await Audit(db).list(args.org, args.limit)
+    entries = await db.audit.list(args.org, args.limit)
     rows = [(e.at, e.org_id, e.kind, e.key_id, str(e.rows), e.state, msgspec.json.encode(e.filter).decode())
             for e in entries]
     widths = [max(len(c) for c in col) for col in zip(("AT", "ORG", "KIND", "KEY", "ROWS", "STATE", "FILTER"),

@@ -1,0 +1,5 @@
+"""`python -m memtrace.admin`."""
+
+from memtrace.admin.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""Sends one flush of pending rows to Arc: requests bounded by rows and bytes, split when Arc refuses the
+payload, a row Arc refuses on its own set aside as a dead letter, failing orgs backed off with jitter.
+
+The scheduling (which orgs flush when, the lease) is `deliverer.py`; this module owns each org's delivery
+state (backoff, a refused binding) and is the only writer of the delivery metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from memtrace import supervise
+from memtrace.arc.binding import ArcBinding
+from memtrace.arc.client import write_refusal
+from memtrace.arc.encode import encode_rows
+from memtrace.arc.registry import ArcRegistry
+from memtrace.config import ArcSettings
+from memtrace.errors import ArcRejected, MemtraceError
+from memtrace.journal import Journal, PendingBatch
+from memtrace.logs import Throttle
+from memtrace.metrics import m
+from memtrace.rows import MemoryRow
+
+log = logging.getLogger("memtrace.delivery")
+_throttle = Throttle(log)  # a failing Arc retries often: one line per org and interval, with a count
+
+# A refused binding (401/403, unknown database, ...) needs a person: retry slowly, log rarely.
+BINDING_BACKOFF_BASE_S = 2.0
+BINDING_BACKOFF_MAX_S = 60.0
+
+
+@dataclass(slots=True)
+class OrgState:
+    failures: int = 0
+    not_before: float = 0.0
+    task: asyncio.Task[None] | None = None
+    # Set while Arc refuses the org's binding (token, database, ...): cleared when the binding changes.
+    refused_binding: ArcBinding | None = None
+    logged_at: float = 0.0
+    unlogged: int = 0
+
+
+@dataclass(slots=True)
+class _Item:
+    org_id: str
+    seq: int
+    row: MemoryRow
+
+
+def _batches(items: list[_Item]) -> list[PendingBatch]:
+    """Items grouped per org, in order, as the journal marks them."""
+    batches: dict[str, PendingBatch] = {}
+    for item in items:
+        batch = batches.setdefault(item.org_id, PendingBatch(item.org_id, [], []))
+        batch.seqs.append(item.seq)
+        batch.rows.append(item.row)
+    return list(batches.values())
+
+
+class Sender:
+    """Flushes orgs' pending rows to their Arc and keeps each org's delivery state (`orgs`)."""
+
+    def __init__(self, journal: Journal, registry: ArcRegistry, settings: ArcSettings) -> None:
+        self.journal = journal
+        self.registry = registry
+        self.settings = settings
+        self.orgs: dict[str, OrgState] = {}
+
+    def binding(self, org_id: str) -> ArcBinding | None:
+        try:
+            return self.registry.get(org_id)
+        except MemtraceError:
+            return None
+
+    async def flush(self, org_ids: list[str]) -> None:
+        """Send these orgs' pending rows, oldest first, in requests of up to `batch_size` rows and
+        `max_batch_bytes` bytes, until none is left or Arc fails (then every org of the request backs off;
+        its rows stay pending, in order). Never raises: an unexpected error is logged and backs the orgs off."""
+        try:
+            while True:
+                batches, more = await self.journal.take_pending(org_ids, self.settings.batch_size,
+                                                                self.settings.max_batch_bytes)
+                items = [_Item(b.org_id, seq, row) for b in batches
+                         for seq, row in zip(b.seqs, b.rows, strict=True)]
+                if not items or not await self._send(items, 0, None) or not more:
+                    return
+        except Exception:
+            log.exception("delivery flush for org %s and %d more failed unexpectedly; they back off and retry",
+                          org_ids[0], len(org_ids) - 1)
+            for org_id in org_ids:
+                self.backoff(self.orgs.setdefault(org_id, OrgState()))
+
+    async def _send(self, items: list[_Item], refused: int, first_refused_at: float | None) -> bool:
+        """Deliver `items` (oldest first) in one request, or in halves when Arc refuses the payload; a lone
+        row Arc refuses for its payload becomes a dead letter. True when every item is delivered or set
+        aside; False when the orgs must wait (their rows stay pending, in order)."""
+        lead = items[0].org_id
+        try:
+            body = encode_rows(self.registry.get(lead).measurement, [item.row for item in items])
+        except MemtraceError as exc:  # unbound since its rows were accepted
+            self._failed(items, exc.message)
+            return False
+        if len(body) > self.settings.max_batch_bytes and len(items) > 1:
+            return await self._send_halves(items, refused, first_refused_at)
+        orgs = list(dict.fromkeys(item.org_id for item in items))
+        started = time.perf_counter()
+        try:
+            await self.registry.write(lead, body, sharing=orgs)
+        except ArcRejected as exc:
+            m().delivery_requests.labels("refused").inc()
+            if write_refusal(exc.arc_status, exc.message) != "payload":
+                self._binding_refused(orgs, len(items), exc)
+                return False
+            first_refused_at = first_refused_at or time.time()
+            if len(items) > 1:
+                if not refused:
+                    log.warning("arc refused a write of %d rows for org %s (HTTP %d); splitting it", len(items),
+                                lead, exc.arc_status)
+                return await self._send_halves(items, refused + 1, first_refused_at)
+            await self._quarantine(items[0], exc, refused + 1, first_refused_at)
+            return True
+        except MemtraceError as exc:
+            m().delivery_requests.labels("failed").inc()
+            self._failed(items, exc.message)
+            return False
+        m().delivery_duration.observe(time.perf_counter() - started)
+        m().delivery_requests.labels("ok").inc()
+        m().delivery_rows.inc(len(items))
+        batches = _batches(items)
+        await self.journal.mark_delivered(batches)
+        for batch in batches:
+            state = self.orgs.setdefault(batch.org_id, OrgState())
+            state.failures, state.not_before = 0, 0.0
+            state.refused_binding, state.logged_at, state.unlogged = None, 0.0, 0
+        return True
+
+    async def _send_halves(self, items: list[_Item], refused: int, first_refused_at: float | None) -> bool:
+        middle = len(items) // 2
+        return (await self._send(items[:middle], refused, first_refused_at)
+                and await self._send(items[middle:], refused, first_refused_at))
+
+    async def _quarantine(self, item: _Item, exc: ArcRejected, attempts: int, first_refused_at: float) -> None:
+        if await self.journal.dead_letter(item.org_id, item.seq, exc.arc_status, exc.message, first_refused_at,
+                                          attempts):
+            log.error("memory %s of org %s set aside as a dead letter: arc refused it on its own (HTTP %d): %s;"
+                      " it stays readable; see: memtrace admin delivery dead-letters", item.row.id, item.org_id,
+                      exc.arc_status, exc.message)
+
+    def _binding_refused(self, orgs: list[str], waiting: int, exc: ArcRejected) -> None:
+        """Arc refuses these orgs' binding (bad token, database, ...): every row would fail alike, so nothing is
+        dead-lettered; wait up to a long cap, log at most once per cap per org, retry at once on a new binding."""
+        now = time.monotonic()
+        for org_id in orgs:
+            state = self.orgs.setdefault(org_id, OrgState())
+            state.refused_binding = self.binding(org_id)
+            state.failures += 1
+            delay = supervise.backoff_s(state.failures, BINDING_BACKOFF_BASE_S, BINDING_BACKOFF_MAX_S)
+            state.not_before = now + random.uniform(delay / 2, delay)
+            if state.logged_at and now - state.logged_at < BINDING_BACKOFF_MAX_S:
+                state.unlogged += 1
+                continue
+            log.error("arc refuses the binding of org %s (HTTP %d; %d rows wait, kept; %d more refusals not logged):"
+                      " %s; fix it with: memtrace admin org add-arc", org_id, exc.arc_status, waiting,
+                      state.unlogged, exc.message)
+            state.logged_at, state.unlogged = now, 0
+
+    def _failed(self, items: list[_Item], reason: str) -> None:
+        """Every org of the request backs off; its rows stay pending, in order."""
+        orgs = list(dict.fromkeys(item.org_id for item in items))
+        for org_id in orgs:
+            self.backoff(self.orgs.setdefault(org_id, OrgState()))
+        _throttle.warning(orgs[0], "delivery to Arc failed for org %s and %d more (%d rows wait): %s", orgs[0],
+                          len(orgs) - 1, len(items), reason)
+
+    def backoff(self, state: OrgState) -> None:
+        state.failures += 1
+        base = self.settings.retry_base_ms / 1000
+        cap = self.settings.retry_max_ms / 1000
+        delay = min(cap, base * 2 ** min(state.failures - 1, 16))
+        state.not_before = time.monotonic() + random.uniform(delay / 2, delay)
+
