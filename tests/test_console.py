@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from memtrace.arc.encode import encode_rows
 from memtrace.ids import memory_id
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 from tests.procs import REPO, ArcLite, MemtraceServer
 from tests.provision import Tenant, add_key, provision
 

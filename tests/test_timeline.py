@@ -18,7 +18,7 @@ import pytest
 from memtrace.arc.encode import encode_rows
 from memtrace.client import AsyncMemtraceClient, MemtraceClient, ValidationError
 from memtrace.ids import memory_id
-from memtrace.memory.model import MemoryRow
+from memtrace.rows import MemoryRow
 from memtrace.timeutil import format_us
 from tests.procs import ArcLite, MemtraceServer
 from tests.provision import Tenant, provision

@@ -24,7 +24,8 @@ if str(REPO) not in sys.path:
 
 from memtrace.arc.encode import encode_rows  # noqa: E402
 from memtrace.ids import memory_id  # noqa: E402
-from memtrace.memory.model import MEMORY_TYPES, MemoryRow  # noqa: E402
+from memtrace.memory.model import MEMORY_TYPES  # noqa: E402
+from memtrace.rows import MemoryRow  # noqa: E402
 from tests.procs import ArcLite, MemtraceServer  # noqa: E402
 from tests.provision import provision  # noqa: E402
 
