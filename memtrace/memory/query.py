@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -249,13 +249,17 @@ def memory_stats(measurement: str, org_id: str, f: MemoryFilter, since_24h_us: i
 
 def stats_from_arc(columns: list[str], data: list[list[Any]]) -> list[tuple[str, int, int, int]]:
     """(memory_type, total, last_24h, errors_24h) rows from the answer to `memory_stats`; NULL reads as 0."""
+    names = ("memory_type", "total", "last_24h", "errors_24h")
+    return [(_text(mt), int(total or 0), int(recent or 0), int(errors or 0))
+            for mt, total, recent, errors in _by_name(columns, data, names)]
+
+
+def _by_name(columns: list[str], data: list[list[Any]], names: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
+    """Each row's values for `names`, found by column name (None where Arc sent no such column)."""
     index = {name: i for i, name in enumerate(columns)}
-    picks = [index.get(name, -1) for name in ("memory_type", "total", "last_24h", "errors_24h")]
-    out: list[tuple[str, int, int, int]] = []
+    picks = [index.get(name, -1) for name in names]
     for raw in data:
-        mt, total, recent, errors = (raw[i] if i >= 0 else None for i in picks)
-        out.append((_text(mt), int(total or 0), int(recent or 0), int(errors or 0)))
-    return out
+        yield tuple(raw[i] if 0 <= i < len(raw) else None for i in picks)
 
 
 def select_ids(measurement: str, org_id: str, ids: Sequence[str]) -> str:
@@ -366,12 +370,6 @@ def timeline_counts(measurement: str, org_id: str, f: MemoryFilter, bucket_us: i
 
 def timeline_from_arc(columns: list[str], data: list[list[Any]]) -> list[tuple[int, str, int, int]]:
     """(bucket start µs, memory_type, count, errors) rows from the answer to `timeline_counts`."""
-    index = {name: i for i, name in enumerate(columns)}
-    picks = [index.get(name, -1) for name in ("bucket", "memory_type", "count", "errors")]
-    out: list[tuple[int, str, int, int]] = []
-    for raw in data:
-        start, mt, count, errors = (raw[i] if i >= 0 else None for i in picks)
-        if start is None:
-            continue
-        out.append((parse_arc_time(start), _text(mt), int(count or 0), int(errors or 0)))
-    return out
+    return [(parse_arc_time(start), _text(mt), int(count or 0), int(errors or 0))
+            for start, mt, count, errors in _by_name(columns, data, ("bucket", "memory_type", "count", "errors"))
+            if start is not None]
