@@ -42,16 +42,16 @@ from memtrace.auth import Authenticator
 from memtrace.bodytimeout import with_body_timeout
 from memtrace.config import Settings, load_settings
 from memtrace.crypto import load_master_key
-from memtrace.journal import Journal, JournalConfig
 from memtrace.memory.retention import apply_policies
 from memtrace.memory.service import MemoryService
 from memtrace.metadata.agents import Agents
 from memtrace.metadata.api_keys import ApiKeys
 from memtrace.metadata.arc_instances import ArcInstances, decrypt_bindings
-from memtrace.metadata.db import MetadataDB, open_metadata
+from memtrace.metadata.db import MetadataDB
 from memtrace.metadata.forgetting import Audit, Retention
 from memtrace.metadata.sessions import Sessions
 from memtrace.observe import Observed, RouteLabelRouter
+from memtrace.stores import open_journal_store, open_metadata_store
 
 log = logging.getLogger("memtrace")
 
@@ -119,15 +119,8 @@ def create_app(settings: Settings) -> Application:
     running: list[tuple[Deps, Deliverer]] = []
 
     async def on_start(application: Application) -> None:
-        metadata = await open_metadata(settings.metadata_path)
-        journal = await Journal.open(JournalConfig(
-            path=settings.journal_path,
-            dedup_window_s=settings.dedup.window_s,
-            retention_s=settings.journal.retention_s,
-            max_pending_per_org=settings.arc.max_pending_per_org,
-            max_group_rows=settings.journal.max_group_rows,
-            max_size_mb=settings.journal.max_size_mb,
-        ))
+        metadata = await open_metadata_store(settings)
+        journal = await open_journal_store(settings)
         registry = ArcRegistry(binding_loader(metadata), ArcPool(settings.arc), settings.arc)
         await registry.refresh()
         agent_repo, session_repo = Agents(metadata), Sessions(metadata)
