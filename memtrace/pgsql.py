@@ -1,8 +1,8 @@
 """Shared PostgreSQL plumbing for the scale-out backend (`metadata.url = "postgresql://…"`).
 
 The repositories and journal parts are written once, in SQLite's dialect; `to_pg` rewrites the few constructs
-that differ (`?` placeholders, `rowid`, two-argument `max`, `INSERT OR REPLACE`), so both backends run the same
-queries. Rows come back as `PgRow`, indexable by position and by column name like `sqlite3.Row`.
+that differ (`?` placeholders, `rowid`, two-argument `max`, `INSERT OR REPLACE`, a boolean `SUM`), so both
+backends run the same queries. Rows come back as `PgRow`, indexable by position and by column name like `sqlite3.Row`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,21 @@ def to_pg(sql: str) -> str:
         sql = f"INSERT INTO {table}({columns}){rest} ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
     sql = sql.replace("%", "%%").replace("?", "%s")
     sql = re.sub(r"\browid\b", "seq", sql)
+    sql = re.sub(r"\bAND 0\b(?![.\d])", "AND false", sql)
+    sql = re.sub(r"\bSUM\(([^()]*=[^()]*)\)", r"count(*) FILTER (WHERE \1)", sql, flags=re.I)
     return re.sub(r"\bmax\(0,", "greatest(0,", sql)
+
+
+_NUMBERED = re.compile(r"\?(\d+)")
+
+
+def bind(sql: str, params: Any) -> tuple[str, Any]:
+    """`to_pg`, also for SQLite's numbered `?N` placeholders (psycopg has none): repeated in order of use."""
+    order = [int(n) for n in _NUMBERED.findall(sql)]
+    if not order:
+        return to_pg(sql), params
+    values = list(params)
+    return to_pg(_NUMBERED.sub("?", sql)), tuple(values[n - 1] for n in order)
 
 
 class PgRow(tuple[Any, ...]):

@@ -29,7 +29,7 @@ from memtrace.metadata.arc_instances import ArcInstances
 from memtrace.metadata.db import LATEST_VERSION, MetadataDB, Params, SchemaError
 from memtrace.metadata.orgs import Orgs
 from memtrace.metadata.sessions import Sessions
-from memtrace.pgsql import ROW_FACTORY, PgRow, to_pg
+from memtrace.pgsql import ROW_FACTORY, PgRow, bind, to_pg
 
 CHANNEL: Final = "memtrace_changes"
 POOL_TIMEOUT_S: Final = 5.0
@@ -143,14 +143,17 @@ class PgTx:
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         try:
-            cur = await self._conn.execute(to_pg(sql), params)
+            cur = await self._conn.execute(*bind(sql, params))
         except psycopg.errors.IntegrityError as exc:
             raise _integrity(exc) from None
         return cur.rowcount
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> int:
+        bound = [bind(sql, row) for row in rows]
+        if not bound:
+            return 0
         async with self._conn.cursor() as cur:
-            await cur.executemany(to_pg(sql), list(rows))
+            await cur.executemany(bound[0][0], [params for _, params in bound])
             return cur.rowcount
 
     async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
