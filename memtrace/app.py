@@ -166,6 +166,15 @@ def create_app(settings: Settings) -> Application:
                                                               stopping)),
         ])
         health_task.append(supervise.start("arc health checks", lambda: registry.run_health_checks(HEALTH_CHECK_S)))
+        if settings.metadata.shared and settings.metadata.listen:
+            from memtrace.metadata.listen import listen_for_changes
+
+            async def changed() -> None:
+                auth.clear()
+                await registry.refresh()
+
+            health_task.append(supervise.start("metadata listen",
+                                               lambda: listen_for_changes(settings.metadata.url, changed)))
 
     async def on_stop(application: Application) -> None:
         stopping.set()

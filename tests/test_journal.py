@@ -1,5 +1,5 @@
 """The journal on real SQLite files and on a shared PostgreSQL database: group commit,
- exact dedup across processes, bounds, delivery state."""
+exact dedup across processes, bounds, delivery state."""
 
 from __future__ import annotations
 
