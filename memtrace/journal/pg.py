@@ -20,10 +20,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import psycopg
 
@@ -35,6 +35,7 @@ from memtrace.journal.rows import encode_row
 from memtrace.pgsql import JOURNAL_LOCK, to_pg, unavailable
 
 log = logging.getLogger("memtrace.journal")
+T = TypeVar("T")
 
 RETRIES: Final = 8
 UNAVAILABLE_MESSAGE: Final = "the shared database is unavailable; retry later"
@@ -144,6 +145,21 @@ class PgThreadedConnection(ThreadedConnection):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._local = threading.local()
 
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` (a whole read or transaction) on this connection's thread; once more on a new
+        connection when the database went away since the last use (a restart breaks idle connections)."""
+        try:
+            return await super().run(fn, *args)
+        except psycopg.Error as exc:
+            if not unavailable(exc):
+                raise
+            try:
+                return await super().run(fn, *args)
+            except psycopg.Error as again:
+                if unavailable(again):
+                    raise StoreUnavailable(UNAVAILABLE_MESSAGE, retry_after=2) from again
+                raise
+
     @property
     def pg(self) -> PgConnection:
         conn: PgConnection = self.conn  # type: ignore[assignment]
@@ -173,6 +189,7 @@ class PgGroupCommitter(GroupCommitter):
     def _write_group(self, group: list[_Request], at_us: int) -> list[AppendResult | BaseException]:
         db: PgThreadedConnection = self._db  # type: ignore[assignment]
         blobs = [[encode_row(row) for row in item.rows] for item in group]
+        reconnected = False
         for attempt in range(RETRIES):
             try:
                 return self._try_group(db.pg.raw(), group, blobs)
@@ -180,9 +197,11 @@ class PgGroupCommitter(GroupCommitter):
                 if attempt == RETRIES - 1:
                     raise StoreUnavailable("the shared database is busy; retry later", retry_after=1) from None
             except psycopg.Error as exc:
-                if unavailable(exc):
+                if not unavailable(exc):
+                    raise
+                if reconnected:  # nothing was committed: the clients retry (503), never a 201 without commit
                     raise StoreUnavailable(UNAVAILABLE_MESSAGE, retry_after=2) from exc
-                raise
+                reconnected = True  # a restart breaks idle connections: one more try on a new one
         raise AssertionError("unreachable")
 
     def _try_group(self, conn: psycopg.Connection[Any], group: list[_Request], blobs: list[list[bytes]]

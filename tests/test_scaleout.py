@@ -1,0 +1,240 @@
+"""Several Memtrace hosts on one shared PostgreSQL (`metadata.url`), as real processes on loopback.
+
+One throwaway PostgreSQL cluster and one arclite for the module; hosts A, B, C are separate `memtrace serve`
+processes with their own data dirs and the same database URL. Shows: revocation reaches every host at once
+(LISTEN) or within the poll; exact dedup whichever host a request lands on; read-your-writes on every host; a
+killed host's acknowledged rows delivered by a survivor; one agent from racing session creates; 503 while
+the database is down and no acknowledged row lost across its restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests import pgcluster
+from tests.procs import ArcLite, MemtraceServer
+from tests.provision import Tenant, add_key, provision
+
+pytestmark = pytest.mark.skipif(not pgcluster.available(), reason="PostgreSQL 15 or psycopg is not installed")
+
+
+@dataclass
+class Cluster:
+    pg: pgcluster.PgCluster
+    url: str
+    arc: ArcLite
+    hosts: list[MemtraceServer]
+    tenant: Tenant
+    admin_key: str
+    base: Path
+
+    def client(self, host: int, key: str | None = None) -> httpx.Client:
+        return httpx.Client(base_url=self.hosts[host].url, headers={"x-api-key": key or self.tenant.key}, timeout=30)
+
+    def start_host(self, name: str, **env: str) -> MemtraceServer:
+        return MemtraceServer(self.base / name, env={"MEMTRACE_METADATA_URL": self.url, **env})
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    base = tmp_path_factory.mktemp("scaleout")
+    pg = pgcluster.PgCluster()
+    found: Cluster | None = None
+    try:
+        url = pg.new_database()
+        arc = ArcLite(base / "arc", extra=["--buffer-age-ms", "5000"])
+        try:
+            tenant = provision(url, "shared", arc.url)
+            admin_key = add_key(url, tenant.org_id, "ops", "read,write,admin")
+            found = Cluster(pg, url, arc, [], tenant, admin_key, base)
+            for name in ("a", "b", "c"):
+                found.hosts.append(found.start_host(name))
+            yield found
+        finally:
+            for host in found.hosts if found else []:
+                host.stop()
+            (found.arc if found else arc).stop()  # a test restarts Arc
+    finally:
+        pg.destroy()
+
+
+def _memory(content: str | None = None, agent: str = "scaler") -> dict[str, Any]:
+    return {"agent_id": agent, "content": content or f"memory {uuid.uuid4().hex}"}
+
+
+async def _revoke(url: str, key: str) -> None:
+    from memtrace.keys import lookup_id
+    from memtrace.metadata.pg import open_pg_metadata
+
+    db = await open_pg_metadata(url)
+    try:
+        found = await db.fetchone("SELECT id FROM api_keys WHERE lookup_id = ?", (lookup_id(key),))
+        assert found is not None
+        assert await db.api_keys.revoke(found[0])
+    finally:
+        await db.close()
+
+
+def _refused_within(client: httpx.Client, seconds: float) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < seconds + 2:
+        if client.get("/api/v1/memories", params={"limit": 1}).status_code == 401:
+            return time.monotonic() - start
+        time.sleep(0.01)
+    return float("inf")
+
+
+def test_revocation_via_one_host_is_refused_on_another_at_once(cluster: Cluster) -> None:
+    key = add_key(cluster.url, cluster.tenant.org_id, f"temp-{uuid.uuid4().hex[:6]}")
+    with cluster.client(0, key) as a, cluster.client(1, key) as b:
+        assert a.get("/api/v1/memories", params={"limit": 1}).status_code == 200
+        assert b.get("/api/v1/memories", params={"limit": 1}).status_code == 200  # cached on B now
+        asyncio.run(_revoke(cluster.url, key))
+        assert _refused_within(b, 0.2) <= 0.2
+    # a new key works on every host at once
+    fresh = add_key(cluster.url, cluster.tenant.org_id, f"new-{uuid.uuid4().hex[:6]}")
+    with cluster.client(2, fresh) as c:
+        assert c.get("/api/v1/memories", params={"limit": 1}).status_code == 200
+
+
+@pytest.mark.slow
+def test_without_listen_the_poll_refuses_a_revoked_key_within_1_5_s(cluster: Cluster) -> None:
+    host = cluster.start_host("nolisten", MEMTRACE_METADATA_LISTEN="false")
+    try:
+        key = add_key(cluster.url, cluster.tenant.org_id, f"poll-{uuid.uuid4().hex[:6]}")
+        with httpx.Client(base_url=host.url, headers={"x-api-key": key}, timeout=30) as client:
+            assert client.get("/api/v1/memories", params={"limit": 1}).status_code == 200
+            asyncio.run(_revoke(cluster.url, key))
+            assert _refused_within(client, 1.5) <= 1.5
+    finally:
+        host.stop()
+
+
+async def _pairs(cluster: Cluster, payloads: list[dict[str, Any]]) -> list[tuple[httpx.Response, httpx.Response]]:
+    headers = {"x-api-key": cluster.tenant.key}
+    async with httpx.AsyncClient(base_url=cluster.hosts[0].url, headers=headers, timeout=30) as a, \
+            httpx.AsyncClient(base_url=cluster.hosts[1].url, headers=headers, timeout=30) as b:
+        pairs = await asyncio.gather(*(asyncio.gather(a.post("/api/v1/memories", json=p),
+                                                      b.post("/api/v1/memories", json=p)) for p in payloads))
+    return [(x, y) for x, y in pairs]
+
+
+def test_identical_concurrent_posts_on_two_hosts_store_once(cluster: Cluster) -> None:
+    pairs = asyncio.run(_pairs(cluster, [_memory() for _ in range(50)]))
+    assert [sorted((x.status_code, y.status_code)) for x, y in pairs] == [[201, 409]] * 50
+    # duplicates across batches: the same 40 memories posted as a batch to A and to B at once
+    batch = {"memories": [_memory() for _ in range(40)]}
+    ((x, y),) = asyncio.run(_pairs(cluster, [batch]))
+    assert (x.status_code, y.status_code) == (201, 201)
+    stored = len(x.json()["memories"]) + len(y.json()["memories"])
+    assert stored == 40
+    assert x.json()["duplicates"] + y.json()["duplicates"] == 40
+
+
+def test_a_post_on_one_host_is_readable_on_the_others_at_once(cluster: Cluster) -> None:
+    with cluster.client(0) as a, cluster.client(1) as b, cluster.client(2) as c:
+        created = a.post("/api/v1/memories", json=_memory(agent="ryw"))
+        assert created.status_code == 201, created.text
+        memory_id = created.json()["id"]
+        for other in (b, c):
+            assert other.get(f"/api/v1/memories/{memory_id}").status_code == 200
+            listed = other.get("/api/v1/memories", params={"agent_id": "ryw"}).json()
+            assert memory_id in {m["id"] for m in listed["memories"]}
+
+
+async def _create_sessions(cluster: Cluster, agent: str) -> list[httpx.Response]:
+    headers = {"x-api-key": cluster.tenant.key}
+    async with httpx.AsyncClient(base_url=cluster.hosts[0].url, headers=headers, timeout=30) as a, \
+            httpx.AsyncClient(base_url=cluster.hosts[1].url, headers=headers, timeout=30) as b:
+        return list(await asyncio.gather(*(c.post("/api/v1/sessions", json={"agent_id": agent})
+                                           for _ in range(5) for c in (a, b))))
+
+
+def test_racing_session_creates_make_one_agent_and_updates_show_everywhere(cluster: Cluster) -> None:
+    agent = f"newcomer_{uuid.uuid4().hex[:6]}"
+    responses = asyncio.run(_create_sessions(cluster, agent))
+    assert {r.status_code for r in responses} == {201}
+    with cluster.client(0) as a, cluster.client(1) as b:
+        agents = [x for x in b.get("/api/v1/agents", params={"limit": 100}).json()["agents"] if x["name"] == agent]
+        assert len(agents) == 1
+        session_id = responses[0].json()["id"]
+        updated = a.put(f"/api/v1/sessions/{session_id}", json={"status": "closed", "metadata": {"k": "v"}})
+        assert updated.status_code == 200, updated.text
+        seen = b.get(f"/api/v1/sessions/{session_id}").json()
+        assert seen["status"] == "closed" and seen["metadata"] == {"k": "v"}
+
+
+def _arc_ids(cluster: Cluster) -> set[str]:
+    resp = httpx.post(f"{cluster.arc.url}/api/v1/query", headers={"x-arc-database": cluster.tenant.database},
+                      json={"sql": f"SELECT id FROM events WHERE org_id = '{cluster.tenant.org_id}'"})
+    assert resp.status_code == 200, resp.text
+    return {row[0] for row in resp.json()["data"]}
+
+
+def _pending(cluster: Cluster, host: int) -> dict[str, Any]:
+    with cluster.client(host, cluster.admin_key) as client:
+        body = client.get("/health").json()
+    return {p["org_id"]: p for p in body.get("pending", [])}
+
+
+@pytest.mark.slow
+def test_a_killed_hosts_pending_rows_are_delivered_by_a_survivor(cluster: Cluster) -> None:
+    arc_dir, arc_port = cluster.arc.data_dir, cluster.arc.port
+    cluster.arc.stop()
+    victim = cluster.start_host("victim")
+    try:
+        with httpx.Client(base_url=victim.url, headers={"x-api-key": cluster.tenant.key}, timeout=30) as v:
+            accepted = []
+            for _ in range(5):
+                resp = v.post("/api/v1/memories", json={"memories": [_memory(agent="victim") for _ in range(10)]})
+                assert resp.status_code == 201, resp.text
+                accepted += [m["id"] for m in resp.json()["memories"]]
+        victim.kill9()
+        waiting = _pending(cluster, 1)[cluster.tenant.org_id]
+        assert waiting["rows"] >= len(accepted) and waiting["oldest_age_s"] >= 0
+    finally:
+        victim.stop()
+        cluster.arc = ArcLite(arc_dir, port=arc_port, extra=["--buffer-age-ms", "5000"])
+    deadline = time.monotonic() + 5.0 + 5.0 + 5.0  # lease TTL + flush + Arc's buffer age
+    while not set(accepted) <= _arc_ids(cluster):
+        assert time.monotonic() < deadline, "a survivor did not deliver the killed host's rows"
+        time.sleep(0.25)
+    assert cluster.tenant.org_id not in _pending(cluster, 2)
+
+
+@pytest.mark.slow
+def test_database_down_refuses_with_503_then_resumes_losing_nothing(cluster: Cluster) -> None:
+    acknowledged: list[str] = []
+    with cluster.client(0) as a:
+        for _ in range(5):
+            resp = a.post("/api/v1/memories", json=_memory(agent="outage"))
+            assert resp.status_code == 201
+            acknowledged.append(resp.json()["id"])
+        cluster.pg.stop()
+        try:
+            for _ in range(3):
+                resp = a.post("/api/v1/memories", json=_memory(agent="outage"))
+                assert resp.status_code == 503, resp.text
+                assert int(resp.headers["retry-after"]) >= 1
+        finally:
+            cluster.pg.start()
+        deadline = time.monotonic() + 10
+        while True:
+            resp = a.post("/api/v1/memories", json=_memory(agent="outage"))
+            if resp.status_code == 201:
+                acknowledged.append(resp.json()["id"])
+                break
+            assert resp.status_code == 503 and time.monotonic() < deadline, resp.text
+            time.sleep(0.2)
+    with cluster.client(1) as b:
+        for memory_id in acknowledged:
+            assert b.get(f"/api/v1/memories/{memory_id}").status_code == 200
