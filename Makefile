@@ -64,9 +64,9 @@ chromium:
 	  || { echo "the console tests need Chromium: apt-get install chromium"; exit 1; }
 
 # The scale-out tests (tests/test_scaleout.py, and the metadata and journal tests' second backend) start a
-# throwaway PostgreSQL 15 cluster from Debian's server binaries.
+# throwaway PostgreSQL cluster (15 or newer) from Debian's server binaries.
 postgresql:
-	@[ -x /usr/lib/postgresql/15/bin/initdb ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; } \
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; } \
 	  || { echo "the scale-out tests need PostgreSQL: apt-get install postgresql"; exit 1; }
 
 # PERF_ARGS passes options through, e.g. PERF_ARGS="--workers 1,2" or "--quick --out /tmp/r.md".

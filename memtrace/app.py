@@ -137,7 +137,7 @@ def create_app(settings: Settings) -> Application:
         console.register(router)
         router.apply_routes()  # routes need the started components, so they are added here, not at import
         router.sort_routes()  # type: ignore[no-untyped-call]
-        deliverer = Deliverer(journal, registry, settings.arc)
+        deliverer = Deliverer(journal, registry, settings.arc, settings.delivery.buckets)
         deliverer.start()
         running.append((deps, deliverer))
         tasks.append(asyncio.create_task(deps.memories.forgetter.run(lambda: deliverer.is_leader, stopping)))

@@ -104,6 +104,11 @@ class MetadataSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_onl
         return self.url.startswith(("postgresql://", "postgres://"))
 
 
+class DeliverySettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # With a shared PostgreSQL: Arc targets hash into this many lease rows, spread over the live hosts.
+    buckets: Annotated[int, Meta(ge=1, le=1024)] = 16
+
+
 class DedupSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     window_s: Positive = 24 * 3600
 
@@ -150,6 +155,7 @@ class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     metadata: MetadataSettings = msgspec.field(default_factory=MetadataSettings)
+    delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
 
     @property
     def metadata_path(self) -> Path:
@@ -170,6 +176,7 @@ SECTIONS: dict[str, type[_Section]] = {
     "auth": AuthSettings,
     "retention": RetentionSettings,
     "metadata": MetadataSettings,
+    "delivery": DeliverySettings,
 }
 
 

@@ -17,7 +17,17 @@ from pathlib import Path
 
 from tests.procs import free_port
 
-BIN = Path(os.environ.get("MEMTRACE_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _bin() -> Path:
+    """$MEMTRACE_PG_BIN, else the newest Debian server binaries (/usr/lib/postgresql/<major>/bin)."""
+    if os.environ.get("MEMTRACE_PG_BIN"):
+        return Path(os.environ["MEMTRACE_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name)
+                   if p.parent.parent.name.isdigit() else 0)
+    return found[-1].parent if found else Path("/usr/lib/postgresql/15/bin")
+
+
+BIN = _bin()
 
 
 def available() -> bool:

@@ -238,3 +238,19 @@ def test_database_down_refuses_with_503_then_resumes_losing_nothing(cluster: Clu
     with cluster.client(1) as b:
         for memory_id in acknowledged:
             assert b.get(f"/api/v1/memories/{memory_id}").status_code == 200
+
+
+def test_delivery_buckets_are_spread_over_the_live_hosts(cluster: Cluster) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + 5
+    while True:
+        with psycopg.connect(cluster.url, autocommit=True) as conn:
+            rows = conn.execute("SELECT holder, count(*) FROM delivery_lease WHERE expires_at > now()"
+                                " GROUP BY holder").fetchall()
+        counts = sorted(int(n) for _, n in rows)
+        if len(counts) == len(cluster.hosts) and sum(counts) == 16:
+            break
+        assert time.monotonic() < deadline, f"buckets not spread: {counts}"
+        time.sleep(0.25)
+    assert max(counts) <= -(-16 // len(cluster.hosts))

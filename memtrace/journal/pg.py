@@ -70,6 +70,8 @@ SCHEMA: Final[tuple[str, ...]] = (
         org_id TEXT NOT NULL, filter BYTEA NOT NULL, created_at DOUBLE PRECISION NOT NULL, state TEXT NOT NULL,
         apply_after DOUBLE PRECISION NOT NULL, dropped BIGINT NOT NULL, arc_deleted BIGINT NOT NULL DEFAULT 0,
         attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT NOT NULL DEFAULT '')""",
+    "CREATE TABLE IF NOT EXISTS delivery_lease (bucket INTEGER PRIMARY KEY, holder TEXT, expires_at TIMESTAMPTZ)",
+    "CREATE TABLE IF NOT EXISTS delivery_hosts (holder TEXT PRIMARY KEY, seen_at TIMESTAMPTZ NOT NULL)",
     "CREATE INDEX IF NOT EXISTS deletions_org ON deletions(org_id)",
     "CREATE INDEX IF NOT EXISTS deletions_due ON deletions(apply_after)",
 )
@@ -266,8 +268,54 @@ class PgGroupCommitter(GroupCommitter):
         return outcomes
 
 
+def _claim(conn: PgConnection, holder: str, buckets: int, ttl_s: float) -> frozenset[int]:
+    """One transaction on the database clock: heartbeat, renew ours, give back above our share of the live
+    hosts, take free or expired buckets up to it."""
+    db = conn.raw()
+    ttl = f"{ttl_s} seconds"
+    with db.transaction():
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (JOURNAL_LOCK + 1,))
+        db.execute("INSERT INTO delivery_lease(bucket) SELECT generate_series(0, %s - 1) ON CONFLICT DO NOTHING",
+                   (buckets,))
+        db.execute("INSERT INTO delivery_hosts(holder, seen_at) VALUES (%s, now()) ON CONFLICT (holder)"
+                   " DO UPDATE SET seen_at = now()", (holder,))
+        db.execute("DELETE FROM delivery_hosts WHERE seen_at < now() - %s::interval", (ttl,))
+        found = db.execute("SELECT count(*) FROM delivery_hosts").fetchone()
+        live = max(1, int(found[0]) if found else 1)
+        share = -(-buckets // live)
+        cur = db.execute("UPDATE delivery_lease SET expires_at = now() + %s::interval WHERE holder = %s"
+                         " AND bucket < %s RETURNING bucket", (ttl, holder, buckets))
+        mine = sorted(int(b) for (b,) in cur.fetchall())
+        if len(mine) > share:
+            db.execute("UPDATE delivery_lease SET holder = NULL, expires_at = NULL WHERE bucket = ANY(%s)",
+                       (mine[share:],))
+            mine = mine[:share]
+        elif len(mine) < share:
+            cur = db.execute(
+                "UPDATE delivery_lease SET holder = %s, expires_at = now() + %s::interval WHERE bucket IN"
+                " (SELECT bucket FROM delivery_lease WHERE bucket < %s AND (holder IS NULL OR expires_at < now())"
+                " ORDER BY bucket LIMIT %s) RETURNING bucket", (holder, ttl, buckets, share - len(mine)))
+            mine += [int(b) for (b,) in cur.fetchall()]
+    return frozenset(mine)
+
+
+def _release(conn: PgConnection, holder: str) -> None:
+    db = conn.raw()
+    with db.transaction():
+        db.execute("UPDATE delivery_lease SET holder = NULL, expires_at = NULL WHERE holder = %s", (holder,))
+        db.execute("DELETE FROM delivery_hosts WHERE holder = %s", (holder,))
+
+
 class PgJournal(Journal):
     """The journal facade over the shared database."""
+
+    async def claim_buckets(self, holder: str, buckets: int, ttl_s: float) -> frozenset[int] | None:
+        db: PgThreadedConnection = self._bookkeeping  # type: ignore[assignment]
+        return await db.run(_claim, db.pg, holder, buckets, ttl_s)
+
+    async def release_buckets(self, holder: str) -> None:
+        db: PgThreadedConnection = self._bookkeeping  # type: ignore[assignment]
+        await db.run(_release, db.pg, holder)
 
     @classmethod
     async def open_url(cls, config: JournalConfig, url: str) -> PgJournal:
