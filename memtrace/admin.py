@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 
 import msgspec
 
-from memtrace import admin_status, crypto, forget_admin
+from memtrace import admin_status, crypto, forget_admin, migrate_pg
 from memtrace.config import ConfigError, load_settings
 from memtrace.dbcheck import DamagedDatabase, check_metadata
 from memtrace.errors import MemtraceError, NotFound
@@ -380,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="each org's Arc health and delivery backlog (what /ready shows an admin key)")
     p.add_argument("--journal", default=argparse.SUPPRESS, help="journal DB file (default: from settings)")
     p.set_defaults(handler=_status)
+    migrate_pg.add_command(groups, common)
     return parser
 
 
@@ -418,6 +419,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"export it as {crypto.MASTER_KEY_ENV}; losing it makes stored Arc keys unreadable",
                       file=sys.stderr)
             return 0
+        if args.group == "migrate":
+            _emit(migrate_pg.run(args), as_json)
+            return 0
         if args.group == "delivery":
             journal = _journal_path(args)
             if not journal.exists():
@@ -433,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     except MemtraceError as exc:
         return _fail(exc.message)
     except (AdminError, ConfigError, SchemaError, DamagedDatabase, crypto.MasterKeyError,
-            crypto.DecryptionError) as exc:
+            crypto.DecryptionError, migrate_pg.MigrateError) as exc:
         return _fail(str(exc))
     except sqlite3.Error as exc:
         return _fail(f"{'journal' if args.group == 'delivery' else 'metadata DB'}: {exc}")

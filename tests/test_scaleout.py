@@ -254,3 +254,66 @@ def test_delivery_buckets_are_spread_over_the_live_hosts(cluster: Cluster) -> No
         assert time.monotonic() < deadline, f"buckets not spread: {counts}"
         time.sleep(0.25)
     assert max(counts) <= -(-16 // len(cluster.hosts))
+
+
+def _sqlite_host(data: Path, arc_url: str) -> tuple[Tenant, list[str]]:
+    """A one-host deployment's SQLite files: an org with a key, and 3 rows still waiting for Arc."""
+    from memtrace.journal import Journal, JournalConfig
+    from memtrace.memory.dedup import dedup_key
+    from memtrace.memory.model import MemoryRow
+
+    tenant = provision(data / "memtrace.db", "legacy", arc_url)
+
+    async def journal_rows() -> list[str]:
+        journal = await Journal.open(JournalConfig(data / "journal.db", 3600, 10.0, 1000))
+        try:
+            now = time.time_ns() // 1000
+            rows = [MemoryRow(id=f"mem_legacy{i}", time_us=now, org_id=tenant.org_id, agent_id="old",
+                              session_id="", memory_type="episodic", event_type="general", content=f"c{i}",
+                              metadata_json="{}", tags_csv="", dedup_key=dedup_key("old", "general", f"c{i}"),
+                              importance=0.5, parent_id="") for i in range(3)]
+            await journal.append(tenant.org_id, rows)
+            return [r.id for r in rows]
+        finally:
+            await journal.close()
+
+    return tenant, asyncio.run(journal_rows())
+
+
+def _migrate(data: Path, url: str) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "memtrace.admin", "migrate", "--db", str(data / "memtrace.db"),
+                           "--journal", str(data / "journal.db"), "--to", url], capture_output=True, text=True,
+                          cwd=data)
+
+
+def test_admin_migrate_copies_metadata_pending_rows_and_ledger(cluster: Cluster, tmp_path: Path) -> None:
+    import sqlite3
+
+    from memtrace.journal.lease import holder_id
+
+    tenant, _ = _sqlite_host(tmp_path, cluster.arc.url)
+    target = cluster.pg.new_database()
+    lease = sqlite3.connect(tmp_path / "journal.db")
+    with lease:
+        lease.execute("INSERT INTO lease VALUES ('deliverer', ?, ?)", (holder_id(), time.time() + 60))
+    refused = _migrate(tmp_path, target)
+    assert refused.returncode == 1 and "still uses" in refused.stderr
+    with lease:
+        lease.execute("DELETE FROM lease")
+    lease.close()
+    done = _migrate(tmp_path, target)
+    assert done.returncode == 0, done.stderr
+    assert _migrate(tmp_path, target).returncode == 1  # never into a database that holds orgs
+    host = MemtraceServer(tmp_path / "pg-host", env={"MEMTRACE_METADATA_URL": target})
+    try:
+        with httpx.Client(base_url=host.url, headers={"x-api-key": tenant.key}, timeout=30) as client:
+            listed = client.get("/api/v1/memories", params={"agent_id": "old"})
+            assert listed.status_code == 200, listed.text
+            assert {m["id"] for m in listed.json()["memories"]} == {"mem_legacy0", "mem_legacy1", "mem_legacy2"}
+            again = client.post("/api/v1/memories", json={"agent_id": "old", "content": "c1"})
+            assert again.status_code == 409  # the ledger came along
+    finally:
+        host.stop()
