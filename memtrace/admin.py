@@ -391,6 +391,25 @@ def _db_path(args: argparse.Namespace) -> Path:
     return load_settings(getattr(args, "config", None)).metadata_path
 
 
+def _metadata_url(args: argparse.Namespace) -> str:
+    """`--db postgresql://…`, else `metadata.url` from the settings (unless --db names a file)."""
+    db = str(getattr(args, "db", "") or "")
+    if db.startswith(("postgresql://", "postgres://")):
+        return db
+    return "" if db else load_settings(getattr(args, "config", None)).metadata.url
+
+
+async def _run_url(args: argparse.Namespace, url: str) -> Output:
+    from memtrace.metadata.pg import open_pg_metadata
+
+    db = await open_pg_metadata(url)
+    try:
+        handler: Handler = args.handler
+        return await handler(args, db)
+    finally:
+        await db.close()
+
+
 async def _run(args: argparse.Namespace, path: Path) -> Output:
     db = await open_metadata(path)
     try:
@@ -427,6 +446,10 @@ def main(argv: list[str] | None = None) -> int:
             if not journal.exists():
                 raise AdminError(f"no journal at {journal}: pass --journal or --config")
             _emit(asyncio.run(_run_delivery(args, journal)), as_json)
+            return 0
+        url = _metadata_url(args)
+        if url:  # a shared PostgreSQL (metadata.url, or --db postgresql://…): the same commands
+            _emit(asyncio.run(_run_url(args, url)), as_json)
             return 0
         path = _db_path(args)
         if not path.exists() and not getattr(args, "creates_db", False):

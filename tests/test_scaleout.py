@@ -84,6 +84,30 @@ async def _revoke(url: str, key: str) -> None:
         await db.close()
 
 
+def _key_id(url: str, key: str) -> str:
+    import psycopg
+
+    from memtrace.keys import lookup_id
+
+    with psycopg.connect(url) as conn:
+        found = conn.execute("SELECT id FROM api_keys WHERE lookup_id = %s", (lookup_id(key),)).fetchone()
+    assert found is not None
+    return str(found[0])
+
+
+def test_admin_cli_manages_keys_in_the_shared_database(cluster: Cluster) -> None:
+    import subprocess
+    import sys
+
+    key = add_key(cluster.url, cluster.tenant.org_id, f"cli-{uuid.uuid4().hex[:6]}")
+    with cluster.client(2, key) as c:
+        assert c.get("/api/v1/memories", params={"limit": 1}).status_code == 200
+        done = subprocess.run([sys.executable, "-m", "memtrace.admin", "key", "revoke", "--db", cluster.url,
+                               _key_id(cluster.url, key)], capture_output=True, text=True, cwd=cluster.base)
+        assert done.returncode == 0, done.stderr
+        assert _refused_within(c, 0.2) <= 0.2
+
+
 def _refused_within(client: httpx.Client, seconds: float) -> float:
     start = time.monotonic()
     while time.monotonic() - start < seconds + 2:
