@@ -70,7 +70,7 @@ postgresql:
 	  || { echo "the scale-out tests need PostgreSQL: apt-get install postgresql"; exit 1; }
 
 # PERF_ARGS passes options through, e.g. PERF_ARGS="--workers 1,2" or "--quick --out /tmp/r.md".
-perf-report: $(INSTALLED) wrk
+perf-report: $(INSTALLED) wrk postgresql
 	$(BIN)/python tools/perf_report.py $(PERF_ARGS)
 
 loadtest: $(INSTALLED)
