@@ -77,7 +77,7 @@ class PgCluster:
 
         name = f"t{os.getpid()}_{next(self._names)}_{time.monotonic_ns() % 10_000_000}"
         with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+            conn.execute(f"CREATE DATABASE {name}")
         return self.url(name)
 
     def destroy(self) -> None:
