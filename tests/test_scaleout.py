@@ -341,3 +341,45 @@ def test_admin_migrate_copies_metadata_pending_rows_and_ledger(cluster: Cluster,
             assert again.status_code == 409  # the ledger came along
     finally:
         host.stop()
+
+
+def _race(url: str, keys: list[str], out: Any) -> None:
+    """One process's share of the race: every key, in 40 concurrent requests of 500 rows."""
+    from memtrace.journal import JournalConfig
+    from memtrace.journal.pg import PgJournal
+    from tests.test_journal import row
+
+    async def run() -> int:
+        journal = await PgJournal.open_url(JournalConfig(Path("unused"), 3600, 10.0, 1_000_000), url)
+        try:
+            chunks = [keys[i:i + 500] for i in range(0, len(keys), 500)]
+            results = await asyncio.gather(*(journal.append("race", [row("race", k) for k in chunk])
+                                             for chunk in chunks))
+            return sum(len(r.stored) for r in results)
+        finally:
+            await journal.close()
+
+    out.put(asyncio.run(run()))
+
+
+def test_two_processes_racing_20000_keys_store_each_once(cluster: Cluster) -> None:
+    import multiprocessing
+
+    import psycopg
+
+    url = cluster.pg.new_database()
+    keys = [f"key{i:05d}" for i in range(20_000)]
+    ctx = multiprocessing.get_context("spawn")
+    out: Any = ctx.Queue()
+    # opposite orders: without one lock order the two would deadlock on each other's keys
+    procs = [ctx.Process(target=_race, args=(url, order, out)) for order in (keys, keys[::-1])]
+    for p in procs:
+        p.start()
+    stored = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=30)
+    assert sum(stored) == 20_000
+    with psycopg.connect(url) as conn:
+        counts = conn.execute("SELECT (SELECT count(*) FROM journal), (SELECT count(DISTINCT dedup_key) FROM dedup),"
+                              " (SELECT n FROM org_pending WHERE org_id = 'race')").fetchone()
+    assert counts == (20_000, 20_000, 20_000)

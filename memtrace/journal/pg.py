@@ -11,7 +11,8 @@ The group commit is Postgres-native (`PgGroupCommitter`): one transaction per gr
    returns nothing, and a concurrent claim waits for the other transaction, then sees its row. Claim and rows
    commit together, so dedup is exact under any routing;
 3. COPYs the rows of the returned keys into `journal`, then raises `org_pending`.
-The window is taken from the database clock. Serialization failures and deadlocks are retried; an unreachable
+The `org_pending` row lock also serialises the commits of one org across hosts (each commit carries a whole
+group, so that costs little); different orgs commit in parallel. The window is taken from the database clock. Serialization failures and deadlocks are retried; an unreachable
 database refuses the group with 503 + Retry-After (`StoreUnavailable`), never a 201 without a commit.
 """
 
