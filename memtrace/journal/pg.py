@@ -12,8 +12,9 @@ The group commit is Postgres-native (`PgGroupCommitter`): one transaction per gr
    commit together, so dedup is exact under any routing;
 3. COPYs the rows of the returned keys into `journal`, then raises `org_pending`.
 The `org_pending` row lock also serialises the commits of one org across hosts (each commit carries a whole
-group, so that costs little); different orgs commit in parallel. The window is taken from the database clock. Serialization failures and deadlocks are retried; an unreachable
-database refuses the group with 503 + Retry-After (`StoreUnavailable`), never a 201 without a commit.
+group, so that costs little); different orgs commit in parallel. The window is taken from the database clock.
+Serialization failures and deadlocks are retried; an unreachable database refuses the group with
+503 + Retry-After (`StoreUnavailable`), never a 201 without a commit.
 """
 
 from __future__ import annotations
