@@ -84,6 +84,15 @@ def pg_row(cursor: Any) -> Callable[[Sequence[Any]], PgRow]:
 ROW_FACTORY: BaseRowFactory[PgRow] = pg_row
 
 
+def describe(url: str) -> str:
+    """`host:port/dbname` of a connection URL, for messages: never the password."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "the configured database"
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
 def unavailable(exc: BaseException) -> bool:
     """The database is unreachable or went away (not a fault of the statement)."""
     return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) and not isinstance(

@@ -27,7 +27,15 @@ async def open_metadata_store(settings: Settings) -> MetadataDB:
             from memtrace.metadata.pg import open_pg_metadata
         except ImportError as exc:
             raise BackendError("metadata.url needs the PostgreSQL driver: pip install 'memtrace[postgres]'") from exc
-        return await open_pg_metadata(settings.metadata.url)
+        import psycopg
+
+        from memtrace.pgsql import describe
+
+        try:
+            return await open_pg_metadata(settings.metadata.url)
+        except psycopg.OperationalError as exc:
+            raise BackendError(f"cannot reach the shared database {describe(settings.metadata.url)}: "
+                               f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     return await open_metadata(settings.metadata_path)
 
 
