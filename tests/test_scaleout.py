@@ -24,6 +24,8 @@ from tests import pgcluster
 from tests.procs import ArcLite, MemtraceServer
 from tests.provision import Tenant, add_key, provision
 
+ARC_ARGS = ["--buffer-age-ms", "5000", "--delete-enabled"]
+
 pytestmark = pytest.mark.skipif(not pgcluster.available(), reason="PostgreSQL 15 or psycopg is not installed")
 
 
@@ -51,7 +53,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     found: Cluster | None = None
     try:
         url = pg.new_database()
-        arc = ArcLite(base / "arc", extra=["--buffer-age-ms", "5000"])
+        arc = ArcLite(base / "arc", extra=ARC_ARGS)
         try:
             tenant = provision(url, "shared", arc.url)
             admin_key = add_key(url, tenant.org_id, "ops", "read,write,admin")
@@ -227,7 +229,7 @@ def test_a_killed_hosts_pending_rows_are_delivered_by_a_survivor(cluster: Cluste
         assert waiting["rows"] >= len(accepted) and waiting["oldest_age_s"] >= 0
     finally:
         victim.stop()
-        cluster.arc = ArcLite(arc_dir, port=arc_port, extra=["--buffer-age-ms", "5000"])
+        cluster.arc = ArcLite(arc_dir, port=arc_port, extra=ARC_ARGS)
     deadline = time.monotonic() + 5.0 + 5.0 + 5.0  # lease TTL + flush + Arc's buffer age
     while not set(accepted) <= _arc_ids(cluster):
         assert time.monotonic() < deadline, "a survivor did not deliver the killed host's rows"
@@ -383,3 +385,19 @@ def test_two_processes_racing_20000_keys_store_each_once(cluster: Cluster) -> No
         counts = conn.execute("SELECT (SELECT count(*) FROM journal), (SELECT count(DISTINCT dedup_key) FROM dedup),"
                               " (SELECT n FROM org_pending WHERE org_id = 'race')").fetchone()
     assert counts == (20_000, 20_000, 20_000)
+
+
+def test_a_memory_forgotten_on_one_host_is_gone_on_every_host(cluster: Cluster) -> None:
+    content = f"forget me {uuid.uuid4().hex}"
+    with cluster.client(0) as a, cluster.client(1) as b, cluster.client(2) as c:
+        first = a.post("/api/v1/memories", json=_memory(content, agent="forgetful"))
+        assert first.status_code == 201, first.text
+        memory_id = first.json()["id"]
+        deleted = b.delete(f"/api/v1/memories/{memory_id}")
+        assert deleted.status_code == 204, deleted.text
+        for host in (a, b, c):
+            assert host.get(f"/api/v1/memories/{memory_id}").status_code == 404
+            listed = host.get("/api/v1/memories", params={"agent_id": "forgetful"}).json()["memories"]
+            assert memory_id not in {m["id"] for m in listed}
+        again = c.post("/api/v1/memories", json=_memory(content, agent="forgetful"))
+        assert again.status_code == 201, again.text  # the ledger key went with the memory

@@ -79,6 +79,10 @@ SCHEMA: Final[tuple[str, ...]] = (
 )
 
 
+TABLES: Final = ("journal", "dedup", "org_pending", "lease", "dead_letter", "deletions", "delivery_lease",
+                  "delivery_hosts")
+
+
 class _Cursor:
     """The part of sqlite3.Cursor the journal parts use."""
 
@@ -177,7 +181,13 @@ class PgThreadedConnection(ThreadedConnection):
             yield self.pg
 
     def create_schema(self, schema: str = "") -> None:
+        """Create the journal's tables once. No DDL at all when they exist: even `CREATE INDEX IF NOT EXISTS`
+        locks its table, and deadlocks against another host already committing."""
         conn = self.pg.raw()
+        found = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+                             " AND tablename = ANY(%s)", (list(TABLES),)).fetchone()
+        if found and found[0] == len(TABLES):
+            return
         with conn.transaction():
             for statement in SCHEMA:
                 conn.execute(statement)
