@@ -1,6 +1,6 @@
 """P5 of `make perf-report`: several hosts on one shared PostgreSQL (`metadata.url`).
 
-- single-POST req/s, 2 hosts vs 1 on one PostgreSQL, beside the bare app's 2 vs 1 in the same run (two
+- single-POST req/s and batch rows/s (accepted, and until every row is in Arc), 2 hosts vs 1 on one PostgreSQL,
   processes side by side, one wrk each; on 2 shared cores this is capped by the machine: reported, not gated);
 - group-commit latency p50/p99 (100-row groups, one writer), PostgreSQL vs SQLite, through the Journal facade;
 - revocation-to-refusal time across hosts: a key revoked in the database, polled on the other host.
@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from tools.perfstack import ArcLite, BaselineServer, MemtraceServer, WrkResult, provision
+from tools.loadgen import batch_bodies, send_all
+from tools.perfstack import ArcLite, BaselineServer, MemtraceServer, WrkResult, arc_stats, provision, wait_delivered
 
 P5_GROUPS = 200
 P5_GROUP_ROWS = 100
@@ -38,6 +39,26 @@ def _side_by_side(ctx: Any, urls: list[str], keys: str | None, tag: str, connect
         t.join()
     return {"rps": sum(r.rps for r in results), "p99_ms": max(r.p99_ms for r in results),
             "non_2xx": sum(r.non_2xx for r in results)}
+
+
+def _batches(ctx: Any, arc_url: str, urls: list[str], key: str, tag: str) -> dict[str, float]:
+    """The plan's P2 batches, split over the hosts and sent at once; rows/s accepted and in Arc."""
+    plan = ctx.plan
+    n, size = plan.batch_requests, plan.batch_size
+    bodies = batch_bodies(f"{tag}-{time.time_ns()}", n, size)
+    headers = {"x-api-key": key, "content-type": "application/json"}
+    before = int(arc_stats(arc_url)["rows_written"])
+    started = time.monotonic()
+    threads = [threading.Thread(target=send_all, args=(url, bodies[i::len(urls)], headers, plan.batch_concurrency))
+               for i, url in enumerate(urls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    accepted_s = time.monotonic() - started
+    wait_delivered(arc_url, before + n * size)
+    e2e_s = time.monotonic() - started
+    return {"accepted_rows_s": n * size / accepted_s, "e2e_rows_s": n * size / e2e_s}
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -144,6 +165,9 @@ def run_p5(ctx: Any, mt_env: dict[str, str], log: Any) -> dict[str, Any]:
             log("P5 memtrace on one PostgreSQL, 1 and 2 hosts side by side")
             out["memtrace"] = {"1": _side_by_side(ctx, urls[:1], tenant.key, "p5mt1", connections),
                                "2": _side_by_side(ctx, urls, tenant.key, "p5mt2", connections)}
+            log("P5 batches on one PostgreSQL, 1 and 2 hosts")
+            out["batches"] = {"1": _batches(ctx, arc.url, [hosts[0].url + "/api/v1/memories"], tenant.key, "p5b1"),
+                              "2": _batches(ctx, arc.url, urls, tenant.key, "p5b2")}
             log("P5 revocation across hosts")
             ms = _revocation_ms(url, tenant.org_id, hosts[1].url)
             out["revocation_ms"] = {"p50": _pct(ms, 0.5), "max": max(ms), "runs": len(ms)}
@@ -169,6 +193,7 @@ def render_p5(p5: dict[str, Any] | None) -> str:
         return f"{side['2']['rps'] / max(side['1']['rps'], 1e-9):.2f}×"
 
     gc = p5["group_commit"]
+    bt = p5["batches"]
     rev = p5["revocation_ms"]
     return "\n".join([
         "", "## P5 — several hosts on one PostgreSQL", "",
@@ -180,6 +205,9 @@ def render_p5(p5: dict[str, Any] | None) -> str:
         f" | {bare['2']['non_2xx']} |",
         f"| Memtrace hosts, one PostgreSQL | {mt['1']['rps']:.0f} | {mt['2']['rps']:.0f} | {ratio(mt)} |"
         f" {mt['2']['p99_ms']:.1f} | {mt['2']['non_2xx']} |", "",
+        "Batches of the P2 plan split over the hosts, one PostgreSQL: 1 host"
+        f" {bt['1']['accepted_rows_s']:.0f} rows/s accepted, {bt['1']['e2e_rows_s']:.0f} rows/s in Arc; 2 hosts"
+        f" {bt['2']['accepted_rows_s']:.0f} accepted, {bt['2']['e2e_rows_s']:.0f} in Arc.", "",
         f"Group commit ({P5_GROUP_ROWS}-row groups of 600 B memories, one writer, {P5_GROUPS} groups):"
         f" SQLite p50 {gc['sqlite']['p50_ms']:.2f} / p99 {gc['sqlite']['p99_ms']:.2f} ms;"
         f" PostgreSQL p50 {gc['postgres']['p50_ms']:.2f} / p99 {gc['postgres']['p99_ms']:.2f} ms"
