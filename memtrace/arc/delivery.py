@@ -34,7 +34,7 @@ from memtrace.arc.client import write_refusal
 from memtrace.arc.encode import encode_rows
 from memtrace.arc.registry import ArcRegistry
 from memtrace.config import ArcSettings
-from memtrace.errors import ArcRejected, MemtraceError
+from memtrace.errors import ArcRejected, MemtraceError, StoreUnavailable
 from memtrace.journal import Journal, PendingBatch, holder_id
 from memtrace.logs import Throttle
 from memtrace.memory.model import MemoryRow
@@ -145,8 +145,11 @@ class Deliverer:
                 try:
                     self.buckets = await self.journal.claim_buckets(self.holder, self.nbuckets, LEASE_TTL_S)
                     self.is_leader = await self.journal.try_lease(LEASE_NAME, self.holder, LEASE_TTL_S)
-                except Exception:
-                    log.exception("lease renewal failed")
+                except Exception as exc:
+                    if isinstance(exc, StoreUnavailable):  # the shared database is away: one line, not a trace
+                        _throttle.warning("lease", "delivery lease renewal failed: %s", exc)
+                    else:
+                        log.exception("lease renewal failed")
                     self.is_leader = False
                     self.buckets = None if self.buckets is None else frozenset()
                 last_lease = now
@@ -157,9 +160,12 @@ class Deliverer:
                         await self.journal.prune()
                         last_prune = now
                     failures = 0
-                except Exception:
+                except Exception as exc:
                     failures += 1
-                    log.exception("delivery scheduling failed (%d in a row)", failures)
+                    if isinstance(exc, StoreUnavailable):
+                        _throttle.warning("schedule", "delivery paused (%d in a row): %s", failures, exc)
+                    else:
+                        log.exception("delivery scheduling failed (%d in a row)", failures)
             wait = supervise.backoff_s(failures, self._tick_s) if failures else self._tick_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
