@@ -97,6 +97,17 @@ def _key_id(url: str, key: str) -> str:
     return str(found[0])
 
 
+def _admin(cluster: Cluster, *args: str) -> Any:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "memtrace.admin", "--db", cluster.url, *args], capture_output=True,
+                          text=True, cwd=cluster.base)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout) if "--json" in args else done.stdout
+
+
 def test_admin_cli_manages_keys_in_the_shared_database(cluster: Cluster) -> None:
     import subprocess
     import sys
@@ -227,6 +238,8 @@ def test_a_killed_hosts_pending_rows_are_delivered_by_a_survivor(cluster: Cluste
         victim.kill9()
         waiting = _pending(cluster, 1)[cluster.tenant.org_id]
         assert waiting["rows"] >= len(accepted) and waiting["oldest_age_s"] >= 0
+        status = _admin(cluster, "--json", "status")
+        assert {o["org_id"]: o["pending_rows"] for o in status}[cluster.tenant.org_id] >= len(accepted)
     finally:
         victim.stop()
         cluster.arc = ArcLite(arc_dir, port=arc_port, extra=ARC_ARGS)
