@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any, Final, TypeVar
 import psycopg
 
 from memtrace.errors import Overloaded, StoreUnavailable
-from memtrace.journal import Journal, JournalConfig
+from memtrace.journal import Journal, JournalConfig, pg_buckets
 from memtrace.journal._sqlite import ThreadedConnection
 from memtrace.journal.committer import AppendResult, GroupCommitter, _Request
 from memtrace.journal.rows import encode_row
@@ -151,7 +150,6 @@ class PgThreadedConnection(ThreadedConnection):
         self.path = Path("postgresql")
         self.max_bytes = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
-        self._local = threading.local()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` (a whole read or transaction) on this connection's thread; once more on a new
@@ -280,54 +278,16 @@ class PgGroupCommitter(GroupCommitter):
         return outcomes
 
 
-def _claim(conn: PgConnection, holder: str, buckets: int, ttl_s: float) -> frozenset[int]:
-    """One transaction on the database clock: heartbeat, renew ours, give back above our share of the live
-    hosts, take free or expired buckets up to it."""
-    db = conn.raw()
-    ttl = f"{ttl_s} seconds"
-    with db.transaction():
-        db.execute("SELECT pg_advisory_xact_lock(%s)", (JOURNAL_LOCK + 1,))
-        db.execute("INSERT INTO delivery_lease(bucket) SELECT generate_series(0, %s - 1) ON CONFLICT DO NOTHING",
-                   (buckets,))
-        db.execute("INSERT INTO delivery_hosts(holder, seen_at) VALUES (%s, now()) ON CONFLICT (holder)"
-                   " DO UPDATE SET seen_at = now()", (holder,))
-        db.execute("DELETE FROM delivery_hosts WHERE seen_at < now() - %s::interval", (ttl,))
-        found = db.execute("SELECT count(*) FROM delivery_hosts").fetchone()
-        live = max(1, int(found[0]) if found else 1)
-        share = -(-buckets // live)
-        cur = db.execute("UPDATE delivery_lease SET expires_at = now() + %s::interval WHERE holder = %s"
-                         " AND bucket < %s RETURNING bucket", (ttl, holder, buckets))
-        mine = sorted(int(b) for (b,) in cur.fetchall())
-        if len(mine) > share:
-            db.execute("UPDATE delivery_lease SET holder = NULL, expires_at = NULL WHERE bucket = ANY(%s)",
-                       (mine[share:],))
-            mine = mine[:share]
-        elif len(mine) < share:
-            cur = db.execute(
-                "UPDATE delivery_lease SET holder = %s, expires_at = now() + %s::interval WHERE bucket IN"
-                " (SELECT bucket FROM delivery_lease WHERE bucket < %s AND (holder IS NULL OR expires_at < now())"
-                " ORDER BY bucket LIMIT %s) RETURNING bucket", (holder, ttl, buckets, share - len(mine)))
-            mine += [int(b) for (b,) in cur.fetchall()]
-    return frozenset(mine)
-
-
-def _release(conn: PgConnection, holder: str) -> None:
-    db = conn.raw()
-    with db.transaction():
-        db.execute("UPDATE delivery_lease SET holder = NULL, expires_at = NULL WHERE holder = %s", (holder,))
-        db.execute("DELETE FROM delivery_hosts WHERE holder = %s", (holder,))
-
-
 class PgJournal(Journal):
     """The journal facade over the shared database."""
 
     async def claim_buckets(self, holder: str, buckets: int, ttl_s: float) -> frozenset[int] | None:
         db: PgThreadedConnection = self._bookkeeping  # type: ignore[assignment]
-        return await db.run(_claim, db.pg, holder, buckets, ttl_s)
+        return await db.run(pg_buckets.claim_buckets, db.pg, holder, buckets, ttl_s)
 
     async def release_buckets(self, holder: str) -> None:
         db: PgThreadedConnection = self._bookkeeping  # type: ignore[assignment]
-        await db.run(_release, db.pg, holder)
+        await db.run(pg_buckets.release_buckets, db.pg, holder)
 
     @classmethod
     async def open_url(cls, config: JournalConfig, url: str) -> PgJournal:
