@@ -478,3 +478,19 @@ async def test_concurrent_processes_on_a_fresh_db(tmp_path: Path) -> None:
         assert await reader.schema_version() == LATEST_VERSION
     finally:
         await reader.close()
+
+
+async def test_hosts_starting_together_on_a_fresh_postgres_migrate_once(pg_cluster: Any) -> None:
+    """Migrations hold `schema_version` FOR UPDATE: five hosts opening one new database at once all succeed."""
+    from memtrace.metadata.pg import open_pg_metadata
+
+    url = pg_cluster.new_database()
+    stores = await asyncio.gather(*(open_pg_metadata(url) for _ in range(5)))
+    try:
+        assert {await s.schema_version() for s in stores} == {LATEST_VERSION}
+        assert await stores[0].change_version() == 0
+        await stores[1].orgs.create("A", id="a")
+        assert await stores[0].change_version() > 0  # the trigger counts writes from any host
+    finally:
+        for s in stores:
+            await s.close()
