@@ -89,6 +89,9 @@ def migrate(metadata_path: Path, journal_path: Path, url: str) -> dict[str, int]
                 names, rows = _rows(meta, f"SELECT * FROM {table} ORDER BY rowid")  # noqa: S608 - fixed names
                 _copy(pg, table, names, rows)
                 copied[table] = len(rows)
+            # deletion_audit keeps its ids: move its identity past them, or the next audit line would collide
+            pg.execute("SELECT setval(pg_get_serial_sequence('deletion_audit', 'id'),"
+                       " (SELECT COALESCE(max(id), 0) + 1 FROM deletion_audit), false)")
             if journal is not None:
                 names, rows = _rows(journal, _PENDING)
                 _copy(pg, "journal", names, rows)

@@ -297,6 +297,7 @@ def test_delivery_buckets_are_spread_over_the_live_hosts(cluster: Cluster) -> No
 
 def _sqlite_host(data: Path, arc_url: str) -> tuple[Tenant, list[str]]:
     """A one-host deployment's SQLite files: an org with a key, and 3 rows still waiting for Arc."""
+    from memtrace.ids import memory_id
     from memtrace.journal import Journal, JournalConfig
     from memtrace.memory.dedup import dedup_key
     from memtrace.memory.model import MemoryRow
@@ -307,7 +308,7 @@ def _sqlite_host(data: Path, arc_url: str) -> tuple[Tenant, list[str]]:
         journal = await Journal.open(JournalConfig(data / "journal.db", 3600, 10.0, 1000))
         try:
             now = time.time_ns() // 1000
-            rows = [MemoryRow(id=f"mem_legacy{i}", time_us=now, org_id=tenant.org_id, agent_id="old",
+            rows = [MemoryRow(id=memory_id(now), time_us=now, org_id=tenant.org_id, agent_id="old",
                               session_id="", memory_type="episodic", event_type="general", content=f"c{i}",
                               metadata_json="{}", tags_csv="", dedup_key=dedup_key("old", "general", f"c{i}"),
                               importance=0.5, parent_id="") for i in range(3)]
@@ -333,8 +334,14 @@ def test_admin_migrate_copies_metadata_pending_rows_and_ledger(cluster: Cluster,
 
     from memtrace.journal.lease import holder_id
 
-    tenant, _ = _sqlite_host(tmp_path, cluster.arc.url)
+    tenant, ids = _sqlite_host(tmp_path, cluster.arc.url)
     target = cluster.pg.new_database()
+    meta = sqlite3.connect(tmp_path / "memtrace.db")
+    with meta:  # an audit line from before: the copied ids must not collide with the next ones
+        meta.execute("INSERT INTO deletion_audit (at, org_id, key_id, kind, filter_json, rows, state)"
+                     " VALUES ('2026-01-01T00:00:00.000000Z', ?, 'key_x', 'delete', '{}', 1, 'done')",
+                     (tenant.org_id,))
+    meta.close()
     lease = sqlite3.connect(tmp_path / "journal.db")
     with lease:
         lease.execute("INSERT INTO lease VALUES ('deliverer', ?, ?)", (holder_id(), time.time() + 60))
@@ -351,9 +358,11 @@ def test_admin_migrate_copies_metadata_pending_rows_and_ledger(cluster: Cluster,
         with httpx.Client(base_url=host.url, headers={"x-api-key": tenant.key}, timeout=30) as client:
             listed = client.get("/api/v1/memories", params={"agent_id": "old"})
             assert listed.status_code == 200, listed.text
-            assert {m["id"] for m in listed.json()["memories"]} == {"mem_legacy0", "mem_legacy1", "mem_legacy2"}
+            assert {m["id"] for m in listed.json()["memories"]} == set(ids)
             again = client.post("/api/v1/memories", json={"agent_id": "old", "content": "c1"})
             assert again.status_code == 409  # the ledger came along
+            forgotten = client.delete(f"/api/v1/memories/{ids[2]}")
+            assert forgotten.status_code == 204, forgotten.text  # audited after the copied audit lines
     finally:
         host.stop()
 
