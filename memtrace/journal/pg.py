@@ -82,6 +82,12 @@ TABLES: Final = ("journal", "dedup", "org_pending", "lease", "dead_letter", "del
                   "delivery_hosts")
 
 
+def _schema_exists(conn: psycopg.Connection[Any]) -> bool:
+    found = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ANY(%s)",
+                         (list(TABLES),)).fetchone()
+    return found is not None and found[0] == len(TABLES)
+
+
 class _Cursor:
     """The part of sqlite3.Cursor the journal parts use."""
 
@@ -182,12 +188,13 @@ class PgThreadedConnection(ThreadedConnection):
         """Create the journal's tables once. No DDL at all when they exist: even `CREATE INDEX IF NOT EXISTS`
         locks its table, and deadlocks against another host already committing."""
         conn = self.pg.raw()
-        found = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
-                             " AND tablename = ANY(%s)", (list(TABLES),)).fetchone()
-        if found and found[0] == len(TABLES):
+        if _schema_exists(conn):
             return
         with conn.transaction():
-            for statement in SCHEMA:
+            conn.execute(SCHEMA[0])  # the advisory lock: hosts starting together create it one at a time...
+            if _schema_exists(conn):  # ...and the later ones find it done, without any DDL
+                return
+            for statement in SCHEMA[1:]:
                 conn.execute(statement)
 
     async def close(self) -> None:

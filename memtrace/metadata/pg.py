@@ -199,9 +199,12 @@ class PgMetadataDB(MetadataDB):
 async def _migrate(conn: psycopg.AsyncConnection[Any]) -> None:
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(7301)")  # the first host creates schema_version
-        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version "
-                           "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
-        await conn.execute("INSERT INTO schema_version (id, version) VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
+        cur = await conn.execute("SELECT to_regclass('schema_version') IS NOT NULL")
+        exists = await cur.fetchone()
+        if not (exists and exists[0]):  # no DDL at all on a database already set up
+            await conn.execute("CREATE TABLE schema_version "
+                               "(id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
+            await conn.execute("INSERT INTO schema_version (id, version) VALUES (1, 0)")
         cur = await conn.execute("SELECT version FROM schema_version WHERE id = 1 FOR UPDATE")
         found = await cur.fetchone()
         current = int(found[0]) if found else 0
