@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime
 INSTALLED := $(VENV)/.installed
 SDK_INSTALLED := $(SDK_VENV)/.installed
 
-.PHONY: install runtime run test lint typecheck pytest bench perf-report loadtest wrk chromium clean
+.PHONY: install runtime run test lint typecheck pytest bench perf-report loadtest wrk chromium postgresql clean
 
 # What running needs, and nothing else: `make run` never waits for the test and lint tools.
 $(RUNTIME): pyproject.toml
@@ -45,7 +45,7 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy --strict memtrace
 
-pytest: $(INSTALLED) $(SDK_INSTALLED) wrk chromium
+pytest: $(INSTALLED) $(SDK_INSTALLED) wrk chromium postgresql
 	MEMTRACE_SDK_PYTHON=$(abspath $(SDK_VENV))/bin/python $(BIN)/python -m pytest -q --benchmark-disable
 
 test: lint typecheck pytest
@@ -63,8 +63,14 @@ chromium:
 	@[ -x /usr/bin/chromium ] || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 	  || { echo "the console tests need Chromium: apt-get install chromium"; exit 1; }
 
+# The scale-out tests (tests/test_scaleout.py, and the metadata and journal tests' second backend) start a
+# throwaway PostgreSQL cluster (15 or newer) from Debian's server binaries.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; } \
+	  || { echo "the scale-out tests need PostgreSQL: apt-get install postgresql"; exit 1; }
+
 # PERF_ARGS passes options through, e.g. PERF_ARGS="--workers 1,2" or "--quick --out /tmp/r.md".
-perf-report: $(INSTALLED) wrk
+perf-report: $(INSTALLED) wrk postgresql
 	$(BIN)/python tools/perf_report.py $(PERF_ARGS)
 
 loadtest: $(INSTALLED)

@@ -92,6 +92,23 @@ class ArcSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     shutdown_deadline_s: PositiveFloat = 5.0
 
 
+class MetadataSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # Empty: SQLite files under data_dir (one host). "postgresql://user@host/db": metadata, journal, dedup ledger
+    # and delivery leases live in one shared PostgreSQL, so several hosts serve any request (docs/design.md).
+    url: str = ""
+    # With PostgreSQL: LISTEN for changes (revocations reach every host at once); the 1 s poll stays as fallback.
+    listen: bool = True
+
+    @property
+    def shared(self) -> bool:
+        return self.url.startswith(("postgresql://", "postgres://"))
+
+
+class DeliverySettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    # With a shared PostgreSQL: Arc targets hash into this many lease rows, spread over the live hosts.
+    buckets: Annotated[int, Meta(ge=1, le=1024)] = 16
+
+
 class DedupSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     window_s: Positive = 24 * 3600
 
@@ -137,6 +154,8 @@ class Settings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=True):
     journal: JournalSettings = msgspec.field(default_factory=JournalSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
+    metadata: MetadataSettings = msgspec.field(default_factory=MetadataSettings)
+    delivery: DeliverySettings = msgspec.field(default_factory=DeliverySettings)
 
     @property
     def metadata_path(self) -> Path:
@@ -156,6 +175,8 @@ SECTIONS: dict[str, type[_Section]] = {
     "journal": JournalSettings,
     "auth": AuthSettings,
     "retention": RetentionSettings,
+    "metadata": MetadataSettings,
+    "delivery": DeliverySettings,
 }
 
 

@@ -9,7 +9,8 @@
     ├── RequestTimeout   408  the request body did not arrive in time
     ├── Conflict         409  duplicate memory, duplicate agent name
     ├── Overloaded       429  the org's local queue is full; carries retry_after
-    │   └── JournalFull  503  the journal's disk (or size bound) is full; carries retry_after
+    │   ├── JournalFull  503  the journal's disk (or size bound) is full; carries retry_after
+    │   └── StoreUnavailable 503  the shared PostgreSQL database is unreachable; carries retry_after
     ├── NoArcInstance    503  the org has no Arc binding; the answer carries a hint naming the admin command
     ├── ArcUnavailable   503  Arc unreachable, timed out, or its circuit is open; carries retry_after; the
     │                         client gets one fixed sentence, the details stay in the server log
@@ -69,6 +70,12 @@ class Overloaded(MemtraceError):
 
 class JournalFull(Overloaded):
     """The journal cannot store anything more (disk full, or `journal.max_size_mb`) until delivery frees room."""
+
+    status = 503
+
+
+class StoreUnavailable(Overloaded):
+    """The shared PostgreSQL database (`metadata.url`) is unreachable: nothing was stored; retry later."""
 
     status = 503
 

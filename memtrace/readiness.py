@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from memtrace.arc.registry import ArcRegistry
-from memtrace.journal import Journal
+from memtrace.journal import Journal, OrgBacklog
 from memtrace.metadata.db import MetadataDB
 
 __all__ = ["StatusService"]
@@ -43,6 +43,10 @@ class StatusService:
         """Memories Arc refused on their own, set aside (still readable) for an operator."""
         return await self._journal.dead_letters.count()
 
+    async def backlog(self) -> list[OrgBacklog]:
+        """Per org: rows accepted but not yet delivered, and when the oldest was accepted."""
+        return await self._journal.backlog()
+
     async def pending_rows(self) -> int:
         """Rows accepted but not yet delivered to Arc, over every org (the journal is the one source)."""
-        return sum(org.pending for org in await self._journal.backlog())
+        return sum(org.pending for org in await self.backlog())

@@ -23,11 +23,12 @@ from memtrace.auth import Authenticator
 from memtrace.config import Settings
 from memtrace.crypto import load_master_key
 from memtrace.delivery import Deliverer
-from memtrace.journal import Journal, JournalConfig
+from memtrace.journal import Journal
 from memtrace.memory.retention import apply_policies
 from memtrace.memory.service import MemoryService
-from memtrace.metadata.db import MetadataDB, open_metadata
+from memtrace.metadata.db import MetadataDB
 from memtrace.readiness import StatusService
+from memtrace.stores import open_journal_store, open_metadata_store
 
 __all__ = ["ACTIVITY_FLUSH_S", "HEALTH_CHECK_S", "Runtime", "binding_loader", "close_all"]
 
@@ -83,9 +84,9 @@ class Runtime:
         """Open every resource and build the services; nothing runs in the background until `start`."""
         opened: list[tuple[str, Closer]] = []
         try:
-            metadata = await open_metadata(settings.metadata_path)
+            metadata = await open_metadata_store(settings)  # SQLite, or the shared PostgreSQL (metadata.url)
             opened.append(("metadata", metadata.close))
-            journal = await Journal.open(JournalConfig.from_settings(settings))
+            journal = await open_journal_store(settings)
             opened.append(("journal", journal.close))
             registry = ArcRegistry(binding_loader(metadata), ArcPool(settings.arc), settings.arc)
             opened.append(("arc pool", registry.pool.close))
@@ -99,7 +100,7 @@ class Runtime:
             auth=Authenticator.from_settings(metadata.api_keys.get_by_lookup, settings.auth),
             memories=MemoryService(journal, registry, settings.limits, activity),
             status=StatusService(metadata, journal, registry),
-            deliverer=Deliverer(journal, registry, settings.arc),
+            deliverer=Deliverer(journal, registry, settings.arc, settings.delivery.buckets),
         )
 
     async def start(self) -> None:
@@ -119,6 +120,16 @@ class Runtime:
         ])
         self.cancelled.append(supervise.start("arc health checks",
                                               lambda: self.registry.run_health_checks(HEALTH_CHECK_S)))
+        if s.metadata.shared and s.metadata.listen:
+            from memtrace.metadata.listen import listen_for_changes
+
+            self.cancelled.append(supervise.start("metadata listen",
+                                                  lambda: listen_for_changes(s.metadata.url, self._changed)))
+
+    async def _changed(self) -> None:
+        """Keys or bindings changed (another host's or the CLI's write, or a reconnect): drop and reload."""
+        self.auth.clear()
+        await self.registry.refresh()
 
     async def _retention_round(self) -> None:
         """Only the delivery lease holder applies retention, so one process of the host does it."""
@@ -134,8 +145,7 @@ class Runtime:
             version = await self.metadata.change_version()
             if version != last_version:
                 last_version = version
-                self.auth.clear()
-                await self.registry.refresh()
+                await self._changed()
 
         return refresh_if_changed
 

@@ -58,3 +58,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def api(stack: Stack) -> Iterator[httpx.Client]:
     with stack.client() as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[object]:
+    """One throwaway PostgreSQL cluster for the session (skipped where PostgreSQL is not installed)."""
+    from tests import pgcluster
+
+    if not pgcluster.available():
+        pytest.skip("PostgreSQL 15 or psycopg is not installed (make postgresql)")
+    cluster = pgcluster.PgCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()

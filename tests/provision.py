@@ -6,7 +6,16 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from memtrace.metadata.db import open_metadata
+from memtrace.metadata.db import MetadataDB, open_metadata
+
+
+async def _open(db: Path | str) -> MetadataDB:
+    """A SQLite file, or a shared PostgreSQL URL (tests/test_scaleout.py)."""
+    if isinstance(db, str):
+        from memtrace.metadata.pg import open_pg_metadata
+
+        return await open_pg_metadata(db)
+    return await open_metadata(db)
 
 
 @dataclass(frozen=True)
@@ -16,9 +25,9 @@ class Tenant:
     database: str
 
 
-async def _provision(db: Path, name: str, arc_url: str | None, database: str, permissions: str,
+async def _provision(db: Path | str, name: str, arc_url: str | None, database: str, permissions: str,
                      measurement: str) -> Tenant:
-    metadata = await open_metadata(db)
+    metadata = await _open(db)
     try:
         org = await metadata.orgs.create(name)
         if arc_url is not None:
@@ -29,14 +38,14 @@ async def _provision(db: Path, name: str, arc_url: str | None, database: str, pe
         await metadata.close()
 
 
-def provision(db: Path, name: str, arc_url: str | None, database: str | None = None,
+def provision(db: Path | str, name: str, arc_url: str | None, database: str | None = None,
               permissions: str = "read,write", measurement: str = "events") -> Tenant:
     """An org named `name` bound to `arc_url` (or unbound when None) with one key."""
     return asyncio.run(_provision(db, name, arc_url, database or f"db_{name}", permissions, measurement))
 
 
-async def _add_key(db: Path, org_id: str, name: str, permissions: str, expires_at_us: int | None) -> str:
-    metadata = await open_metadata(db)
+async def _add_key(db: Path | str, org_id: str, name: str, permissions: str, expires_at_us: int | None) -> str:
+    metadata = await _open(db)
     try:
         _, key = await metadata.api_keys.create(org_id, name, permissions, expires_at_us)
         return key
@@ -44,6 +53,6 @@ async def _add_key(db: Path, org_id: str, name: str, permissions: str, expires_a
         await metadata.close()
 
 
-def add_key(db: Path, org_id: str, name: str, permissions: str = "read,write",
+def add_key(db: Path | str, org_id: str, name: str, permissions: str = "read,write",
             expires_at_us: int | None = None) -> str:
     return asyncio.run(_add_key(db, org_id, name, permissions, expires_at_us))

@@ -1,4 +1,5 @@
-"""Exact dedup under concurrency, on 1 and 2 Granian worker processes, and admin changes seen live."""
+"""Exact dedup under concurrency, on 1 and 2 Granian worker processes (and on a shared PostgreSQL), and admin
+changes seen live."""
 
 from __future__ import annotations
 
@@ -18,17 +19,28 @@ from tests.procs import ArcLite, MemtraceServer
 from tests.provision import Tenant, provision
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
+@pytest.fixture(scope="module", params=[1, 2, "postgres"], ids=["1-worker", "2-workers", "postgres-2-workers"])
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-        tuple[MemtraceServer, Tenant, Path]]:
+        tuple[MemtraceServer, Tenant, str]]:
+    """The server and the metadata store the admin CLI is pointed at (`--db`): a SQLite file, or with
+    "postgres" a shared PostgreSQL database (metadata.url) that the same tests run against."""
     base = tmp_path_factory.mktemp(f"conc{request.param}")
     arc = ArcLite(base / "arc")
     data = base / "mt"
     data.mkdir()
-    tenant = provision(data / "memtrace.db", "conc", arc.url)
-    server = MemtraceServer(data, workers=request.param)
     try:
-        yield server, tenant, data
+        env: dict[str, str] = {}
+        db = str(data / "memtrace.db")
+        if request.param == "postgres":
+            db = request.getfixturevalue("pg_cluster").new_database()
+            env["MEMTRACE_METADATA_URL"] = db
+        tenant = provision(db if request.param == "postgres" else Path(db), "conc", arc.url)
+        server = MemtraceServer(data, workers=2 if request.param == "postgres" else int(request.param), env=env)
+    except BaseException:
+        arc.stop()
+        raise
+    try:
+        yield server, tenant, db
     finally:
         server.stop()
         arc.stop()
@@ -41,7 +53,7 @@ async def _burst(url: str, key: str, payload: dict[str, object], n: int) -> list
     return [r.status_code for r in responses]
 
 
-def test_concurrent_identical_posts_give_exactly_one_201(served: tuple[MemtraceServer, Tenant, Path]) -> None:
+def test_concurrent_identical_posts_give_exactly_one_201(served: tuple[MemtraceServer, Tenant, str]) -> None:
     server, tenant, _ = served
     for _ in range(3):
         payload = {"agent_id": "racer", "content": f"same {uuid.uuid4().hex}"}
@@ -51,9 +63,8 @@ def test_concurrent_identical_posts_give_exactly_one_201(served: tuple[MemtraceS
         assert codes.count(409) == 49
 
 
-def test_revocation_is_seen_within_five_seconds(served: tuple[MemtraceServer, Tenant, Path]) -> None:
-    server, tenant, data = served
-    db = str(data / "memtrace.db")
+def test_revocation_is_seen_within_five_seconds(served: tuple[MemtraceServer, Tenant, str]) -> None:
+    server, tenant, db = served
     created = subprocess.run(
         [sys.executable, "-m", "memtrace.admin", "--db", db, "--json", "key", "create", "--org", tenant.org_id,
          "--name", f"temp-{uuid.uuid4().hex[:6]}"], capture_output=True, text=True, check=True)
@@ -74,9 +85,8 @@ def test_revocation_is_seen_within_five_seconds(served: tuple[MemtraceServer, Te
 
 
 def test_new_org_and_binding_from_the_cli_are_seen_without_restart(
-        served: tuple[MemtraceServer, Tenant, Path]) -> None:
-    server, tenant, data = served
-    db = str(data / "memtrace.db")
+        served: tuple[MemtraceServer, Tenant, str]) -> None:
+    server, tenant, db = served
 
     def admin(*args: str) -> dict[str, str]:
         done = subprocess.run([sys.executable, "-m", "memtrace.admin", "--db", db, "--json", *args],

@@ -1,10 +1,12 @@
-"""The journal on real SQLite files: group commit, exact dedup across processes, bounds, delivery state."""
+"""The journal on real SQLite files and on a shared PostgreSQL database: group commit,
+exact dedup across processes, bounds, delivery state."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,31 @@ def row(org: str, key: str, content: str = "c", t: int | None = None, rid: str |
     )
 
 
+OpenJournal = Callable[[JournalConfig], Awaitable[Journal]]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """"sqlite", or the URL of a fresh database in the shared PostgreSQL cluster."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_cluster").new_database())
+    return "sqlite"
+
+
+async def _open(backend: str, cfg: JournalConfig) -> Journal:
+    if backend == "sqlite":
+        return await Journal.open(cfg)
+    from memtrace.journal.pg import PgJournal
+
+    return await PgJournal.open_url(cfg, backend)
+
+
+@pytest.fixture
+def open_journal(backend: str) -> OpenJournal:
+    """Opens the journal on either backend (the same facade, the same tests)."""
+    return lambda cfg: _open(backend, cfg)
+
+
 def config(path: Path, **kw: object) -> JournalConfig:
     base: dict[str, object] = {"path": path, "dedup_window_s": 3600, "retention_s": 10.0,
                                "max_pending_per_org": 1000}
@@ -30,8 +57,8 @@ def config(path: Path, **kw: object) -> JournalConfig:
     return JournalConfig(**base)  # type: ignore[arg-type]
 
 
-async def test_concurrent_appends_share_commits_and_dedup_exactly(tmp_path: Path) -> None:
-    journal = await Journal.open(config(tmp_path / "j.db"))
+async def test_concurrent_appends_share_commits_and_dedup_exactly(tmp_path: Path, open_journal: OpenJournal) -> None:
+    journal = await open_journal(config(tmp_path / "j.db"))
     try:
         results = await asyncio.gather(*(journal.append("org1", [row("org1", f"k{i % 50}")]) for i in range(200)))
         stored = sum(len(r.stored) for r in results)
@@ -46,8 +73,8 @@ async def test_concurrent_appends_share_commits_and_dedup_exactly(tmp_path: Path
         await journal.close()
 
 
-async def test_keys_older_than_the_window_are_not_duplicates(tmp_path: Path) -> None:
-    journal = await Journal.open(config(tmp_path / "j.db", dedup_window_s=1))
+async def test_keys_older_than_the_window_are_not_duplicates(tmp_path: Path, open_journal: OpenJournal) -> None:
+    journal = await open_journal(config(tmp_path / "j.db", dedup_window_s=1))
     try:
         old = time.time_ns() // 1000 - 5_000_000
         assert len((await journal.append("o", [row("o", "k", t=old)])).stored) == 1
@@ -56,8 +83,8 @@ async def test_keys_older_than_the_window_are_not_duplicates(tmp_path: Path) -> 
         await journal.close()
 
 
-async def test_bound_refuses_whole_request_and_other_orgs_go_on(tmp_path: Path) -> None:
-    journal = await Journal.open(config(tmp_path / "j.db", max_pending_per_org=10))
+async def test_bound_refuses_whole_request_and_other_orgs_go_on(tmp_path: Path, open_journal: OpenJournal) -> None:
+    journal = await open_journal(config(tmp_path / "j.db", max_pending_per_org=10))
     try:
         await journal.append("full", [row("full", f"k{i}") for i in range(8)])
         with pytest.raises(Overloaded) as info:
@@ -69,8 +96,8 @@ async def test_bound_refuses_whole_request_and_other_orgs_go_on(tmp_path: Path) 
         await journal.close()
 
 
-async def test_delivery_state_and_recent_rows(tmp_path: Path) -> None:
-    journal = await Journal.open(config(tmp_path / "j.db", retention_s=0.2))
+async def test_delivery_state_and_recent_rows(tmp_path: Path, open_journal: OpenJournal) -> None:
+    journal = await open_journal(config(tmp_path / "j.db", retention_s=0.2))
     try:
         rows = [row("o", f"k{i}", content=f"c{i}", rid=f"mem_{i}") for i in range(5)]
         await journal.append("o", rows)
@@ -92,8 +119,8 @@ async def test_delivery_state_and_recent_rows(tmp_path: Path) -> None:
         await journal.close()
 
 
-async def test_lease_is_exclusive_and_taken_over_from_dead_holder(tmp_path: Path) -> None:
-    journal = await Journal.open(config(tmp_path / "j.db"))
+async def test_lease_is_exclusive_and_taken_over_from_dead_holder(tmp_path: Path, open_journal: OpenJournal) -> None:
+    journal = await open_journal(config(tmp_path / "j.db"))
     try:
         me = holder_id()
         assert await journal.try_lease("deliverer", me, 5)
@@ -111,9 +138,10 @@ async def test_lease_is_exclusive_and_taken_over_from_dead_holder(tmp_path: Path
         await journal.close()
 
 
-def _append_keys(path: str, org: str, keys: list[str], out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _append_keys(path: str, backend: str, org: str, keys: list[str], out: multiprocessing.Queue  # type: ignore[type-arg]
+                 ) -> None:
     async def run() -> int:
-        journal = await Journal.open(config(Path(path)))
+        journal = await _open(backend, config(Path(path)))
         try:
             results = await asyncio.gather(*(journal.append(org, [row(org, k)]) for k in keys))
             return sum(len(r.stored) for r in results)
@@ -123,11 +151,12 @@ def _append_keys(path: str, org: str, keys: list[str], out: multiprocessing.Queu
     out.put(asyncio.run(run()))
 
 
-def test_dedup_is_exact_across_processes(tmp_path: Path) -> None:
+def test_dedup_is_exact_across_processes(tmp_path: Path, backend: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     out: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
     keys = [f"k{i}" for i in range(100)]
-    procs = [ctx.Process(target=_append_keys, args=(str(tmp_path / "j.db"), "org", keys, out)) for _ in range(4)]
+    args = (str(tmp_path / "j.db"), backend, "org", keys, out)
+    procs = [ctx.Process(target=_append_keys, args=args) for _ in range(4)]
     for p in procs:
         p.start()
     stored = [out.get(timeout=60) for _ in procs]
@@ -136,8 +165,9 @@ def test_dedup_is_exact_across_processes(tmp_path: Path) -> None:
     assert sum(stored) == 100
 
 
-async def test_pending_batches_of_many_orgs_keep_each_orgs_order_and_the_limit(tmp_path: Path) -> None:
-    journal = await Journal.open(config(tmp_path / "j.db"))
+async def test_pending_batches_of_many_orgs_keep_each_orgs_order_and_the_limit(tmp_path: Path,
+                                                                               open_journal: OpenJournal) -> None:
+    journal = await open_journal(config(tmp_path / "j.db"))
     try:
         for i in range(6):
             for org in ("a", "b", "c"):

@@ -1,12 +1,12 @@
 """The layering of docs/design.md, enforced on memtrace's imports (every import, TYPE_CHECKING ones too).
 
-    leaf       errors patterns timeutil ids jsonlimits config rows rowfilter keys crypto metrics logs supervise
+    leaf       errors patterns timeutil ids jsonlimits config rows rowfilter keys crypto metrics logs supervise pgsql
                (and the package root, for __version__): import only leaf modules
     storage    metadata/ journal/ arc/: leaf modules and themselves, never each other
     services   memory/ delivery/ auth authlimit activity readiness: storage, leaf and other services
     api/       services, leaf, and of metadata/ only the models and the repositories that serve as the agents,
                sessions and audit services (agents, sessions, forgetting)
-    top        app runtime server/ admin/ dev mcp/ client/ arclite/ integrations/ __main__: anything below,
+    top        app runtime stores server/ admin/ dev mcp/ client/ arclite/ integrations/ __main__: anything below,
                except client/ (nothing of the server), mcp/ and integrations/ (client/ and leaf only) and
                arclite/ (leaf logging only)
 """
@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "memtrace"
 
 LEAF = {"memtrace", "errors", "patterns", "timeutil", "ids", "jsonlimits", "config", "rows", "rowfilter", "keys",
-        "crypto", "metrics", "logs", "supervise"}
+        "crypto", "metrics", "logs", "supervise", "pgsql"}
 STORAGE = {"metadata", "journal", "arc"}
 SERVICES = {"memory", "delivery", "auth", "authlimit", "activity", "readiness"}
 API_METADATA = {"memtrace.metadata.models", "memtrace.metadata.agents", "memtrace.metadata.sessions",
@@ -81,8 +81,8 @@ def edges() -> list[tuple[str, str]]:
 
 
 def test_every_module_is_in_a_layer() -> None:
-    top = {"app", "runtime", "server", "admin", "dev", "mcp", "client", "arclite", "integrations", "__main__",
-           "api"}
+    top = {"app", "runtime", "stores", "server", "admin", "dev", "mcp", "client", "arclite", "integrations",
+           "__main__", "api"}
     units = {unit(module_name(p)) for p in ROOT.rglob("*.py")}
     assert units - (LEAF | STORAGE | SERVICES | top) == set()
 

@@ -26,11 +26,30 @@ from memtrace.timeutil import format_us, now_us
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[MetadataDB]:
-    store = await open_metadata(tmp_path / "meta" / "memtrace.db")
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MetadataDB]:
+    """Each repository test runs on both backends: SQLite files, and a fresh shared PostgreSQL database."""
+    if request.param == "postgres":
+        from memtrace.metadata.pg import open_pg_metadata
+
+        store: MetadataDB = await open_pg_metadata(request.getfixturevalue("pg_cluster").new_database())
+    else:
+        store = await open_metadata(tmp_path / "meta" / "memtrace.db")
     yield store
     await store.close()
+
+
+def _postgres(db: MetadataDB) -> bool:
+    return hasattr(db, "pool")
+
+
+async def _reopen(db: MetadataDB) -> MetadataDB:
+    """A second connection to the same store, as another worker (or host) would have."""
+    if _postgres(db):
+        from memtrace.metadata.pg import open_pg_metadata
+
+        return await open_pg_metadata(db.url)  # type: ignore[attr-defined]
+    return await open_metadata(db.path)
 
 
 @pytest.fixture
@@ -38,9 +57,19 @@ def master() -> bytes:
     return base64.b64decode(crypto.generate_master_key())
 
 
-def _sql(path: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
-    """A second, plain sqlite3 connection: what another process or an attacker with file access sees."""
-    conn = sqlite3.connect(path)
+def _sql(target: Path | MetadataDB, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    """A second, plain connection: what another process or an attacker with database access sees."""
+    if isinstance(target, MetadataDB):
+        if _postgres(target):
+            import psycopg
+
+            from memtrace.pgsql import to_pg
+
+            with psycopg.connect(target.url, autocommit=True) as pg:  # type: ignore[attr-defined]
+                cur = pg.execute(to_pg(sql), params)
+                return [tuple(r) for r in cur.fetchall()] if cur.description else []
+        target = target.path
+    conn = sqlite3.connect(target)
     try:
         with conn:
             return list(conn.execute(sql, params))
@@ -57,6 +86,8 @@ def test_timestamps_are_fixed_width_and_round_trip() -> None:
 
 
 async def test_connection_settings_and_schema(db: MetadataDB) -> None:
+    if _postgres(db):
+        pytest.skip("SQLite connection settings")
     assert (await db.fetchone("PRAGMA journal_mode"))[0] == "wal"  # type: ignore[index]
     assert (await db.fetchone("PRAGMA foreign_keys"))[0] == 1  # type: ignore[index]
     assert (await db.fetchone("PRAGMA busy_timeout"))[0] == 5000  # type: ignore[index]
@@ -115,7 +146,7 @@ async def test_arc_bindings(db: MetadataDB, master: bytes) -> None:
     assert decrypt_bindings(rows, master) == [
         ArcBinding(org_id="a", url="https://arc2.example:443", database="db2", measurement="mem", api_key="tok-123")
     ]
-    stored = _sql(db.path, "SELECT api_key_cipher FROM arc_instances")[0][0]
+    stored = _sql(db, "SELECT api_key_cipher FROM arc_instances")[0][0]
     assert isinstance(stored, bytes) and b"tok-123" not in stored
     with pytest.raises(crypto.MasterKeyError, match="org a"):
         decrypt_binding(rows[0], None)
@@ -157,9 +188,9 @@ async def test_arc_binding_validation(db: MetadataDB, url: str, database: str, m
 async def test_tampered_ciphertext_fails_naming_the_org(db: MetadataDB, master: bytes) -> None:
     await db.orgs.create("Acme", id="acme")
     await db.arc_instances.upsert("acme", "http://arc:8000", "db1", api_key="secret-token", master_key=master)
-    cipher = bytearray(_sql(db.path, "SELECT api_key_cipher FROM arc_instances")[0][0])
+    cipher = bytearray(_sql(db, "SELECT api_key_cipher FROM arc_instances")[0][0])
     cipher[3] ^= 0x40
-    _sql(db.path, "UPDATE arc_instances SET api_key_cipher = ? WHERE org_id = 'acme'", (bytes(cipher),))
+    _sql(db, "UPDATE arc_instances SET api_key_cipher = ? WHERE org_id = 'acme'", (bytes(cipher),))
     with pytest.raises(crypto.DecryptionError, match="org acme failed authentication") as info:
         decrypt_bindings(await db.arc_instances.list_all(), master)
     assert "secret-token" not in str(info.value)
@@ -170,7 +201,7 @@ async def test_ciphertext_copied_to_another_org_fails(db: MetadataDB, master: by
         await db.orgs.create(org.upper(), id=org)
     await db.arc_instances.upsert("a", "http://arc-a:8000", "db_a", api_key="key-of-a", master_key=master)
     await db.arc_instances.upsert("b", "http://arc-b:8000", "db_b", api_key="key-of-b", master_key=master)
-    _sql(db.path, "UPDATE arc_instances SET (api_key_cipher, api_key_nonce) = "
+    _sql(db, "UPDATE arc_instances SET (api_key_cipher, api_key_nonce) = "
                   "(SELECT api_key_cipher, api_key_nonce FROM arc_instances WHERE org_id = 'a') WHERE org_id = 'b'")
     row_a, row_b = await db.arc_instances.list_all()
     assert decrypt_binding(row_a, master).api_key == "key-of-a"
@@ -192,7 +223,7 @@ async def test_api_keys(db: MetadataDB) -> None:
     assert (record.id, record.org_id, record.name, record.permissions) == (info.id, "a", "ci", frozenset({"read"}))
     assert record.expires_at_us == expires and record.revoked_at_us is None
     assert verify_key(record.key_hash, key) and key not in record.key_hash
-    assert not _sql(db.path, "SELECT 1 FROM api_keys WHERE key_hash = ? OR lookup_id = ?", (key, key))
+    assert not _sql(db, "SELECT 1 FROM api_keys WHERE key_hash = ? OR lookup_id = ?", (key, key))
     assert await db.api_keys.get_by_lookup("A" * 12) is None
 
     second, _ = await db.api_keys.create("a", "admin", ["admin"])
@@ -254,7 +285,7 @@ async def test_agents(db: MetadataDB) -> None:
 
 async def test_ensure_registers_once_even_when_racing(db: MetadataDB, tmp_path: Path) -> None:
     await db.orgs.create("A", id="a")
-    other = await open_metadata(db.path)  # a second connection, as another worker would have
+    other = await _reopen(db)  # a second connection, as another worker would have
     try:
         agents = await asyncio.gather(*(
             (db if i % 2 else other).agents.ensure("a", "agent_1") for i in range(20)
@@ -357,7 +388,7 @@ async def test_change_counter_follows_orgs_bindings_and_keys(db: MetadataDB, mas
     await db.api_keys.revoke(info.id)
     assert await moved()
     # A write through another connection (another process, in production) is seen too.
-    _sql(db.path, "UPDATE arc_instances SET url = 'http://other:1' WHERE org_id = 'a'")
+    _sql(db, "UPDATE arc_instances SET url = 'http://other:1' WHERE org_id = 'a'")
     assert await moved()
     await db.arc_instances.delete("a")
     assert await moved()
@@ -450,3 +481,19 @@ async def test_concurrent_processes_on_a_fresh_db(tmp_path: Path) -> None:
         assert await reader.schema_version() == LATEST_VERSION
     finally:
         await reader.close()
+
+
+async def test_hosts_starting_together_on_a_fresh_postgres_migrate_once(pg_cluster: Any) -> None:
+    """Migrations hold `schema_version` FOR UPDATE: five hosts opening one new database at once all succeed."""
+    from memtrace.metadata.pg import open_pg_metadata
+
+    url = pg_cluster.new_database()
+    stores = await asyncio.gather(*(open_pg_metadata(url) for _ in range(5)))
+    try:
+        assert {await s.schema_version() for s in stores} == {LATEST_VERSION}
+        assert await stores[0].change_version() == 0
+        await stores[1].orgs.create("A", id="a")
+        assert await stores[0].change_version() > 0  # the trigger counts writes from any host
+    finally:
+        for s in stores:
+            await s.close()

@@ -12,6 +12,8 @@ Every figure that matters is a ratio against a ceiling measured in the same run 
 - P4  scaling with workers; many active orgs vs 1 org, all in one Arc database and each in its own.
 - Memory: worker RSS at rest and under load, per idle org, around the journal's reads, and over a soak.
 - The locust suites (loadtests/) for req/s, rows/s, p50/p99 per scenario, batching and routing.
+- P5  several hosts on one shared PostgreSQL: 2 hosts vs 1 beside the bare app's 2 vs 1, group commit
+      PostgreSQL vs SQLite, revocation-to-refusal across hosts (tools/perf_scaleout.py).
 
 Cores come from the machine: with 4 or more, the load generators (wrk, this process's aiohttp client) and the
 servers (Granian workers, arclite) are pinned to separate cores; wrk gets one thread per load core. Every run
@@ -56,6 +58,7 @@ from tools.loadgen import (  # noqa: E402
     sequential,
 )
 from tools.perf_render import load_results, plot, render  # noqa: E402
+from tools.perf_scaleout import render_p5, run_p5  # noqa: E402
 from tools.perfstack import (  # noqa: E402
     ArcLite,
     BaselineServer,
@@ -638,7 +641,7 @@ def main() -> None:
     if args.render_from:
         stored = load_results(args.render_from)
         plot(stored["p1"], plot_path)
-        args.out.write_text(render(stored, plot_path.name))
+        args.out.write_text(render(stored, plot_path.name) + render_p5(stored.get("p5")))
         log(f"re-rendered {args.out} from {args.render_from}")
         return
     if wrk_available() is None:
@@ -660,11 +663,12 @@ def main() -> None:
         results["p3"] = {"arc_only": run_p3(ctx, merge=False), "merge": run_p3(ctx, merge=True)}
         results["soak"] = run_soak(ctx)
         results["locust"] = run_locust(ctx)
+        results["p5"] = run_p5(ctx, MT_ENV, log)
     results["elapsed_s"] = time.monotonic() - started
     results["loadavg_end"] = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     results["quick"] = args.quick
     plot(results["p1"], plot_path)
-    args.out.write_text(render(results, plot_path.name))
+    args.out.write_text(render(results, plot_path.name) + render_p5(results.get("p5")))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=_jsonable))
     log(f"wrote {args.out} and {plot_path} in {results['elapsed_s']:.0f} s")

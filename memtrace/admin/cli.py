@@ -12,11 +12,11 @@ from pathlib import Path
 import msgspec
 
 from memtrace import crypto
-from memtrace.admin import delivery, forgetting, keys, orgs, status
-from memtrace.admin._common import PROG, AdminError, Handler, Output, Parser, db_path, journal_path
+from memtrace.admin import delivery, forgetting, keys, migrate, orgs, status
+from memtrace.admin._common import PROG, AdminError, Handler, Output, Parser, db_path, journal_path, settings
 from memtrace.config import ConfigError
 from memtrace.errors import MemtraceError
-from memtrace.metadata.db import SchemaError, open_metadata
+from memtrace.metadata.db import MetadataDB, SchemaError, open_metadata
 from memtrace.server.dbcheck import DamagedDatabase, check_metadata
 
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog=PROG, description="Provision Memtrace orgs, Arc bindings and API keys.",
                      parents=[common])
     groups = parser.add_subparsers(dest="group", required=True,
-                                   metavar="{keygen,org,key,delivery,retention,audit,status}")
+                                   metavar="{keygen,org,key,delivery,retention,audit,status,migrate}")
 
     keygen = groups.add_parser("keygen", help="generate secrets").add_subparsers(dest="what", required=True)
     keygen.add_parser("master", parents=[common], help=f"print a new {crypto.MASTER_KEY_ENV} value")
@@ -41,11 +41,27 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_commands(groups, common)
     delivery.add_commands(groups, common)
     status.add_commands(groups, common)
+    migrate.add_command(groups, common)
     return parser
 
 
-async def _run(args: argparse.Namespace, path: Path) -> Output:
-    db = await open_metadata(path)
+def _metadata_url(args: argparse.Namespace) -> str:
+    """`--db postgresql://…`, else `metadata.url` from the settings (unless --db names a file)."""
+    db = str(getattr(args, "db", "") or "")
+    if db.startswith(("postgresql://", "postgres://")):
+        return db
+    return "" if db else settings(args).metadata.url
+
+
+async def _run(args: argparse.Namespace, path: Path | str) -> Output:
+    """The command's handler on the metadata DB: a SQLite file, or a shared PostgreSQL URL."""
+    db: MetadataDB
+    if isinstance(path, str):
+        from memtrace.metadata.pg import open_pg_metadata
+
+        db = await open_pg_metadata(path)
+    else:
+        db = await open_metadata(path)
     try:
         handler: Handler = args.handler
         return await handler(args, db)
@@ -78,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
                 raise AdminError(f"no journal at {journal}: pass --journal or --config")
             _emit(asyncio.run(delivery.run(args, journal)), as_json)
             return 0
+        if args.group == "migrate":
+            _emit(migrate.run(args), as_json)
+            return 0
+        url = _metadata_url(args)
+        if url:  # a shared PostgreSQL (metadata.url, or --db postgresql://…): the same commands
+            _emit(asyncio.run(_run(args, url)), as_json)
+            return 0
         path = db_path(args)
         if not path.exists() and not getattr(args, "creates_db", False):
             raise AdminError(f"no metadata DB at {path}: create an org first (org create) or pass --db")
@@ -87,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     except MemtraceError as exc:
         return _fail(exc.message)
     except (AdminError, ConfigError, SchemaError, DamagedDatabase, crypto.MasterKeyError,
-            crypto.DecryptionError) as exc:
+            crypto.DecryptionError, migrate.MigrateError) as exc:
         return _fail(str(exc))
     except sqlite3.Error as exc:
         return _fail(f"{'journal' if args.group == 'delivery' else 'metadata DB'}: {exc}")

@@ -61,6 +61,20 @@ def journal_backlog(path: Path) -> dict[str, tuple[int, float | None, int]]:
         conn.close()
 
 
+async def shared_backlog(db: MetadataDB) -> dict[str, tuple[int, float | None, int]]:
+    """`journal_backlog` for a shared PostgreSQL (metadata.url): the journal's tables are in the same database."""
+    now = time.time()
+    out: dict[str, tuple[int, float | None, int]] = {}
+    for org_id, n, oldest in await db.fetchall(
+            "SELECT p.org_id, p.n, (SELECT min(j.accepted_at) FROM journal j WHERE j.org_id = p.org_id"
+            " AND j.delivered_at IS NULL) FROM org_pending p WHERE p.n > 0"):
+        out[org_id] = (int(n), None if oldest is None else max(0.0, now - float(oldest)), 0)
+    for org_id, n in await db.fetchall("SELECT org_id, count(*) FROM dead_letter GROUP BY org_id"):
+        pending, age, _ = out.get(org_id, (0, None, 0))
+        out[org_id] = (pending, age, int(n))
+    return out
+
+
 HEADERS = ("ORG", "NAME", "ARC", "DATABASE", "HEALTH", "PENDING", "OLDEST", "DEAD")
 
 
@@ -69,7 +83,7 @@ async def status(args: argparse.Namespace, db: MetadataDB) -> tuple[list[tuple[s
     orgs = await db.orgs.list()
     bindings = {row.org_id: row for row in await db.arc_instances.list_all()}
     health = await probe_all({row.url for row in bindings.values()})
-    backlog = journal_backlog(journal_path(args, db.path))
+    backlog = await shared_backlog(db) if hasattr(db, "pool") else journal_backlog(journal_path(args, db.path))
     data: list[dict[str, Any]] = []
     for org in orgs:
         row = bindings.get(org.id)

@@ -46,7 +46,16 @@ async def _on_http_exception(app: Any, request: Request, exc: Exception) -> Resp
     return error_response(status, messages.get(status, "request failed"))
 
 
+def _store_unreachable(exc: BaseException) -> bool:
+    """A PostgreSQL connection failure (metadata.url), recognised without importing the optional driver."""
+    return any(c.__name__ in ("OperationalError", "PoolTimeout") and c.__module__.startswith("psycopg")
+               for c in type(exc).__mro__)
+
+
 async def _on_unexpected(app: Any, request: Request, exc: Exception) -> Response:
+    if _store_unreachable(exc):
+        log.warning("shared database unavailable on %s: %s", request.url.path.decode(errors="replace"), exc)
+        return error_response(503, "the shared database is unavailable; retry later", [(b"Retry-After", b"2")])
     log.exception("unhandled error on %s %s", request.method, request.url.path.decode(errors="replace"))
     return error_response(500, "internal server error")
 

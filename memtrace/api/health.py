@@ -1,11 +1,14 @@
 """`GET /health` (liveness) and `GET /ready` (readiness).
 
+With an `admin` key, `/health` also lists the rows waiting for Arc per org and the age of the oldest.
+
 The public `/ready` body is overall status and counts only: org ids and Arc addresses are nobody's business
 but an operator's, so the per-org Arc health is added only when a valid `admin` key is presented.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 import msgspec
@@ -20,9 +23,17 @@ from memtrace.errors import Unauthorized
 from memtrace.keys import has_permission
 
 
-class Health(Struct, kw_only=True):
+class OrgPending(Struct, kw_only=True):
+    org_id: str
+    rows: int
+    oldest_age_s: float
+
+
+class Health(Struct, kw_only=True, omit_defaults=True):
     status: Literal["ok"]
     version: str
+    # Admin key only: rows accepted but not yet in Arc, per org (with a shared PostgreSQL: of every host).
+    pending: list[OrgPending] | None = None
 
 
 class OrgCounts(Struct, kw_only=True):
@@ -77,7 +88,16 @@ def register(router: Router, deps: Deps) -> None:
         return has_permission(principal.permissions, "admin")
 
     async def health(request: Request) -> Response:
-        return json_response(200, Health(status="ok", version=__version__))
+        pending = None
+        try:
+            if await is_admin(request):
+                now = time.time()
+                pending = [OrgPending(org_id=b.org_id, rows=b.pending,
+                                      oldest_age_s=round(max(0.0, now - b.oldest_accepted_at), 3))
+                           for b in await deps.status.backlog()]
+        except Exception:  # liveness never fails on the detail (a shared database may be away, a key refused)
+            pending = None
+        return json_response(200, Health(status="ok", version=__version__, pending=pending))
 
     async def ready(request: Request) -> Response:
         snapshot = msgspec.convert(deps.status.arc_health(), dict[str, OrgArcHealth])

@@ -13,6 +13,10 @@ When Arc refuses one for its payload (413, or a 4xx naming the payload: see `arc
 it is sent again in halves, in order, and a row Arc refuses on its own is set aside as a dead letter
 (`journal/deadletter.py`), so one memory Arc can never take does not hold back its org, or the orgs
 sharing its Arc target, for ever.
+
+With a shared PostgreSQL (several hosts, `journal/pg.py`) delivery is spread: Arc targets hash into
+`delivery.buckets` lease rows, each host holds at most its share of the live hosts, and a dead host's buckets
+move within the lease TTL. The `deliverer` lease then only picks the host that prunes and runs retention.
 """
 
 from __future__ import annotations
@@ -21,26 +25,32 @@ import asyncio
 import contextlib
 import logging
 import time
+import zlib
 
 from memtrace import supervise
 from memtrace.arc.registry import ArcRegistry
 from memtrace.config import ArcSettings
 from memtrace.delivery.sender import OrgState, Sender
-from memtrace.errors import MemtraceError
+from memtrace.errors import MemtraceError, StoreUnavailable
 from memtrace.journal import Journal, holder_id
+from memtrace.logs import Throttle
 
 log = logging.getLogger("memtrace.delivery")
 
 LEASE_NAME = "deliverer"
 LEASE_TTL_S = 5.0
 PRUNE_EVERY_S = 2.0
+_throttle = Throttle(log)  # the shared database away: one line per interval, not one per tick
 
 
 class Deliverer:
     """Runs in every worker; acts only while it holds the lease."""
 
-    def __init__(self, journal: Journal, registry: ArcRegistry, settings: ArcSettings) -> None:
+    def __init__(self, journal: Journal, registry: ArcRegistry, settings: ArcSettings, buckets: int = 16) -> None:
         self.journal = journal
+        self.nbuckets = buckets
+        # The target buckets this process delivers (shared journal only); None: all, while it holds the lease.
+        self.buckets: frozenset[int] | None = None
         self.registry = registry
         self.settings = settings
         self.holder = holder_id()
@@ -58,13 +68,20 @@ class Deliverer:
 
     def _on_commit(self, stored: dict[str, int]) -> None:
         """Wake before the next tick only when an org has a full batch waiting (from this process)."""
-        if not self.is_leader:
+        if not self._delivering:
             return
         for org_id, n in stored.items():
             total = self._fresh.get(org_id, 0) + n
             self._fresh[org_id] = total
             if total >= self.settings.batch_size:
                 self._wakeup.set()
+
+    @property
+    def _delivering(self) -> bool:
+        return bool(self.buckets) if self.buckets is not None else self.is_leader
+
+    def _mine(self, target: tuple[str, ...]) -> bool:
+        return self.buckets is None or zlib.crc32("\0".join(target).encode()) % self.nbuckets in self.buckets
 
     @property
     def _tick_s(self) -> float:
@@ -77,21 +94,29 @@ class Deliverer:
             now = time.monotonic()
             if now - last_lease >= 1.0:
                 try:
+                    self.buckets = await self.journal.claim_buckets(self.holder, self.nbuckets, LEASE_TTL_S)
                     self.is_leader = await self.journal.try_lease(LEASE_NAME, self.holder, LEASE_TTL_S)
-                except Exception:
-                    log.exception("lease renewal failed")
+                except Exception as exc:
+                    if isinstance(exc, StoreUnavailable):  # the shared database is away: one line, not a trace
+                        _throttle.warning("lease", "delivery lease renewal failed: %s", exc)
+                    else:
+                        log.exception("lease renewal failed")
                     self.is_leader = False
+                    self.buckets = None if self.buckets is None else frozenset()
                 last_lease = now
-            if self.is_leader:
+            if self._delivering:
                 try:
                     await self._schedule()
-                    if now - last_prune >= PRUNE_EVERY_S:
+                    if self.is_leader and now - last_prune >= PRUNE_EVERY_S:
                         await self.journal.prune()
                         last_prune = now
                     failures = 0
-                except Exception:
+                except Exception as exc:
                     failures += 1
-                    log.exception("delivery scheduling failed (%d in a row)", failures)
+                    if isinstance(exc, StoreUnavailable):
+                        _throttle.warning("schedule", "delivery paused (%d in a row): %s", failures, exc)
+                    else:
+                        log.exception("delivery scheduling failed (%d in a row)", failures)
             wait = supervise.backoff_s(failures, self._tick_s) if failures else self._tick_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
@@ -117,6 +142,8 @@ class Deliverer:
             if (state.task is not None and not state.task.done()) or now < state.not_before:
                 continue
             target = self._target(backlog.org_id)
+            if not self._mine(target):
+                continue
             waiting.setdefault(target, []).append(backlog.org_id)
             if backlog.pending >= self.settings.batch_size or now_wall - backlog.oldest_accepted_at >= interval:
                 due.add(target)
@@ -139,10 +166,14 @@ class Deliverer:
         self._wakeup.set()
         if self._task is not None:
             await self._task
-        if self.is_leader:
+        if self._delivering:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drain(), timeout=deadline_s)
+        if self.is_leader:
             await self.journal.release_lease(LEASE_NAME, self.holder)
+        if self.buckets is not None:
+            with contextlib.suppress(Exception):
+                await self.journal.release_buckets(self.holder)
         tasks = [s.task for s in self._orgs.values() if s.task is not None and not s.task.done()]
         for task in tasks:
             task.cancel()
@@ -154,6 +185,8 @@ class Deliverer:
                 await asyncio.gather(state.task, return_exceptions=True)
         due: dict[tuple[str, ...], list[str]] = {}
         for backlog in await self.journal.backlog():
-            due.setdefault(self._target(backlog.org_id), []).append(backlog.org_id)
+            target = self._target(backlog.org_id)
+            if self._mine(target):
+                due.setdefault(target, []).append(backlog.org_id)
         for org_ids in due.values():
             await self.sender.flush(org_ids)

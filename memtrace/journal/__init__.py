@@ -168,6 +168,14 @@ class Journal:
     async def release_lease(self, name: str, holder: str) -> None:
         await self.leases.release(name, holder)
 
+    async def claim_buckets(self, holder: str, buckets: int, ttl_s: float) -> frozenset[int] | None:
+        """The delivery buckets `holder` may deliver now; None: not bucketed (this host's journal is its own, the
+        `deliverer` lease decides). The shared PostgreSQL journal overrides this (`journal/pg.py`)."""
+        return None
+
+    async def release_buckets(self, holder: str) -> None:
+        return None
+
     # --- forgetting (forget.py) ----------------------------------------------------------------------
 
     async def record_deletion(self, org_id: str, f: MemoryFilter, claim_s: float) -> Recorded:

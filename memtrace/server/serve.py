@@ -22,11 +22,11 @@ from memtrace import logs, metrics
 from memtrace.app import SETTINGS_ENV
 from memtrace.config import ConfigError, ServerSettings, Settings
 from memtrace.crypto import DecryptionError, MasterKeyError
-from memtrace.journal import Journal, JournalConfig
-from memtrace.metadata.db import SchemaError, open_metadata
+from memtrace.metadata.db import SchemaError
 from memtrace.runtime import binding_loader
 from memtrace.server.dbcheck import DamagedDatabase, check_journal, check_metadata
 from memtrace.server.granian_config import granian_options
+from memtrace.stores import BackendError, open_journal_store, open_metadata_store
 
 # File descriptors each worker keeps for itself (SQLite, Arc pools, logs) beyond client connections.
 FD_RESERVE = 256
@@ -34,15 +34,16 @@ FD_RESERVE = 256
 
 async def preflight(settings: Settings) -> None:
     """Check, create or upgrade the databases once before workers fork; fail now on damage or a bad master key."""
-    check_metadata(settings.metadata_path)
-    check_journal(settings.journal_path)
+    if not settings.metadata.shared:
+        check_metadata(settings.metadata_path)
+        check_journal(settings.journal_path)
     Path(settings.storage.data_dir).mkdir(parents=True, exist_ok=True)
-    metadata = await open_metadata(settings.metadata_path)
+    metadata = await open_metadata_store(settings)
     try:
         await binding_loader(metadata)()
     finally:
         await metadata.close()
-    journal = await Journal.open(JournalConfig.from_settings(settings))
+    journal = await open_journal_store(settings)
     await journal.close()
 
 
@@ -89,7 +90,7 @@ def serve(settings: Settings, granian_toml: Path | None = None, config_file: Pat
     try:
         extra = granian_options(settings, granian_toml, config_file)
         asyncio.run(preflight(settings))
-    except (MasterKeyError, DecryptionError, ConfigError, DamagedDatabase, SchemaError) as exc:
+    except (MasterKeyError, DecryptionError, ConfigError, DamagedDatabase, SchemaError, BackendError) as exc:
         print(f"memtrace: {exc}", file=sys.stderr)
         return 1
     except (sqlite3.Error, OSError) as exc:
