@@ -119,6 +119,12 @@ def test_admin_cli_manages_keys_in_the_shared_database(cluster: Cluster) -> None
                                _key_id(cluster.url, key)], capture_output=True, text=True, cwd=cluster.base)
         assert done.returncode == 0, done.stderr
         assert _refused_within(c, 0.2) <= 0.2
+    # the journal commands read the shared database too, never a local journal file
+    dead = subprocess.run([sys.executable, "-m", "memtrace.admin", "delivery", "dead-letters", "--db", cluster.url,
+                           "--json"], capture_output=True, text=True, cwd=cluster.base)
+    assert dead.returncode == 0, dead.stderr
+    assert dead.stdout.strip() == "[]"
+    assert not (cluster.base / "journal.db").exists()
 
 
 def _refused_within(client: httpx.Client, seconds: float) -> float:
@@ -300,7 +306,7 @@ def _sqlite_host(data: Path, arc_url: str) -> tuple[Tenant, list[str]]:
     from memtrace.ids import memory_id
     from memtrace.journal import Journal, JournalConfig
     from memtrace.memory.dedup import dedup_key
-    from memtrace.memory.model import MemoryRow
+    from memtrace.rows import MemoryRow
 
     tenant = provision(data / "memtrace.db", "legacy", arc_url)
 

@@ -67,7 +67,7 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def _group_commits(open_journal: Any, org: str) -> list[float]:
-    from memtrace.memory.model import MemoryRow
+    from memtrace.rows import MemoryRow
 
     journal = await open_journal()
     try:

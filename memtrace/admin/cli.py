@@ -88,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"export it as {crypto.MASTER_KEY_ENV}; losing it makes stored Arc keys unreadable",
                       file=sys.stderr)
             return 0
+        url = _metadata_url(args)
+        if args.group == "delivery" and url:  # the shared PostgreSQL holds the journal too
+            _emit(asyncio.run(delivery.run(args, url)), as_json)
+            return 0
         if args.group == "delivery":
             journal = journal_path(args)
             if not journal.exists():
@@ -97,7 +101,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.group == "migrate":
             _emit(migrate.run(args), as_json)
             return 0
-        url = _metadata_url(args)
         if url:  # a shared PostgreSQL (metadata.url, or --db postgresql://…): the same commands
             _emit(asyncio.run(_run(args, url)), as_json)
             return 0

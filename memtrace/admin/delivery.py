@@ -78,10 +78,16 @@ def add_commands(groups: Any, common: argparse.ArgumentParser) -> None:
         p.set_defaults(delivery_handler=handler)
 
 
-async def run(args: argparse.Namespace, path: Path) -> Output:
-    db = await ThreadedConnection.open(path, "NORMAL", "admin-journal")
-    try:
+async def run(args: argparse.Namespace, path: Path | str) -> Output:
+    """The delivery command on the journal: a SQLite file, or the shared PostgreSQL (a URL)."""
+    if isinstance(path, str):
+        from memtrace.journal.pg import PgThreadedConnection
+
+        db: ThreadedConnection = PgThreadedConnection(path, "admin-journal")
+    else:
+        db = await ThreadedConnection.open(path, "NORMAL", "admin-journal")
         await db.run(db.create_schema, deadletter.SCHEMA)  # a journal written before dead letters existed
+    try:
         handler: DeliveryHandler = args.delivery_handler
         return await handler(args, DeadLetters(db))
     finally:

@@ -1,6 +1,6 @@
 """Forgetting outside the server, for the admin CLI: the same journal, Arc registry and Forgetter the server
 uses, talking to each org's Arc directly with its decrypted binding (the master key is needed when a binding
-holds an Arc token)."""
+holds an Arc token). With a shared PostgreSQL the journal is the shared one, like the servers'."""
 
 from __future__ import annotations
 
@@ -21,7 +21,14 @@ from memtrace.runtime import binding_loader
 @contextlib.asynccontextmanager
 async def standalone_forgetter(settings: Settings, metadata: MetadataDB, journal_path: Path
                                ) -> AsyncIterator[Forgetter]:
-    journal = await Journal.open(JournalConfig.from_settings(settings, journal_path))
+    config = JournalConfig.from_settings(settings, journal_path)
+    url = getattr(metadata, "url", "")  # a shared PostgreSQL holds the journal too (metadata.url or --db)
+    if url:
+        from memtrace.journal.pg import PgJournal
+
+        journal: Journal = await PgJournal.open_url(config, url)
+    else:
+        journal = await Journal.open(config)
     pool = ArcPool(settings.arc)
     try:
         registry = ArcRegistry(binding_loader(metadata), pool, settings.arc)

@@ -173,6 +173,10 @@ class MetadataDB:
         self._conn = conn
         self._lock = asyncio.Lock()
         self._tx = Tx(conn)
+        self._build_repositories()
+
+    def _build_repositories(self) -> None:
+        """Every repository, once, over this store (the PostgreSQL store builds the same ones)."""
         self.orgs = Orgs(self)
         self.arc_instances = ArcInstances(self)
         self.api_keys = ApiKeys(self)

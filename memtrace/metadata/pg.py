@@ -23,12 +23,7 @@ from typing import Any, Final, cast
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from memtrace.metadata.agents import Agents
-from memtrace.metadata.api_keys import ApiKeys
-from memtrace.metadata.arc_instances import ArcInstances
 from memtrace.metadata.db import LATEST_VERSION, MetadataDB, Params, SchemaError
-from memtrace.metadata.orgs import Orgs
-from memtrace.metadata.sessions import Sessions
 from memtrace.pgsql import ROW_FACTORY, PgRow, bind, to_pg
 
 CHANNEL: Final = "memtrace_changes"
@@ -173,11 +168,7 @@ class PgMetadataDB(MetadataDB):
         self.path = Path("postgresql")
         self.url = url
         self.pool = pool
-        self.orgs = Orgs(self)
-        self.arc_instances = ArcInstances(self)
-        self.api_keys = ApiKeys(self)
-        self.agents = Agents(self)
-        self.sessions = Sessions(self)
+        self._build_repositories()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PgTx]:  # type: ignore[override]
