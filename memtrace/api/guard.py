@@ -7,15 +7,9 @@ here with a JSON 400 before BlackSheep sees it; everything else passes through u
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
 import msgspec
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from memtrace.api.asgi import ASGIApp, Receive, Scope, Send
 
 BAD_TARGET = "invalid request target: non-ASCII bytes must be percent-encoded"
 _BODY = msgspec.json.encode({"error": BAD_TARGET})

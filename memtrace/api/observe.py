@@ -13,20 +13,14 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from blacksheep import Request, Router
 from blacksheep.server.routing import RouteMatch
 
 from memtrace import logs
+from memtrace.api.asgi import ASGIApp, Message, Receive, Scope, Send
 from memtrace.metrics import UNMATCHED_ROUTE, m
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ROUTE_KEY = "memtrace.route"
 PRINCIPAL_KEY = "memtrace.principal"

@@ -9,16 +9,9 @@ the read raises `RequestTimeout`, answered 408, and Granian closes the connectio
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
+from memtrace.api.asgi import ASGIApp, Message, Receive, Scope, Send
 from memtrace.errors import RequestTimeout
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def with_body_timeout(app: ASGIApp, timeout_s: float) -> ASGIApp:
