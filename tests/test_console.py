@@ -268,23 +268,14 @@ def test_an_org_without_arc_shows_the_hint(seeded: Seeded, page: Page) -> None:
     shot(page, "no-arc")
 
 
-def _forget_route_exists(s: Seeded) -> bool:
-    """An empty forget is refused (400) where the route exists; without it the path is unknown (404)."""
-    resp = httpx.post(f"{s.url}/api/v1/forget", json={}, headers={"x-api-key": s.acme.key})
-    return not (resp.status_code == 404 and resp.json() == {"error": "not found"})
-
-
 def test_forget_with_a_dry_run_and_a_confirmation(seeded: Seeded, page: Page) -> None:
-    """Needs `POST /api/v1/forget` (branch h4b-forget); until it is merged this is an expected failure."""
+    """Forget from the memory browser: a dry-run count first, then a confirmation; read-only keys are refused."""
     sign_in(page, seeded, seeded.read_only)
     page.goto(f"{seeded.url}/console#/memories")
     page.fill("#f-tags", seeded.forget_tag)
     page.click("#apply")
     expect(page.locator("#results tbody tr")).to_have_count(1)
     page.click("#forget-matching")
-    if not _forget_route_exists(seeded):
-        expect(page.locator("#error")).to_contain_text("Not available on this server (40")
-        pytest.xfail("POST /api/v1/forget is not served on this branch (h4b-forget not merged)")
     # the read-only key may not forget: refused at the dry run, or at the latest when confirmed
     refused = page.locator("#error", has_text="(403:")
     expect(refused.or_(page.locator("#forget-count"))).to_be_visible()

@@ -210,11 +210,8 @@ def test_extreme_windows_answer_without_a_server_error(ts: TimelineStack, params
 
 
 def test_forgotten_memories_leave_the_timeline(ts: TimelineStack) -> None:
-    """Needs `POST /api/v1/forget` (branch h4b-forget): skipped until that route is served."""
+    """Forgotten memories leave the timeline at once (pending deletions are hidden too)."""
     with ts.client(ts.acme) as api:
-        probe = api.post("/api/v1/forget", json={})
-        if probe.status_code == 404 and probe.json() == {"error": "not found"}:
-            pytest.skip("POST /api/v1/forget is not served on this branch (h4b-forget not merged)")
         for i in range(3):
             api.post("/api/v1/memories", json={"agent_id": "forgetful", "content": f"m{i}", "tags": [f"t{i % 2}"]})
 
