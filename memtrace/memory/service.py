@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from memtrace import timeutil
 from memtrace.activity import ActivityTracker
+from memtrace.arc.client import ArcResult
 from memtrace.arc.registry import ArcRegistry
 from memtrace.config import LimitsSettings
 from memtrace.errors import Conflict, NotFound
@@ -152,29 +153,32 @@ class MemoryService:
         rows, _ = await self.list_page(org_id, f, Page(limit=cap, order="desc"))
         return rows
 
-    async def counts(self, org_id: str, f: MemoryFilter, now_us: int) -> MemoryCounts:
-        """Distinct-id counts from Arc plus the local rows Arc does not have yet."""
+    async def with_unseen(self, org_id: str, f: MemoryFilter, build_sql: Callable[[str, MemoryFilter], str]
+                          ) -> tuple[ArcResult, list[MemoryRow]]:
+        """An aggregate query over Arc (`build_sql(measurement, f)`) and the org's journal rows matching `f`
+        that Arc does not hold yet, each id once: the merge behind stats and timelines."""
         measurement = self.registry.get(org_id).measurement
         f = await self._hiding(org_id, f)
-        since_24h = now_us - DAY_US
+        sql = build_sql(measurement, f)
         local = await self._local(org_id, f)
-        stats_sql = query.memory_stats(measurement, org_id, f, since_24h)
-        if local:
-            known_sql = query.select_ids(measurement, org_id, tuple(r.id for r in local))
-            stats, known = await asyncio.gather(
-                self.registry.query(org_id, stats_sql), self._arc_rows(org_id, known_sql)
-            )
-            in_arc = {row.id for row in known}
-        else:
-            stats = await self.registry.query(org_id, stats_sql)
-            in_arc = set()
+        if not local:
+            return await self.registry.query(org_id, sql), []
+        known_sql = query.select_ids(measurement, org_id, tuple(r.id for r in local))
+        answer, known = await asyncio.gather(self.registry.query(org_id, sql), self._arc_rows(org_id, known_sql))
+        in_arc = {row.id for row in known}
+        return answer, list({row.id: row for row in local if row.id not in in_arc}.values())
+
+    async def counts(self, org_id: str, f: MemoryFilter, now_us: int) -> MemoryCounts:
+        """Distinct-id counts from Arc plus the local rows Arc does not have yet."""
+        since_24h = now_us - DAY_US
+        stats, extra = await self.with_unseen(
+            org_id, f, lambda measurement, hidden: query.memory_stats(measurement, org_id, hidden, since_24h))
         counts = MemoryCounts(0, 0, 0, {})
         for memory_type, total, recent, errors in query.stats_from_arc(stats.columns, stats.data):
             counts.by_type[memory_type] = counts.by_type.get(memory_type, 0) + total
             counts.total += total
             counts.last_24h += recent
             counts.errors_24h += errors
-        extra = [row for row in local if row.id not in in_arc]
         for memory_type, n in Counter(row.memory_type for row in extra).items():
             counts.by_type[memory_type] = counts.by_type.get(memory_type, 0) + n
         counts.total += len(extra)
