@@ -22,8 +22,6 @@ from typing import Any
 
 import orjson
 
-LEVELS = ("critical", "error", "warning", "info", "debug")
-FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 FIELDS_ATTR = "fields"
 # Set by the HTTP middleware for the duration of a request; every line logged meanwhile carries it.

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from memtrace.admin._common import Output, journal_path, settings
+from memtrace.admin._common import Output, journal_path, settings, table
 from memtrace.errors import Invalid
 from memtrace.memory.model import MEMORY_TYPES
 from memtrace.memory.retention import apply_policies
@@ -97,12 +97,7 @@ async def _audit_list(args: argparse.Namespace, db: MetadataDB) -> Output:
     entries = await db.audit.list(args.org, args.limit)
     rows = [(e.at, e.org_id, e.kind, e.key_id, str(e.rows), e.state, msgspec.json.encode(e.filter).decode())
             for e in entries]
-    widths = [max(len(c) for c in col) for col in zip(("AT", "ORG", "KIND", "KEY", "ROWS", "STATE", "FILTER"),
-                                                      *rows, strict=False)]
-    head = ("AT", "ORG", "KIND", "KEY", "ROWS", "STATE", "FILTER")
-    text = "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
-                     for line in [head, *rows]) if rows else "(none)"
-    return text, msgspec.to_builtins(entries)
+    return table(("AT", "ORG", "KIND", "KEY", "ROWS", "STATE", "FILTER"), rows), msgspec.to_builtins(entries)
 
 
 def add_commands(groups: Any, org: Any, common: argparse.ArgumentParser) -> None:

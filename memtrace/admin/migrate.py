@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from memtrace.config import load_settings
+from memtrace.admin._common import db_path
+from memtrace.admin._common import journal_path as journal_file
 from memtrace.journal.lease import holder_alive
 
 
@@ -36,14 +37,6 @@ def add_command(groups: Any, common: argparse.ArgumentParser) -> None:
                           help="copy this host's SQLite metadata, pending rows and dedup ledger into PostgreSQL")
     p.add_argument("--to", required=True, metavar="URL", help="postgresql://… (an empty database)")
     p.add_argument("--journal", default=argparse.SUPPRESS, help="journal DB file (default: from settings)")
-
-
-def _paths(args: argparse.Namespace) -> tuple[Path, Path]:
-    settings = load_settings(getattr(args, "config", None))
-    db = getattr(args, "db", None)
-    journal = getattr(args, "journal", None)
-    return (Path(db).expanduser() if db else settings.metadata_path,
-            Path(journal).expanduser() if journal else settings.journal_path)
 
 
 def _live_server(journal: sqlite3.Connection) -> str | None:
@@ -130,7 +123,7 @@ def run(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     url: str = args.to
     if not url.startswith(("postgresql://", "postgres://")):
         raise MigrateError("--to must be a postgresql:// URL")
-    metadata_path, journal_path = _paths(args)
+    metadata_path, journal_path = db_path(args), journal_file(args)
     copied = migrate(metadata_path, journal_path, url)
     text = "\n".join(f"{table:18} {n}" for table, n in copied.items())
     hint = "now set metadata.url (MEMTRACE_METADATA_URL) on every host and start them"

@@ -10,7 +10,6 @@ from blacksheep.exceptions import HTTPException
 
 from memtrace.api.http import error_response
 from memtrace.errors import ArcDeleteRefused, ArcRejected, ArcUnavailable, MemtraceError, NoArcInstance, Overloaded
-from memtrace.metrics import m
 
 log = logging.getLogger("memtrace.api")
 
@@ -24,8 +23,6 @@ ARC_REJECTED = "the org's Arc refused a request Memtrace built; the details are 
 def response_for(exc: MemtraceError) -> Response:
     if isinstance(exc, NoArcInstance):
         return error_response(exc.status, exc.message, hint=NO_ARC_HINT)
-    if isinstance(exc, Overloaded):
-        m().backpressure.inc()
     if isinstance(exc, Overloaded | ArcUnavailable):
         headers = [(b"Retry-After", str(exc.retry_after).encode())]
         return error_response(exc.status, ARC_UNAVAILABLE if isinstance(exc, ArcUnavailable) else exc.message,

@@ -19,7 +19,7 @@ from memtrace import __version__
 from memtrace.api.deps import Deps
 from memtrace.api.http import json_response
 from memtrace.auth import key_from_headers
-from memtrace.errors import Unauthorized
+from memtrace.errors import MemtraceError
 from memtrace.keys import has_permission
 
 
@@ -82,8 +82,8 @@ def register(router: Router, deps: Deps) -> None:
         if key is None:
             return False
         try:
-            principal = await deps.auth.authenticate(key)
-        except Unauthorized:
+            principal = await deps.auth.authenticate(key, request.client_ip)
+        except MemtraceError:  # unknown, revoked, or over the failure budget: the public body
             return False
         return has_permission(principal.permissions, "admin")
 

@@ -26,7 +26,7 @@ ROUTE_KEY = "memtrace.route"
 PRINCIPAL_KEY = "memtrace.principal"
 REQUEST_ID_HEADER = b"x-request-id"
 MAX_REQUEST_ID = 128
-_SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+_SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,%d}$" % MAX_REQUEST_ID)
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 access_log = logging.getLogger("memtrace.access")

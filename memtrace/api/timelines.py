@@ -3,8 +3,6 @@ time bucket and memory type, with errors, from Arc's `time_bucket` merged with t
 
 from __future__ import annotations
 
-import time
-
 from blacksheep import Request, Response, Router
 from msgspec import Struct
 
@@ -15,7 +13,7 @@ from memtrace.errors import Invalid, NotFound
 from memtrace.memory.model import MemoryFilter
 from memtrace.memory.timeline import MAX_BUCKET_US, MAX_BUCKETS, MIN_BUCKET_US, Bucket, bucket_count, timeline
 from memtrace.patterns import ID_RE
-from memtrace.timeutil import _RELATIVE, _UNIT_US, format_us, parse_time_param
+from memtrace.timeutil import format_us, now_us, parse_duration_us, parse_time_param
 
 
 class TimelineParams(Struct, kw_only=True, forbid_unknown_fields=False):
@@ -51,8 +49,7 @@ class SessionTimeline(Struct, kw_only=True):
 
 def parse_bucket(text: str) -> int:
     """A bucket width in µs from the relative duration syntax of `since`, between 1m and 1d."""
-    found = _RELATIVE.fullmatch(text.strip())
-    width = int(found.group(1)) * _UNIT_US[found.group(2)] if found else 0
+    width = parse_duration_us(text) or 0
     if not MIN_BUCKET_US <= width <= MAX_BUCKET_US:
         raise Invalid(f"bucket must be a duration from 1m to 1d such as 5m, 1h or 1d; got {text[:64]!r}")
     return width
@@ -81,7 +78,7 @@ def register(router: Router, deps: Deps) -> None:
         principal = await deps.principal(request, "read")
         org_id = principal.org_id
         agent_ids, agent = await agent_aliases(deps, org_id, path_param(request, "agent"))
-        p, since_us, until_us, bucket_us = window(query_params(request), time.time_ns() // 1000)
+        p, since_us, until_us, bucket_us = window(query_params(request), now_us())
         f = MemoryFilter(agent_ids=agent_ids, since_us=since_us, until_us=until_us)
         found = await timeline(deps.memories, org_id, f, bucket_us)
         return json_response(200, AgentTimeline(
@@ -93,7 +90,7 @@ def register(router: Router, deps: Deps) -> None:
         session_id = path_param(request, "session_id")
         if not ID_RE.fullmatch(session_id):
             raise NotFound("session not found")
-        p, since_us, until_us, bucket_us = window(query_params(request), time.time_ns() // 1000)
+        p, since_us, until_us, bucket_us = window(query_params(request), now_us())
         f = MemoryFilter(session_id=session_id, since_us=since_us, until_us=until_us)
         found = await timeline(deps.memories, principal.org_id, f, bucket_us)
         return json_response(200, SessionTimeline(

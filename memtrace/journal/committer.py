@@ -21,6 +21,7 @@ from memtrace import supervise
 from memtrace.errors import JournalFull, Overloaded
 from memtrace.journal._sqlite import ThreadedConnection, chunks, free_room, insert_many, marks, out_of_space
 from memtrace.journal.rows import encode_row
+from memtrace.metrics import m
 from memtrace.rows import MemoryRow
 from memtrace.timeutil import now_us
 
@@ -191,6 +192,7 @@ class GroupCommitter:
             for item, item_blobs in zip(group, blobs, strict=True):
                 org_seen = seen.setdefault(item.org_id, set())
                 if pending.get(item.org_id, 0) + len(item.rows) > rules.max_pending_per_org:
+                    m().backpressure.inc()
                     outcomes.append(Overloaded("too many memories waiting for this org's Arc; retry later",
                                                retry_after=rules.retry_after_s))
                     continue

@@ -33,6 +33,7 @@ from memtrace.journal import Journal, JournalConfig, pg_buckets
 from memtrace.journal._sqlite import ThreadedConnection
 from memtrace.journal.committer import AppendResult, GroupCommitter, _Request
 from memtrace.journal.rows import encode_row
+from memtrace.metrics import m
 from memtrace.pgsql import JOURNAL_LOCK, to_pg, unavailable
 
 log = logging.getLogger("memtrace.journal")
@@ -264,6 +265,7 @@ class PgGroupCommitter(GroupCommitter):
                                     " FROM STDIN") as copy:
                 for i, item in enumerate(group):
                     if i in refused:
+                        m().backpressure.inc()
                         outcomes.append(Overloaded("too many memories waiting for this org's Arc; retry later",
                                                    retry_after=rules.retry_after_s))
                         continue
