@@ -81,6 +81,12 @@ class Breaker:
             retry_after=self.retry_after(),
         )
 
+    def discard(self) -> None:
+        """The org left this Arc (unbound or moved): an open circuit no longer counts as open."""
+        if self._open:
+            self._open = False
+            m().circuits_open.dec()
+
     def record_success(self) -> None:
         if self._open:
             m().circuits_open.dec()

@@ -287,9 +287,10 @@ class ArcPool:
         try:
             result = _delete_decoder.decode(payload)
         except msgspec.DecodeError as exc:
-            raise self._unavailable(binding, f"unexpected delete answer: {exc}") from None
+            raise self._unavailable(binding, f"unexpected delete answer: {exc}", kind="bad_answer") from None
         if not result.success:
-            raise self._unavailable(binding, f"delete failed: {_scrub(result.error, binding)[:_MAX_ERROR_TEXT]}")
+            raise self._unavailable(binding, f"delete failed: {_scrub(result.error, binding)[:_MAX_ERROR_TEXT]}",
+                                    kind="server_error")
         return result
 
     def _delete_refused(self, binding: ArcBinding, arc_text: str) -> ArcDeleteRefused:

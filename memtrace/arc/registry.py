@@ -66,7 +66,11 @@ class ArcRegistry:
                 else:
                     breakers[org_id] = self._new_breaker(org_id)
             # Swap both maps together so no caller sees a binding without its breaker.
+            old = self._breakers
             self._bindings, self._breakers = bindings, breakers
+            for org_id, breaker in old.items():
+                if breakers.get(org_id) is not breaker:
+                    breaker.discard()
 
     def _new_breaker(self, org_id: str) -> Breaker:
         arc = self._settings

@@ -165,11 +165,11 @@ async def query(request: web.Request) -> web.Response:
     except duckdb.CatalogException as exc:
         if "Table with name" in str(exc) and "does not exist" in str(exc):
             return _ok([], [], t0)  # Arc answers a measurement with no data yet with an empty result
-        return _query_error(_first_line(exc), 500, t0)
+        return _query_error(sqlguard.first_line(exc), 500, t0)
     except duckdb.PermissionException as exc:
-        return _query_error(_first_line(exc), 400, t0)
+        return _query_error(sqlguard.first_line(exc), 400, t0)
     except duckdb.Error as exc:
-        return _query_error(_first_line(exc), 500, t0)
+        return _query_error(sqlguard.first_line(exc), 500, t0)
     return web.Response(body=body, content_type="application/json")
 
 
@@ -255,9 +255,6 @@ async def measurements(request: web.Request) -> web.Response:
 async def stats(request: web.Request) -> web.Response:
     return _json(request.app[STATS].as_json())
 
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def make_app(settings: Settings) -> web.Application:

@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 import orjson
 
+from memtrace.arclite import sqlguard
 from memtrace.arclite.ingest import Batch, PayloadError
 
 MAIN = "main"
@@ -186,7 +187,7 @@ class Database:
                 self.con.execute("ROLLBACK")
             self.catalog.load(self.con)
             if isinstance(exc, duckdb.ConversionException | duckdb.InvalidInputException | OverflowError):
-                raise PayloadError(f"type conflict: {_first_line(exc)}") from exc
+                raise PayloadError(f"type conflict: {sqlguard.first_line(exc)}") from exc
             if isinstance(exc, orjson.JSONEncodeError):
                 raise PayloadError(f"unsupported value: {exc}") from exc
             raise
@@ -352,6 +353,3 @@ def _total(cur: duckdb.DuckDBPyConnection, statements: list[str]) -> int:
         total += int(row[0]) if row else 0
     return total
 
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -158,8 +158,7 @@ class Sender:
             state = self.orgs.setdefault(org_id, OrgState())
             state.refused_binding = self.binding(org_id)
             state.failures += 1
-            delay = supervise.backoff_s(state.failures, BINDING_BACKOFF_BASE_S, BINDING_BACKOFF_MAX_S)
-            state.not_before = now + random.uniform(delay / 2, delay)
+            _defer(state, BINDING_BACKOFF_BASE_S, BINDING_BACKOFF_MAX_S)
             if state.logged_at and now - state.logged_at < BINDING_BACKOFF_MAX_S:
                 state.unlogged += 1
                 continue
@@ -178,8 +177,11 @@ class Sender:
 
     def backoff(self, state: OrgState) -> None:
         state.failures += 1
-        base = self.settings.retry_base_ms / 1000
-        cap = self.settings.retry_max_ms / 1000
-        delay = min(cap, base * 2 ** min(state.failures - 1, 16))
-        state.not_before = time.monotonic() + random.uniform(delay / 2, delay)
+        _defer(state, self.settings.retry_base_ms / 1000, self.settings.retry_max_ms / 1000)
+
+
+def _defer(state: OrgState, base_s: float, max_s: float) -> None:
+    """The org waits the exponential backoff of its failures so far, with jitter (half to all of it)."""
+    delay = supervise.backoff_s(state.failures, base_s, max_s)
+    state.not_before = time.monotonic() + random.uniform(delay / 2, delay)
 

@@ -177,13 +177,6 @@ class Forgets:
 
         return await self._db.run(_q)
 
-    async def all(self) -> list[Deletion]:
-        def _q() -> list[Deletion]:
-            cur = self._db.conn.execute(f"SELECT {_COLUMNS} FROM deletions ORDER BY id")  # noqa: S608
-            return [_deletion(row) for row in cur]
-
-        return await self._db.run(_q)
-
     async def applied(self, deletion_id: int, was: str, arc_deleted: int, settle_s: float) -> str:
         """Arc deleted once more: a pending deletion starts settling; a settling one is finished and removed.
         Only from state `was` (what the applier read), so two concurrent applies advance it once. Returns the

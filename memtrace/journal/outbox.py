@@ -25,7 +25,6 @@ class PendingBatch:
     org_id: str
     seqs: list[int]
     rows: list[MemoryRow]
-    nbytes: int = 0  # the rows' stored size, close to their size in Arc's columnar payload
 
 
 @dataclass(slots=True)
@@ -82,7 +81,6 @@ class Outbox:
                         batch = batches[org_id] = PendingBatch(org_id, [], [])
                     batch.seqs.append(seq)
                     batch.rows.append(decode_row(blob))
-                    batch.nbytes += len(blob)
                     size += len(blob)
                     remaining -= 1
             return list(batches.values()), remaining <= 0

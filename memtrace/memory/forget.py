@@ -179,13 +179,5 @@ class Forgetter:
 
 
 def _keys(columns: list[str], data: list[list[object]]) -> list[tuple[str, int]]:
-    index = {name: i for i, name in enumerate(columns)}
-    k, t = index.get("dedup_key"), index.get("time")
-    if k is None or t is None:
-        return []
-    out: list[tuple[str, int]] = []
-    for raw in data:
-        key, when = raw[k], raw[t]
-        if isinstance(key, str) and isinstance(when, str):
-            out.append((key, parse_arc_time(when)))
-    return out
+    return [(key, parse_arc_time(when)) for key, when in query.by_name(columns, data, ("dedup_key", "time"))
+            if isinstance(key, str) and isinstance(when, str)]

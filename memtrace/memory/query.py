@@ -251,10 +251,10 @@ def stats_from_arc(columns: list[str], data: list[list[Any]]) -> list[tuple[str,
     """(memory_type, total, last_24h, errors_24h) rows from the answer to `memory_stats`; NULL reads as 0."""
     names = ("memory_type", "total", "last_24h", "errors_24h")
     return [(_text(mt), int(total or 0), int(recent or 0), int(errors or 0))
-            for mt, total, recent, errors in _by_name(columns, data, names)]
+            for mt, total, recent, errors in by_name(columns, data, names)]
 
 
-def _by_name(columns: list[str], data: list[list[Any]], names: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
+def by_name(columns: list[str], data: list[list[Any]], names: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
     """Each row's values for `names`, found by column name (None where Arc sent no such column)."""
     index = {name: i for i, name in enumerate(columns)}
     picks = [index.get(name, -1) for name in names]
@@ -371,5 +371,5 @@ def timeline_counts(measurement: str, org_id: str, f: MemoryFilter, bucket_us: i
 def timeline_from_arc(columns: list[str], data: list[list[Any]]) -> list[tuple[int, str, int, int]]:
     """(bucket start µs, memory_type, count, errors) rows from the answer to `timeline_counts`."""
     return [(parse_arc_time(start), _text(mt), int(count or 0), int(errors or 0))
-            for start, mt, count, errors in _by_name(columns, data, ("bucket", "memory_type", "count", "errors"))
+            for start, mt, count, errors in by_name(columns, data, ("bucket", "memory_type", "count", "errors"))
             if start is not None]
