@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.procs import MemtraceServer
+from tests.procs import ArcLite, MemtraceServer
 from tests.provision import provision
 
 IDLE_CONNECTIONS = 3000
@@ -115,3 +115,28 @@ def test_idle_and_stalled_connections_are_closed(tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}/health", timeout=3).status_code == 200
     finally:
         server.stop()
+
+
+def test_a_body_that_pauses_but_arrives_in_time_is_accepted(tmp_path: Path) -> None:
+    """The body deadline is checked by a once-a-second sweep: a read that waits across sweeps and completes
+    before the deadline must be answered normally, and the same connection keeps working."""
+    arc = ArcLite(tmp_path / "arc")
+    tenant = provision(tmp_path / "memtrace.db", "acme", arc.url)
+    server = MemtraceServer(tmp_path, env={"MEMTRACE_SERVER_BODY_READ_TIMEOUT_S": "4"})
+    try:
+        body = b'{"agent_id": "a1", "content": "paused body"}'
+        with socket.create_connection(("127.0.0.1", server.port), timeout=8) as conn:
+            conn.sendall(
+                b"POST /api/v1/memories HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+                b"content-length: " + str(len(body)).encode() + b"\r\nx-api-key: " + tenant.key.encode()
+                + b"\r\n\r\n" + body[:10]
+            )
+            time.sleep(2.5)  # across two sweeps
+            conn.sendall(body[10:])
+            answer = conn.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 201"), answer
+            conn.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+    finally:
+        server.stop()
+        arc.stop()

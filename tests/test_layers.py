@@ -1,6 +1,7 @@
 """The layering of docs/design.md, enforced on memtrace's imports (every import, TYPE_CHECKING ones too).
 
     leaf       errors patterns timeutil ids jsonlimits config rows rowfilter keys crypto metrics logs supervise pgsql
+               threadnames
                (and the package root, for __version__): import only leaf modules
     storage    metadata/ journal/ arc/: leaf modules and themselves, never each other
     services   memory/ delivery/ auth authlimit activity readiness: storage, leaf and other services
@@ -21,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "memtrace"
 
 LEAF = {"memtrace", "errors", "patterns", "timeutil", "ids", "jsonlimits", "config", "rows", "rowfilter", "keys",
-        "crypto", "metrics", "logs", "supervise", "pgsql"}
+        "crypto", "metrics", "logs", "supervise", "pgsql", "threadnames"}
 STORAGE = {"metadata", "journal", "arc"}
 SERVICES = {"memory", "delivery", "auth", "authlimit", "activity", "readiness"}
 API_METADATA = {"memtrace.metadata.models", "memtrace.metadata.agents", "memtrace.metadata.sessions",

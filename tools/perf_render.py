@@ -218,6 +218,7 @@ def _p1(results: dict[str, Any], plot_name: str) -> list[str]:
             m, b = _peak(p1["memtrace"][w]).rps, _peak(p1["baseline"][w]).rps
             add(f"| {w} | {m:.0f} | {m / m0:.2f} | {b:.0f} | {b / b0:.2f} |")
         add("")
+    lines += _per_thread(p1)
     for w in sorted(p1["arc_batching"]):
         ab = p1["arc_batching"][w]
         add(f"- Batching during the {w}-worker single-POST sweep: {ab['rows']} rows reached arclite in "
@@ -234,6 +235,29 @@ def _p1(results: dict[str, Any], plot_name: str) -> list[str]:
             f"written once in a warm-up before measuring, {o['warm_s']:.1f} s). arclite RSS "
             f"{_mib(o['arc_rss_one_kib'])} → {_mib(o['arc_rss_many_kib'])}.")
     add("")
+    return lines
+
+
+def _per_thread(p1: dict[str, Any]) -> list[str]:
+    """CPU per request of each thread of the one worker, at each side's peak: where the worker's time goes."""
+    if 1 not in p1["memtrace"] or not _peak(p1["memtrace"][1]).thread_cpu:
+        return []
+    b, mt = _peak(p1["baseline"][1]), _peak(p1["memtrace"][1])
+    names = sorted(set(b.thread_cpu) | set(mt.thread_cpu), key=lambda n: -mt.thread_cpu.get(n, 0.0))
+
+    def us(r: WrkResult, name: str) -> str:
+        cores = r.thread_cpu.get(name)
+        return "-" if cores is None else f"{cores * 1e6 / r.rps:.1f} ({cores:.2f})"
+
+    lines = [f"CPU of the 1-worker process per thread at each side's peak (baseline {b.rps:.0f} req/s at "
+             f"c={b.connections}, memtrace {mt.rps:.0f} req/s at c={mt.connections}): µs of CPU per request "
+             "(cores busy). Python code of every thread shares one GIL, so the Python threads' sum bounds the "
+             "worker's rate.", "",
+             "| thread | baseline µs/request (cores) | memtrace µs/request (cores) |", "|---|---|---|"]
+    lines += [f"| {name} | {us(b, name)} | {us(mt, name)} |" for name in names]
+    total_b, total_mt = sum(b.thread_cpu.values()), sum(mt.thread_cpu.values())
+    lines += [f"| all | {total_b * 1e6 / b.rps:.1f} ({total_b:.2f}) | {total_mt * 1e6 / mt.rps:.1f} ({total_mt:.2f}) |",
+              ""]
     return lines
 
 

@@ -156,10 +156,10 @@ class Ctx:
                 "MT_SESSIONS": str(self.plan.sessions)}
 
     def wrk(self, url: str, c: int, seconds: int, keys: str | None, tag: str,
-            meter: dict[str, int] | None = None) -> WrkResult:
+            meter: dict[str, int] | None = None, threads_of: int | None = None) -> WrkResult:
         return run_wrk(url, LUA_SINGLE, c, seconds, threads=min(self.layout.wrk_threads, c),
                        env=self.wrk_env(keys, f"{tag}-{time.time_ns()}"),
-                       cpus=self.layout.load if self.layout.pinned else None, meter=meter)
+                       cpus=self.layout.load if self.layout.pinned else None, meter=meter, threads_of=threads_of)
 
     def servers(self) -> contextlib.AbstractContextManager[None]:
         """Start servers inside this block: they (and their workers) inherit the servers' cores."""
@@ -175,7 +175,8 @@ def sweep(ctx: Ctx, url: str, conns: list[int], keys: str | None, tag: str, mete
     out = []
     with Sampler(lambda: rss_each_kib(workers), RSS_INTERVAL_S) as rss:
         for c in conns:
-            out.append(ctx.wrk(url, c, ctx.plan.wrk_s, keys, f"{tag}-c{c}", meter))
+            out.append(ctx.wrk(url, c, ctx.plan.wrk_s, keys, f"{tag}-c{c}", meter,
+                               threads_of=workers[0] if len(workers) == 1 else None))
             r = out[-1]
             log(f"  {tag} c={c} t={r.threads}: {r.rps:.0f} req/s p50 {r.p50_ms:.2f} ms p99 {r.p99_ms:.2f} ms "
                 f"non-2xx {r.non_2xx} cpu {', '.join(f'{k} {v:.2f}' for k, v in r.cpu.items())}")

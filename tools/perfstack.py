@@ -167,6 +167,26 @@ def cpu_ticks(pids: Sequence[int]) -> int:
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+MAIN_THREAD = "main (event loop)"
+
+
+def thread_ticks(pid: int) -> dict[str, int]:
+    """CPU ticks per thread of one process, summed by OS thread name (Memtrace names its journal threads);
+    the main thread, which runs the event loop in a Granian worker, is MAIN_THREAD."""
+    out: dict[str, int] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return out
+    for task in tasks:
+        try:
+            ticks = stat_ticks((task / "stat").read_text())
+            name = (task / "comm").read_text().strip()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        label = MAIN_THREAD if task.name == str(pid) else name
+        out[label] = out.get(label, 0) + ticks
+    return out
 
 
 def cores_used(ticks: int, wall_s: float, hz: int = CLK_TCK) -> float:
@@ -182,9 +202,12 @@ class CpuMeter:
     so they are taken from getrusage(RUSAGE_CHILDREN)).
     """
 
-    def __init__(self, groups: dict[str, int], self_as: str | None = None, children_as: str | None = None):
+    def __init__(self, groups: dict[str, int], self_as: str | None = None, children_as: str | None = None,
+                 threads_of: int | None = None):
         self.groups, self.self_as, self.children_as = groups, self_as, children_as
+        self.threads_of = threads_of
         self.cores: dict[str, float] = {}
+        self.threads: dict[str, float] = {}  # cores per thread name of process `threads_of`
 
     def _sample(self) -> dict[str, float]:
         out = {name: float(cpu_ticks(group_pids(pid))) / CLK_TCK for name, pid in self.groups.items()}
@@ -197,11 +220,15 @@ class CpuMeter:
 
     def __enter__(self) -> CpuMeter:
         self._t0, self._s0 = time.monotonic(), self._sample()
+        self._th0 = thread_ticks(self.threads_of) if self.threads_of else {}
         return self
 
     def __exit__(self, *exc: object) -> None:
         s1, wall = self._sample(), time.monotonic() - self._t0
+        th1 = thread_ticks(self.threads_of) if self.threads_of else {}
         self.cores = {k: max(0.0, s1[k] - self._s0.get(k, 0.0)) / wall for k in s1} if wall > 0 else {}
+        if wall > 0:
+            self.threads = {k: max(0, v - self._th0.get(k, 0)) / CLK_TCK / wall for k, v in th1.items()}
 
 
 # --- cores: who runs where -----------------------------------------------------------------------------
@@ -307,6 +334,7 @@ class WrkResult:
     statuses: dict[str, int] = field(default_factory=dict)
     threads: int = 1
     cpu: dict[str, float] = field(default_factory=dict)  # cores used per side during the run
+    thread_cpu: dict[str, float] = field(default_factory=dict)  # cores per thread of one worker, when asked
 
 
 def wrk_available() -> str | None:
@@ -315,11 +343,11 @@ def wrk_available() -> str | None:
 
 def run_wrk(url: str, lua: Path, connections: int, duration_s: int, threads: int = 1,
             env: dict[str, str] | None = None, timeout_s: int = 10, cpus: Sequence[int] | None = None,
-            meter: dict[str, int] | None = None) -> WrkResult:
+            meter: dict[str, int] | None = None, threads_of: int | None = None) -> WrkResult:
     """One bounded wrk run (`--latency`), parsed. Status counts come from the Lua `done()` summary.
 
     `cpus`: pin wrk there. `meter`: process groups (name → leader pid) whose CPU use is measured over the run,
-    with wrk's own as "load"."""
+    with wrk's own as "load". `threads_of`: a worker pid whose CPU is also measured per thread."""
     _check_loopback(url)
     exe = wrk_available()
     if exe is None:
@@ -329,7 +357,7 @@ def run_wrk(url: str, lua: Path, connections: int, duration_s: int, threads: int
             "--timeout", f"{timeout_s}s", "-s", str(lua), url]
     if cpus:
         args = ["taskset", "-c", ",".join(map(str, cpus)), *args]
-    with CpuMeter(meter or {}, children_as="load") as cpu:
+    with CpuMeter(meter or {}, children_as="load", threads_of=threads_of) as cpu:
         proc = subprocess.run(args, capture_output=True, text=True, timeout=duration_s + 60,
                               env={**os.environ, **(env or {})}, check=False)
     out = proc.stdout
@@ -356,6 +384,7 @@ def run_wrk(url: str, lua: Path, connections: int, duration_s: int, threads: int
         statuses=statuses,
         threads=threads,
         cpu=cpu.cores,
+        thread_cpu=cpu.threads,
     )
 
 

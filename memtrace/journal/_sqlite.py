@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from memtrace.threadnames import name_os_thread
+
 T = TypeVar("T")
 
 SCHEMA: Final = """
@@ -115,7 +117,8 @@ class ThreadedConnection:
         self.conn = conn
         self.path = lock_path.with_name(lock_path.name.removesuffix(".lock"))
         self.max_bytes = max_bytes
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name,
+                                            initializer=name_os_thread, initargs=(name,))
         self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
 
     @classmethod

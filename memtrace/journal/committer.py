@@ -221,14 +221,17 @@ class GroupCommitter:
 
 def _recent_keys(conn: sqlite3.Connection, keys_by_org: dict[str, set[str]], window_start: int
                  ) -> dict[str, set[str]]:
-    """The keys of this group already stored within the window, per org: one lookup per 500 keys."""
-    seen: dict[str, set[str]] = {}
-    for org_id, keys in keys_by_org.items():
-        found = seen.setdefault(org_id, set())
-        for chunk in chunks(list(keys)):
-            sql = "SELECT dedup_key FROM dedup WHERE org_id = ? AND time_us >= ? AND dedup_key IN "
-            cur = conn.execute(f"{sql}({marks(len(chunk))})", (org_id, window_start, *chunk))
-            found.update(key for (key,) in cur)
+    """The keys of this group already stored within the window, per org: one lookup per 500 keys, whatever
+    the number of orgs in the group. The CROSS JOIN makes SQLite probe the primary key once per pair: the
+    row-value form `(org_id, dedup_key) IN (...)` was planned as a scan of `dedup_time` (1,000x slower)."""
+    seen: dict[str, set[str]] = {org_id: set() for org_id in keys_by_org}
+    pairs = [(org_id, key) for org_id, keys in keys_by_org.items() for key in keys]
+    for chunk in chunks(pairs):
+        values = ",".join(["(?,?)"] * len(chunk))
+        sql = (f"SELECT d.org_id, d.dedup_key FROM (VALUES {values}) AS v CROSS JOIN dedup AS d"  # noqa: S608
+               " ON d.org_id = v.column1 AND d.dedup_key = v.column2 WHERE d.time_us >= ?")
+        for org_id, key in conn.execute(sql, [*(value for pair in chunk for value in pair), window_start]):
+            seen[org_id].add(key)
     return seen
 
 

@@ -35,6 +35,7 @@ from memtrace.journal.committer import AppendResult, GroupCommitter, _Request
 from memtrace.journal.rows import encode_row
 from memtrace.metrics import m
 from memtrace.pgsql import JOURNAL_LOCK, to_pg, unavailable
+from memtrace.threadnames import name_os_thread
 
 log = logging.getLogger("memtrace.journal")
 T = TypeVar("T")
@@ -156,7 +157,8 @@ class PgThreadedConnection(ThreadedConnection):
         self.conn = PgConnection(url)  # type: ignore[assignment]
         self.path = Path("postgresql")
         self.max_bytes = 0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name,
+                                            initializer=name_os_thread, initargs=(name,))
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` (a whole read or transaction) on this connection's thread; once more on a new
