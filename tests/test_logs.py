@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
+import socket
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -71,6 +73,13 @@ def test_json_logs_request_ids_quiet_4xx_and_no_secrets(tmp_path: Path) -> None:
             generated = unsafe.headers["x-request-id"]
             assert generated and " " not in generated and len(generated) <= 128
             assert httpx.get(f"{base}/health").headers["x-request-id"]
+            # Sent in mixed case on the wire: Granian lowers header names, the id is still taken.
+            with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+                raw.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Request-ID: Mixed-Case.1\r\n\r\n")
+                assert b"Mixed-Case.1" in raw.recv(65536)
+            # Fresh ids are unique across requests and both workers.
+            fresh = [httpx.get(f"{base}/health").headers["x-request-id"] for _ in range(60)]
+            assert len(set(fresh)) == 60 and all(re.fullmatch(r"[0-9a-f]{24}", rid) for rid in fresh)
             wrong_key = "mtk_" + secrets.token_urlsafe(32)[:43]
             assert httpx.get(f"{base}/api/v1/memories", headers={"x-api-key": wrong_key}).status_code == 401
             assert httpx.get(f"{base}/api/v1/memories", headers={"authorization": f"Bearer {live.key}x"}

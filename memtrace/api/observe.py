@@ -9,6 +9,7 @@ children are cached so the hot path never re-resolves labels.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -53,14 +54,33 @@ def remember_principal(request: Request, org_id: str, key_id: str) -> None:
         scope[PRINCIPAL_KEY] = (org_id, key_id)
 
 
+class RequestIds:
+    """Fresh request ids: 24 hex digits, a random per-process prefix and a counter. Unique across workers and
+    restarts without a `getrandom` call per request (they need to be unique, not secret)."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._count = itertools.count()
+
+    def next(self) -> bytes:
+        if self._pid != os.getpid():  # a forked worker must not repeat its parent's ids
+            self._pid, self._prefix, self._count = os.getpid(), os.urandom(6).hex(), itertools.count()
+        return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFFFF:012x}".encode()
+
+
+_fresh = RequestIds()
+
+
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> bytes:
-    """The client's X-Request-ID when it is short and of a safe charset; a fresh random id otherwise."""
+    """The client's X-Request-ID when it is short and of a safe charset; a fresh id otherwise. ASGI servers
+    hand header names over in lower case (Granian does), so they are compared as they come."""
     for name, value in headers:
-        if name.lower() == REQUEST_ID_HEADER:
+        if name == REQUEST_ID_HEADER:
             if _SAFE_ID.match(value):
                 return value
             break
-    return os.urandom(12).hex().encode()
+    return _fresh.next()
 
 
 class Observed:
