@@ -1,10 +1,15 @@
 """Group commit with the accept rules: backpressure per org and exact dedup, in one transaction.
 
-Requests queue their rows; one task writes everything queued in one SQLite transaction, so concurrent
-requests share one fsync. In that transaction it looks up the group's dedup keys (one `IN (...)` per 500
-keys), refuses a request whose org would pass its pending bound, records new keys, inserts the rows and
+Requests queue their rows; the commit thread writes everything queued in one SQLite transaction, so
+concurrent requests share one fsync. In that transaction it looks up the group's dedup keys (one lookup per
+500 keys), refuses a request whose org would pass its pending bound, records new keys, inserts the rows and
 updates each org's pending counter. `BEGIN IMMEDIATE` under the flock serialises the transaction across
 processes, so dedup is exact across concurrent requests and workers without asking Arc.
+
+The commit thread takes its next group straight from a thread-safe queue and hands each group's outcome back
+to the event loop without waiting for it: the loop is not on the commit cycle's path. Measured under wrk
+(1 worker, 64 connections) before this: a cycle took ~3 ms of which ~1 ms was the hop through a busy event
+loop (run_in_executor there, call_soon_threadsafe back, the committer task's turn) between commits.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import sqlite3
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -57,6 +62,15 @@ class _Request:
     future: asyncio.Future[AppendResult]
 
 
+class _Stop:
+    """Queued by close(): commit what came before it, then end the commit loop."""
+
+
+_STOP = _Stop()
+
+Outcomes = list[AppendResult | BaseException]
+
+
 @dataclass
 class CommitStats:
     groups: int = 0
@@ -68,9 +82,10 @@ class GroupCommitter:
 
     def __init__(self, db: ThreadedConnection, rules: AcceptRules) -> None:
         self._db = db
-        self._rules = rules
-        self._queue: deque[_Request] = deque()
-        self._wakeup = asyncio.Event()
+        self.rules = rules
+        self._queue: queue.SimpleQueue[_Request | _Stop] = queue.SimpleQueue()
+        self._carry: _Request | None = None  # taken from the queue but left for the next group (size bound)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.stats = CommitStats()
@@ -78,48 +93,87 @@ class GroupCommitter:
         # or a check finds room for about twice the refused group again. /ready reports it.
         self.full = False
         self._room_needed = 0
-        # Told, after each group commit in this process, how many rows each org got.
+        # Told, after each group commit in this process, how many rows each org got (on the event loop).
         self.observers: list[CommitObserver] = []
 
     def start(self) -> None:
-        # Supervised: were this task to end, every later POST would wait for ever.
-        self._task = supervise.start("journal-committer", self._loop, base_s=0.05, max_s=1.0)
+        self._loop = asyncio.get_running_loop()
+        # Supervised: were the commit loop to end, every later POST would wait for ever.
+        self._task = supervise.start("journal-committer", self._run, base_s=0.05, max_s=1.0)
 
     async def close(self) -> None:
         """Commit what is queued, then stop; later appends are refused."""
         self._closed = True
-        self._wakeup.set()
+        self._queue.put(_STOP)
         if self._task is not None:
             await self._task
 
     async def append(self, org_id: str, rows: Sequence[MemoryRow]) -> AppendResult:
         if self._closed:
-            raise Overloaded("server is shutting down", retry_after=self._rules.retry_after_s)
+            raise Overloaded("server is shutting down", retry_after=self.rules.retry_after_s)
         future: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Request(org_id, rows, future))
-        self._wakeup.set()
+        self._queue.put(_Request(org_id, rows, future))
         return await future
 
-    async def _loop(self) -> None:
-        while True:
-            # Drain first: after a restart by the supervisor, requests queued meanwhile must not wait for a wakeup.
-            while self._queue:
-                await self._commit(self._take_group())
-            if self._closed:
-                return
-            if self.full:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), ROOM_CHECK_S)
-                if self.full and not self._queue:
-                    await self._check_room()
-            else:
-                await self._wakeup.wait()
-            self._wakeup.clear()
+    async def _run(self) -> None:
+        await self._db.run(self._commit_loop)
 
-    async def _check_room(self) -> None:
+    # --- on the commit thread ------------------------------------------------------------------------
+
+    def _commit_loop(self) -> None:
+        """Take a group, write it, hand the outcome to the loop; until close() and everything before it is done."""
+        while True:
+            first = self._carry if self._carry is not None else self._next()
+            self._carry = None
+            if isinstance(first, _Stop):
+                return
+            if first is None:  # only while full: no request for a while, time to look for room
+                self._check_room()
+                continue
+            group, stop = self._take_group(first)
+            outcomes = self._commit(group)
+            self._hand_back(group, outcomes)
+            if stop:
+                return
+
+    def _next(self) -> _Request | _Stop | None:
+        if not self.full:
+            return self._queue.get()
+        try:
+            return self._queue.get(timeout=ROOM_CHECK_S)
+        except queue.Empty:
+            return None
+
+    def _take_group(self, first: _Request) -> tuple[list[_Request], bool]:
+        """`first` and what else is queued, up to `max_group_rows` rows (`first` always goes); whether the
+        stop marker was met (what came before it is in the group)."""
+        group = [first]
+        taken = len(first.rows)
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return group, False
+            if isinstance(item, _Stop):
+                return group, True
+            if taken + len(item.rows) > self.rules.max_group_rows:
+                self._carry = item
+                return group, False
+            group.append(item)
+            taken += len(item.rows)
+
+    def _commit(self, group: list[_Request]) -> Outcomes:
+        try:
+            outcomes = self._write_group(group, now_us())
+            self.full = False
+        except BaseException as exc:
+            outcomes = [self._out_of_space(group, exc) if out_of_space(exc) else exc] * len(group)
+        return outcomes
+
+    def _check_room(self) -> None:
         db = self._db
         try:
-            room = await db.run(free_room, db.conn, db.path, db.max_bytes)
+            room = free_room(db.conn, db.path, db.max_bytes)
         except Exception:
             log.exception("journal free-space check failed")
             return
@@ -127,22 +181,16 @@ class GroupCommitter:
             self.full = False
             log.warning("journal has room again (%d bytes free); accepting memories", room)
 
-    def _take_group(self) -> list[_Request]:
-        group: list[_Request] = []
-        taken = 0
-        queue = self._queue
-        while queue and (not group or taken + len(queue[0].rows) <= self._rules.max_group_rows):
-            item = queue.popleft()
-            group.append(item)
-            taken += len(item.rows)
-        return group
+    def _hand_back(self, group: list[_Request], outcomes: Outcomes) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits for these answers any more
+            loop.call_soon_threadsafe(self._finish, group, outcomes)
 
-    async def _commit(self, group: list[_Request]) -> None:
-        try:
-            outcomes = await self._db.run(self._write_group, group, now_us())
-            self.full = False
-        except BaseException as exc:
-            outcomes = [self._out_of_space(group, exc) if out_of_space(exc) else exc] * len(group)
+    # --- back on the event loop ----------------------------------------------------------------------
+
+    def _finish(self, group: list[_Request], outcomes: Outcomes) -> None:
         stored: dict[str, int] = {}
         for item, outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, BaseException):
@@ -170,11 +218,11 @@ class GroupCommitter:
             log.error("journal %s is out of space (%s): new memories get 503 until room frees (delivery and"
                       " pruning, or disk space)", self._db.path, exc)
         self.full = True
-        return JournalFull(FULL_MESSAGE, retry_after=self._rules.retry_after_s)
+        return JournalFull(FULL_MESSAGE, retry_after=self.rules.retry_after_s)
 
     def _write_group(self, group: list[_Request], at_us: int) -> list[AppendResult | BaseException]:
         """One transaction for the whole group: batched dedup lookup, journal inserts, pending counters."""
-        rules = self._rules
+        rules = self.rules
         window_start = at_us - rules.dedup_window_s * 1_000_000
         accepted_at = at_us / 1e6
         blobs = [[encode_row(row) for row in item.rows] for item in group]  # before taking the lock

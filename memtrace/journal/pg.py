@@ -228,7 +228,7 @@ class PgGroupCommitter(GroupCommitter):
 
     def _try_group(self, conn: psycopg.Connection[Any], group: list[_Request], blobs: list[list[bytes]]
                    ) -> list[AppendResult | BaseException]:
-        rules = self._rules
+        rules = self.rules
         orgs = sorted({item.org_id for item in group})
         with conn.transaction():
             cur = conn.execute("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")
@@ -306,6 +306,6 @@ class PgJournal(Journal):
         await commits.run(commits.create_schema)
         bookkeeping = PgThreadedConnection(url, "journal-bookkeeping")
         journal = cls(config, commits, bookkeeping)
-        journal.committer = PgGroupCommitter(commits, journal.committer._rules)
+        journal.committer = PgGroupCommitter(commits, journal.committer.rules)
         journal.committer.start()
         return journal
