@@ -128,6 +128,18 @@ def test_report_shows_cpu_per_request_by_thread() -> None:
     assert "| journal-commit | 0.0 (0.00) | 100.0 (0.27) |" in text
 
 
+def test_report_shows_what_many_orgs_add_per_thread() -> None:
+    results = synthetic_results()
+    shared = results["orgs"]["shared"]
+    shared["one"]["thread_cpu"] = {MAIN_THREAD: 0.3, "journal-commit": 0.06}  # at 3,000 req/s
+    shared["many"]["thread_cpu"] = {MAIN_THREAD: 0.42, "journal-commit": 0.105}  # at 2,100 req/s
+    text = render(revive(results), "plot.png")
+    assert f"| shared database | {MAIN_THREAD} | 100.0 | 200.0 | +100.0 |" in text
+    assert "| shared database | journal-commit | 20.0 | 50.0 | +30.0 |" in text
+    assert "| shared database | all | 120.0 | 250.0 | +130.0 |" in text
+    assert "| database per org |" not in text  # no per-thread figures for that run
+
+
 def test_soak_flat_after_warmup_is_bounded() -> None:
     samples = [(0.0, 50_000), (1.0, 60_000), (2.0, 70_000), (3.0, 70_100), (4.0, 70_050), (5.0, 70_200)]
     s = soak_stats(samples, warmup_s=2.0, tolerance_pct=5.0)

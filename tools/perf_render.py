@@ -235,7 +235,28 @@ def _p1(results: dict[str, Any], plot_name: str) -> list[str]:
             f"written once in a warm-up before measuring, {o['warm_s']:.1f} s). arclite RSS "
             f"{_mib(o['arc_rss_one_kib'])} → {_mib(o['arc_rss_many_kib'])}.")
     add("")
+    lines += _orgs_per_thread(orgs)
     return lines
+
+
+def _orgs_per_thread(orgs: dict[str, Any]) -> list[str]:
+    """The worker's CPU per request by thread, 1 org against many: what the orgs add, and where."""
+    runs = [(key, o) for key, o in orgs.items() if o["one"].get("thread_cpu") and o["many"].get("thread_cpu")]
+    if not runs:
+        return []
+    lines = ["The worker's CPU per request by thread (µs), 1 org against many, at the same connection count:", "",
+             "| layout | thread | 1 org | many orgs | difference |", "|---|---|---|---|---|"]
+    for key, o in runs:
+        one, many = o["one"], o["many"]
+        names = sorted(set(one["thread_cpu"]) | set(many["thread_cpu"]),
+                       key=lambda n: -many["thread_cpu"].get(n, 0.0))
+        for name in [*names, "all"]:
+            a = (sum(one["thread_cpu"].values()) if name == "all" else one["thread_cpu"].get(name, 0.0))
+            b = (sum(many["thread_cpu"].values()) if name == "all" else many["thread_cpu"].get(name, 0.0))
+            ua, ub = a * 1e6 / one["rps"], b * 1e6 / many["rps"]
+            lines.append(f"| {'shared database' if key == 'shared' else 'database per org'} | {name} | {ua:.1f} | "
+                         f"{ub:.1f} | {ub - ua:+.1f} |")
+    return [*lines, ""]
 
 
 def _per_thread(p1: dict[str, Any]) -> list[str]:

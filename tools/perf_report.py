@@ -284,7 +284,7 @@ def run_orgs(ctx: Ctx, own_db: bool) -> dict[str, Any]:
         one = tenants[0].key
         all_keys = ",".join(t.key for t in tenants)
         ctx.wrk(url, c, 1, one, "w1")
-        r1 = ctx.wrk(url, c, plan.wrk_s, one, "o1", meter)
+        r1 = ctx.wrk(url, c, plan.wrk_s, one, "o1", meter, threads_of=pids[0])
         time.sleep(2.0)
         rss_1, arc_rss_1 = rss_kib(pids), rss_kib(group_pids(arc.popen.pid))
         log(f"  1 org: {r1.rps:.0f} req/s, worker RSS {rss_1} KiB; warming {plan.orgs} keys")
@@ -300,7 +300,7 @@ def run_orgs(ctx: Ctx, own_db: bool) -> dict[str, Any]:
             raise RuntimeError(f"warm-up of {plan.orgs} orgs: {dict(res.statuses)}")
         warm_s = time.monotonic() - t_warm
         time.sleep(1.0)
-        rn = ctx.wrk(url, c, plan.wrk_s, all_keys, "on", meter)
+        rn = ctx.wrk(url, c, plan.wrk_s, all_keys, "on", meter, threads_of=pids[0])
         time.sleep(3.0)  # let every org's buffer flush: the orgs are now idle
         rss_n, arc_rss_n = rss_kib(pids), rss_kib(group_pids(arc.popen.pid))
         stats = arc_stats(arc.url)
