@@ -19,6 +19,7 @@ belongs to no section and is not counted.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import msgspec
@@ -34,7 +35,10 @@ TITLES: tuple[str, ...] = ("Recent Actions", "Decisions Made", "Errors", "Sessio
 _ERRORS = 2
 _SECTION_OF_TYPE = {"episodic": 0, "decision": 1, "session": 3, "entity": 4}
 # Every code point `str.splitlines` breaks on: a line of ours must stay one line for any reader.
-_LINE_BREAKS = dict.fromkeys(map(ord, "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"), " ")
+_BREAK_CHARS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE_BREAKS = dict.fromkeys(map(ord, _BREAK_CHARS), " ")
+# Most texts hold no break at all: one regex scan (C) finds that, where `translate` maps every character.
+_HAS_BREAK = re.compile(f"[{_BREAK_CHARS}]")
 _metadata_decoder = msgspec.json.Decoder()
 
 
@@ -46,6 +50,8 @@ class RenderedContext(msgspec.Struct, kw_only=True):
 
 
 def _one_line(text: str) -> str:
+    if _HAS_BREAK.search(text) is None:
+        return text
     if "\r\n" in text:
         text = text.replace("\r\n", " ")
     return text.translate(_LINE_BREAKS)

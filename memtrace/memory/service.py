@@ -100,14 +100,23 @@ class MemoryService:
         deletions = await self.journal.forgotten(org_id)
         return msgspec.structs.replace(f, hide=deletions) if deletions else f
 
-    async def _local(self, org_id: str, f: MemoryFilter) -> list[MemoryRow]:
-        rows = await self.journal.recent_rows(
-            org_id, agent_id=f.agent_id, session_id=f.session_id, since_us=f.since_us, ids=f.ids
+    async def _local(self, org_id: str, f: MemoryFilter, first: int | None = None, order: str = "desc"
+                     ) -> list[MemoryRow]:
+        """The org's journal rows matching `f`; with `first`, only those that can rank among the first `first`
+        of them in `order` (a page merges at most that many: a local row behind them cannot reach it)."""
+        if f.hide:
+            hider, plain = Hider(f.hide), msgspec.structs.replace(f, hide=())
+
+            def keep(row: MemoryRow) -> bool:
+                return matches(row, plain) and not hider.covers(row)
+        else:
+            def keep(row: MemoryRow) -> bool:
+                return matches(row, f)
+
+        return await self.journal.recent_rows(
+            org_id, agent_id=f.agent_id, session_id=f.session_id, since_us=f.since_us, until_us=f.until_us,
+            ids=f.ids, keep=keep, first=first, order=order,
         )
-        if not f.hide:
-            return [row for row in rows if matches(row, f)]
-        hider, plain = Hider(f.hide), msgspec.structs.replace(f, hide=())
-        return [row for row in rows if matches(row, plain) and not hider.covers(row)]
 
     async def _arc_rows(self, org_id: str, sql: str) -> list[MemoryRow]:
         result = await self.registry.query(org_id, sql)
@@ -119,11 +128,13 @@ class MemoryService:
         f = await self._hiding(org_id, f)
         if f.hide:
             return await self._list_page(org_id, measurement, f, page)
+        needed = page.offset + page.limit + 1  # the page, and one more row to tell whether another page exists
         if page.offset == 0:
             sql = query.select_memories(measurement, org_id, f, page.order, page.limit + 1, 0)
-            local, arc = await asyncio.gather(self._local(org_id, f), self._arc_rows(org_id, sql))
+            local, arc = await asyncio.gather(self._local(org_id, f, needed, page.order),
+                                              self._arc_rows(org_id, sql))
             return merge_page(arc, local, page.order, page.limit, 0)
-        local = await self._local(org_id, f)
+        local = await self._local(org_id, f, needed, page.order)
         if not local:
             sql = query.select_memories(measurement, org_id, f, page.order, page.limit + 1, page.offset)
             arc = await self._arc_rows(org_id, sql)
@@ -136,8 +147,9 @@ class MemoryService:
                          ) -> tuple[list[MemoryRow], bool]:
         """A page while deletions are pending: Arc's rows are checked against them in Python as well (the SQL
         may carry only some of them, see `query.HIDE_SQL_BUDGET`)."""
-        sql = query.select_memories(measurement, org_id, f, page.order, page.offset + page.limit + 1, 0)
-        local, arc = await asyncio.gather(self._local(org_id, f), self._arc_rows(org_id, sql))
+        needed = page.offset + page.limit + 1
+        sql = query.select_memories(measurement, org_id, f, page.order, needed, 0)
+        local, arc = await asyncio.gather(self._local(org_id, f, needed, page.order), self._arc_rows(org_id, sql))
         hider = Hider(f.hide)
         arc = [row for row in arc if not hider.covers(row)]
         return merge_page(arc, local, page.order, page.limit, page.offset)
