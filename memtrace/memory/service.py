@@ -119,8 +119,8 @@ class MemoryService:
         )
 
     async def _arc_rows(self, org_id: str, sql: str) -> list[MemoryRow]:
-        result = await self.registry.query(org_id, sql)
-        return query.rows_from_arc(result.columns, result.data)
+        """Arc's answer to a `select_memories` query, read straight from its JSON into rows."""
+        return await self.registry.query_as(org_id, sql, query.rows_from_answer)
 
     async def list_page(self, org_id: str, f: MemoryFilter, page: Page) -> tuple[list[MemoryRow], bool]:
         """One page of the org's memories and whether another page exists."""
@@ -176,8 +176,8 @@ class MemoryService:
         if not local:
             return await self.registry.query(org_id, sql), []
         known_sql = query.select_ids(measurement, org_id, tuple(r.id for r in local))
-        answer, known = await asyncio.gather(self.registry.query(org_id, sql), self._arc_rows(org_id, known_sql))
-        in_arc = {row.id for row in known}
+        answer, known = await asyncio.gather(self.registry.query(org_id, sql), self.registry.query(org_id, known_sql))
+        in_arc = {row.id for row in query.rows_from_arc(known.columns, known.data)}
         return answer, list({row.id: row for row in local if row.id not in in_arc}.values())
 
     async def counts(self, org_id: str, f: MemoryFilter, now_us: int) -> MemoryCounts:
