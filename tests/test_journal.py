@@ -119,6 +119,42 @@ async def test_delivery_state_and_recent_rows(tmp_path: Path, open_journal: Open
         await journal.close()
 
 
+async def test_recent_rows_can_stop_at_the_first_kept_rows_in_time_order(tmp_path: Path,
+                                                                           open_journal: OpenJournal) -> None:
+    """A page reads only the journal rows that can rank among its first `first` (by time, then id), ties on the
+    last time included, dead letters too; never fewer, whatever the order the rows were written in."""
+    journal = await open_journal(config(tmp_path / "j.db"))
+    base = 1_770_000_000_000_000
+    times = [5, 1, 9, 3, 3, 7, 3, 2, 8, 6, 4, 9, 0, 5]  # repeated times: ties broken by id
+    try:
+        rows = [row("o", f"k{i}", content=f"{'even' if i % 2 == 0 else 'odd'} {i}", t=base + t, rid=f"mem_{i:02d}")
+                for i, t in enumerate(times)]
+        await journal.append("o", rows)
+        await journal.append("other", [row("other", "x", t=base + 100, rid="mem_other")])
+        (batch,) = await journal.pending_batches(["o"], 1)
+        assert await journal.dead_letter("o", batch.seqs[0], 400, "refused", time.time(), 1)  # mem_00 (t=5)
+
+        def key(r: MemoryRow) -> tuple[int, str]:
+            return (r.time_us, r.id)
+
+        for keep_even in (True, False):
+            def keep(r: MemoryRow, want: bool = keep_even) -> bool:
+                return r.content.startswith("even") == want
+            kept = [r for r in rows if keep(r)]
+            for order in ("desc", "asc"):
+                for first in range(len(kept) + 2):
+                    got = await journal.recent_rows("o", keep=keep, first=first, order=order)
+                    assert all(keep(r) and r.org_id == "o" for r in got)
+                    assert len({r.id for r in got}) == len(got)
+                    want = sorted(kept, key=key, reverse=order == "desc")[:first]
+                    assert sorted(got, key=key, reverse=order == "desc")[:first] == want, (keep_even, order, first)
+                    if first and first < len(kept) - 2:
+                        assert len(got) < len(kept)  # it stopped early
+        assert len(await journal.recent_rows("o")) == len(rows)  # without `first`: every candidate, as before
+    finally:
+        await journal.close()
+
+
 async def test_lease_is_exclusive_and_taken_over_from_dead_holder(tmp_path: Path, open_journal: OpenJournal) -> None:
     journal = await open_journal(config(tmp_path / "j.db"))
     try:
