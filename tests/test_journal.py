@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from memtrace.errors import Overloaded
-from memtrace.journal import Journal, JournalConfig, holder_id
-from memtrace.rows import MemoryRow
+from memtrace.journal import Journal, JournalConfig, RecentQuery, holder_id
+from memtrace.rows import MemoryFilter, MemoryRow
 
 
 def row(org: str, key: str, content: str = "c", t: int | None = None, rid: str | None = None) -> MemoryRow:
@@ -151,6 +151,29 @@ async def test_recent_rows_can_stop_at_the_first_kept_rows_in_time_order(tmp_pat
                     if first and first < len(kept) - 2:
                         assert len(got) < len(kept)  # it stopped early
         assert len(await journal.recent_rows("o")) == len(rows)  # without `first`: every candidate, as before
+    finally:
+        await journal.close()
+
+
+async def test_recent_unless_forgetting_reads_deletions_and_rows_in_one_call(tmp_path: Path,
+                                                                             open_journal: OpenJournal) -> None:
+    """The bet of a first page: rows only while the org has no unfinished deletion, and the deletions otherwise
+    (then the caller reads again with them hidden); other orgs' deletions change nothing."""
+    journal = await open_journal(config(tmp_path / "j.db"))
+    base = 1_770_000_000_000_000
+    try:
+        await journal.append("o", [row("o", f"k{i}", t=base + i, rid=f"mem_{i}") for i in range(4)])
+        await journal.append("p", [row("p", "x", t=base, rid="mem_p")])
+        query = RecentQuery("o", keep=lambda r: True, first=2, order="desc")
+        assert await journal.recent_unless_forgetting(query) == ((), [
+            r for r in await journal.recent_rows("o") if r.id in ("mem_3", "mem_2")][::-1])
+        await journal.record_deletion("p", MemoryFilter(ids=("mem_p",), until_us=base + 10), claim_s=5.0)
+        deletions, rows = await journal.recent_unless_forgetting(query)
+        assert deletions == () and [r.id for r in rows] == ["mem_3", "mem_2"]
+        forgotten = MemoryFilter(ids=("mem_1",), until_us=base + 10)
+        await journal.record_deletion("o", forgotten, claim_s=5.0)
+        assert await journal.recent_unless_forgetting(query) == ((forgotten,), [])
+        assert await journal.forgotten("o") == (forgotten,)
     finally:
         await journal.close()
 
