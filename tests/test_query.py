@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from memtrace.errors import Invalid
+from memtrace.memory.answer import rows_from_answer
 from memtrace.memory.model import MEMORY_TYPES
 from memtrace.memory.query import (
     COLUMNS,
@@ -28,7 +29,6 @@ from memtrace.memory.query import (
     memory_stats,
     quote_ident,
     quote_literal,
-    rows_from_answer,
     rows_from_arc,
     select_ids,
     select_memories,

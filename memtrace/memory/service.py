@@ -23,6 +23,7 @@ from memtrace.config import LimitsSettings
 from memtrace.errors import Conflict, NotFound
 from memtrace.journal import Journal, RecentQuery
 from memtrace.memory import query
+from memtrace.memory.answer import rows_from_answer
 from memtrace.memory.build import build_rows
 from memtrace.memory.context import RenderedContext, render_context
 from memtrace.memory.forget import Forgetter, Forgotten
@@ -153,7 +154,7 @@ class MemoryService:
 
     async def _arc_rows(self, org_id: str, sql: str) -> list[MemoryRow]:
         """Arc's answer to a `select_memories` query, read straight from its JSON into rows."""
-        return await self.registry.query_as(org_id, sql, query.rows_from_answer)
+        return await self.registry.query_as(org_id, sql, rows_from_answer)
 
     async def list_page(self, org_id: str, f: MemoryFilter, page: Page) -> tuple[list[MemoryRow], bool]:
         """One page of the org's memories and whether another page exists."""
