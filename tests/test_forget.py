@@ -327,6 +327,41 @@ def test_arc_stopped_then_kill_9_the_deletion_survives_and_is_applied(tmp_path: 
         arc.stop()
 
 
+def test_a_settling_deletion_hides_rows_arc_still_holds_on_every_workers_first_read(tmp_path: Path) -> None:
+    """Reads bet that an org has no pending deletion and ask Arc at once; when it has one, that answer must be
+    dropped. Here Arc holds a forgotten agent's row (written straight into it after the forget was applied,
+    dated before it) while the deletion settles: no read on either worker may show it."""
+    arc, _, tenant, server = solo(tmp_path, {**SERVER_ENV, "MEMTRACE_JOURNAL_RETENTION_S": "30"})
+    try:
+        with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
+            session = c.post("/api/v1/sessions", json={"agent_id": "ghost"}).json()["id"]
+            first = write(c, f"ghost {uniq()}", agent_id="ghost", session_id=session)
+            eventually(lambda: in_arc_db(arc, first["id"]) == 1, what="delivery")
+            assert c.post("/api/v1/forget", json={"agent_id": "ghost"}).status_code in (200, 202, 204)
+            backdated = time.time_ns() // 1000 - 60_000_000
+            row = MemoryRow(id=memory_id(backdated), time_us=backdated, org_id=tenant.org_id, agent_id="ghost",
+                            session_id=session, memory_type="episodic", event_type="general",
+                            content=f"ghost resurfacing {uniq()}", metadata_json="{}", tags_csv="",
+                            dedup_key=uuid.uuid4().hex, importance=0.5, parent_id="")
+            resp = httpx.post(f"{arc.url}/api/v1/write/msgpack", content=encode_rows("events", [row]),
+                              headers={"Content-Type": "application/msgpack", "x-arc-database": DB})
+            assert resp.status_code in (200, 204), resp.text
+            httpx.post(f"{arc.url}/api/v1/write/line-protocol/flush", headers={"x-arc-database": DB})
+            assert in_arc_db(arc, row.id) == 1
+            kept = write(c, f"kept {uniq()}", agent_id="keeper", session_id=session)
+            for _ in range(6):  # several requests: both workers answer some
+                assert c.get(f"/api/v1/memories/{row.id}").status_code == 404
+                listed = c.get("/api/v1/memories", params={"agent_id": "ghost"}).json()
+                assert listed["memories"] == [], listed
+                found = c.post("/api/v1/search", json={"content_contains": "ghost resurfacing"}).json()
+                assert found["count"] == 0, found
+                ctx = c.post(f"/api/v1/sessions/{session}/context", json={}).json()
+                assert "ghost" not in ctx["context"] and kept["content"] in ctx["context"], ctx
+    finally:
+        server.stop()
+        arc.stop()
+
+
 @pytest.mark.slow
 def test_delete_while_arclite_buffers_rows(tmp_path: Path) -> None:
     arc = ArcLite(tmp_path / "arc", extra=["--delete-enabled", "--buffer-age-ms", "3000"])

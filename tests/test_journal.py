@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from memtrace.errors import Overloaded
-from memtrace.journal import Journal, JournalConfig, holder_id
-from memtrace.rows import MemoryRow
+from memtrace.journal import Journal, JournalConfig, RecentQuery, holder_id
+from memtrace.rows import MemoryFilter, MemoryRow
 
 
 def row(org: str, key: str, content: str = "c", t: int | None = None, rid: str | None = None) -> MemoryRow:
@@ -115,6 +115,65 @@ async def test_delivery_state_and_recent_rows(tmp_path: Path, open_journal: Open
         pruned, _ = await journal.prune()
         assert pruned == 3
         assert sorted(r.id for r in await journal.recent_rows("o")) == ["mem_3", "mem_4"]
+    finally:
+        await journal.close()
+
+
+async def test_recent_rows_can_stop_at_the_first_kept_rows_in_time_order(tmp_path: Path,
+                                                                           open_journal: OpenJournal) -> None:
+    """A page reads only the journal rows that can rank among its first `first` (by time, then id), ties on the
+    last time included, dead letters too; never fewer, whatever the order the rows were written in."""
+    journal = await open_journal(config(tmp_path / "j.db"))
+    base = 1_770_000_000_000_000
+    times = [5, 1, 9, 3, 3, 7, 3, 2, 8, 6, 4, 9, 0, 5]  # repeated times: ties broken by id
+    try:
+        rows = [row("o", f"k{i}", content=f"{'even' if i % 2 == 0 else 'odd'} {i}", t=base + t, rid=f"mem_{i:02d}")
+                for i, t in enumerate(times)]
+        await journal.append("o", rows)
+        await journal.append("other", [row("other", "x", t=base + 100, rid="mem_other")])
+        (batch,) = await journal.pending_batches(["o"], 1)
+        assert await journal.dead_letter("o", batch.seqs[0], 400, "refused", time.time(), 1)  # mem_00 (t=5)
+
+        def key(r: MemoryRow) -> tuple[int, str]:
+            return (r.time_us, r.id)
+
+        for keep_even in (True, False):
+            def keep(r: MemoryRow, want: bool = keep_even) -> bool:
+                return r.content.startswith("even") == want
+            kept = [r for r in rows if keep(r)]
+            for order in ("desc", "asc"):
+                for first in range(len(kept) + 2):
+                    got = await journal.recent_rows("o", keep=keep, first=first, order=order)
+                    assert all(keep(r) and r.org_id == "o" for r in got)
+                    assert len({r.id for r in got}) == len(got)
+                    want = sorted(kept, key=key, reverse=order == "desc")[:first]
+                    assert sorted(got, key=key, reverse=order == "desc")[:first] == want, (keep_even, order, first)
+                    if first and first < len(kept) - 2:
+                        assert len(got) < len(kept)  # it stopped early
+        assert len(await journal.recent_rows("o")) == len(rows)  # without `first`: every candidate, as before
+    finally:
+        await journal.close()
+
+
+async def test_recent_unless_forgetting_reads_deletions_and_rows_in_one_call(tmp_path: Path,
+                                                                             open_journal: OpenJournal) -> None:
+    """The bet of a first page: rows only while the org has no unfinished deletion, and the deletions otherwise
+    (then the caller reads again with them hidden); other orgs' deletions change nothing."""
+    journal = await open_journal(config(tmp_path / "j.db"))
+    base = 1_770_000_000_000_000
+    try:
+        await journal.append("o", [row("o", f"k{i}", t=base + i, rid=f"mem_{i}") for i in range(4)])
+        await journal.append("p", [row("p", "x", t=base, rid="mem_p")])
+        query = RecentQuery("o", keep=lambda r: True, first=2, order="desc")
+        assert await journal.recent_unless_forgetting(query) == ((), [
+            r for r in await journal.recent_rows("o") if r.id in ("mem_3", "mem_2")][::-1])
+        await journal.record_deletion("p", MemoryFilter(ids=("mem_p",), until_us=base + 10), claim_s=5.0)
+        deletions, rows = await journal.recent_unless_forgetting(query)
+        assert deletions == () and [r.id for r in rows] == ["mem_3", "mem_2"]
+        forgotten = MemoryFilter(ids=("mem_1",), until_us=base + 10)
+        await journal.record_deletion("o", forgotten, claim_s=5.0)
+        assert await journal.recent_unless_forgetting(query) == ((forgotten,), [])
+        assert await journal.forgotten("o") == (forgotten,)
     finally:
         await journal.close()
 

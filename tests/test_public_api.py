@@ -45,7 +45,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     "memtrace.journal": [
         "AppendResult", "DeadLetter", "Deletion", "Journal", "JournalConfig", "OrgBacklog", "PendingBatch",
-        "Recorded", "holder_alive", "holder_id",
+        "RecentQuery", "Recorded", "holder_alive", "holder_id",
     ],
     "memtrace.mcp": [
         "INSTRUCTIONS", "TOOL_NAMES", "build_server",

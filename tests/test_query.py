@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from memtrace.errors import Invalid
+from memtrace.memory.answer import rows_from_answer
 from memtrace.memory.model import MEMORY_TYPES
 from memtrace.memory.query import (
     COLUMNS,
@@ -152,7 +153,11 @@ def load(con: duckdb.DuckDBPyConnection, stored: Sequence[MemoryRow]) -> None:
 
 
 def run(con: duckdb.DuckDBPyConnection, sql: str, nanos: bool = False) -> list[MemoryRow]:
-    return rows_from_arc(*arc_answer(con.execute(sql), nanos))
+    columns, data = arc_answer(con.execute(sql), nanos)
+    rows = rows_from_arc(columns, data)
+    # The read path decodes Arc's JSON body straight into rows: it must read exactly the same.
+    assert rows_from_answer(msgspec.json.encode({"success": True, "columns": columns, "data": data})) == rows
+    return rows
 
 
 def table_intact(con: duckdb.DuckDBPyConnection) -> bool:
@@ -510,6 +515,30 @@ def test_rows_from_arc_tolerates_missing_columns_and_nulls() -> None:
     assert got[1].importance == 1.0 and isinstance(got[1].importance, float) and got[1].agent_id == "a"
     assert rows_from_arc([], []) == []
     assert len(COLUMNS) == len(MemoryRow.__struct_fields__)
+
+
+def test_rows_from_answer_reads_every_answer_as_rows_from_arc_does() -> None:
+    """The typed fast path covers the common answer; anything else takes the forgiving path, same rows."""
+    good = ["mem_A", "2026-02-07T20:15:00.123456Z", "o", "a", "s", "episodic", "general", "c", "{}", "t", "k", 0.25, ""]
+    answers = [
+        (list(COLUMNS), [good, [*good[:1], "2026-02-07T20:15:00.123456000Z", *good[2:]]]),
+        (list(COLUMNS), [[*good[:11], 1, ""]]),  # an integer importance
+        (list(COLUMNS), [[*good[:3], None, *good[4:11], None, ""]]),  # NULLs
+        (list(COLUMNS), [[*good[:7], 42, *good[8:]]]),  # a number in a text column
+        (list(COLUMNS), [[*good[:1], "2026-02-07T20:15:00.5", *good[2:]]]),  # a naive time reads as UTC
+        (list(COLUMNS), [[*good[:1], "2026-02-07T22:15:00+02:00", *good[2:]]]),
+        (list(COLUMNS), [[*good[:1], 1_770_495_300_000_000, *good[2:]]]),  # a numeric time
+        (list(reversed(COLUMNS)), [list(reversed(good))]),  # another column order
+        (["id"], [["mem_A"], ["mem_B"]]),
+        (["content", "time", "extra"], [["hi", "2026-02-07T20:15:00Z", 1]]),
+        ([], []),
+    ]
+    for columns, data in answers:
+        want = rows_from_arc(columns, data)
+        assert rows_from_answer(msgspec.json.encode({"success": True, "columns": columns, "data": data})) == want
+    assert rows_from_answer(b'{"columns": [], "data": []}') == []
+    with pytest.raises(msgspec.DecodeError):
+        rows_from_answer(b"<html>not Arc</html>")
 
 
 def test_select_ids_answers_membership_even_past_the_size_cap(db: duckdb.DuckDBPyConnection) -> None:

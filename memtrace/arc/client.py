@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Literal, NoReturn
+from collections.abc import Callable
+from typing import Any, Literal, NoReturn, TypeVar
 
 import aiohttp
 import msgspec
@@ -37,6 +38,7 @@ from memtrace.logs import Throttle
 from memtrace.metrics import m
 
 logger = logging.getLogger("memtrace.arc")
+T = TypeVar("T")
 # An Arc that is down fails every retry and every read: one line per org and interval, with a count.
 _throttle = Throttle(logger)
 
@@ -265,11 +267,16 @@ class ArcPool:
 
     async def query(self, binding: ArcBinding, sql: str) -> ArcResult:
         """Run one SELECT in the binding's database; the caller is responsible for org scoping."""
+        return await self.query_as(binding, sql, _result_decoder.decode)
+
+    async def query_as(self, binding: ArcBinding, sql: str, decode: Callable[[bytes], T]) -> T:
+        """`query`, with the answer's JSON body read by `decode` (e.g. straight into typed rows); `decode`
+        raises msgspec.DecodeError for a body that is not Arc's JSON."""
         payload = await self._post(
             binding, QUERY_PATH, _json_encoder.encode(_QueryBody(sql)), "application/json"
         )
         try:
-            return _result_decoder.decode(payload)
+            return decode(payload)
         except msgspec.DecodeError as exc:
             # A 2xx that is not Arc's JSON means something else answers at that URL (proxy, wrong port).
             raise self._unavailable(binding, f"unexpected query answer: {exc}", kind="bad_answer") from None

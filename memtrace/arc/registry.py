@@ -138,6 +138,10 @@ class ArcRegistry:
         """Run an (already org-scoped) SELECT on the org's Arc."""
         return await self._call(org_id, lambda binding: self._pool.query(binding, sql))
 
+    async def query_as(self, org_id: str, sql: str, decode: Callable[[bytes], T]) -> T:
+        """`query`, with Arc's JSON body read by `decode` (`ArcPool.query_as`)."""
+        return await self._call(org_id, lambda binding: self._pool.query_as(binding, sql, decode))
+
     async def delete(self, org_id: str, where: str, *, dry_run: bool, confirm: bool) -> DeleteResult:
         """Delete (or count, with `dry_run`) the org's rows matching `where`, which must hold `org_id = '<org>'`
         (`memory/query.delete_condition` builds it)."""

@@ -161,12 +161,12 @@ class Forgets:
 
     async def active(self, org_id: str) -> tuple[MemoryFilter, ...]:
         """Filters of the org's unfinished deletions: what every read must hide."""
+        return await self._db.run(self.active_now, org_id)
 
-        def _q() -> tuple[MemoryFilter, ...]:
-            cur = self._db.conn.execute("SELECT filter FROM deletions WHERE org_id = ? ORDER BY id", (org_id,))
-            return tuple(_decoder.decode(blob) for (blob,) in cur)
-
-        return await self._db.run(_q)
+    def active_now(self, org_id: str) -> tuple[MemoryFilter, ...]:
+        """`active`, on the connection's own thread (for a read that asks more in the same call)."""
+        cur = self._db.conn.execute("SELECT filter FROM deletions WHERE org_id = ? ORDER BY id", (org_id,))
+        return tuple(_decoder.decode(blob) for (blob,) in cur)
 
     async def due(self, limit: int = 100) -> list[Deletion]:
         def _q() -> list[Deletion]:

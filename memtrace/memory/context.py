@@ -19,6 +19,7 @@ belongs to no section and is not counted.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import msgspec
@@ -34,7 +35,10 @@ TITLES: tuple[str, ...] = ("Recent Actions", "Decisions Made", "Errors", "Sessio
 _ERRORS = 2
 _SECTION_OF_TYPE = {"episodic": 0, "decision": 1, "session": 3, "entity": 4}
 # Every code point `str.splitlines` breaks on: a line of ours must stay one line for any reader.
-_LINE_BREAKS = dict.fromkeys(map(ord, "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"), " ")
+_BREAK_CHARS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+_LINE_BREAKS = dict.fromkeys(map(ord, _BREAK_CHARS), " ")
+# Most texts hold no break at all: one regex scan (C) finds that, where `translate` maps every character.
+_HAS_BREAK = re.compile(f"[{_BREAK_CHARS}]")
 _metadata_decoder = msgspec.json.Decoder()
 
 
@@ -46,6 +50,8 @@ class RenderedContext(msgspec.Struct, kw_only=True):
 
 
 def _one_line(text: str) -> str:
+    if _HAS_BREAK.search(text) is None:
+        return text
     if "\r\n" in text:
         text = text.replace("\r\n", " ")
     return text.translate(_LINE_BREAKS)
@@ -73,6 +79,27 @@ def format_line(row: MemoryRow) -> str:
     For a decision with a string `metadata.reasoning`, the text is `content (why: reasoning)` and the cut
     applies to that whole text.
     """
+    return _Lines().line(row)
+
+
+class _Lines:
+    """`format_line` over the many rows of one context: the `- [time] event_type: ` prefix is built once per
+    (second, event_type), since a session's memories share few of either."""
+
+    __slots__ = ("_prefixes",)
+
+    def __init__(self) -> None:
+        self._prefixes: dict[tuple[int, str], str] = {}
+
+    def line(self, row: MemoryRow) -> str:
+        key = (row.time_us // 1_000_000, row.event_type)
+        prefix = self._prefixes.get(key)
+        if prefix is None:
+            prefix = self._prefixes[key] = f"- [{format_seconds(row.time_us)}] {_one_line(row.event_type)}: "
+        return prefix + _text(row)
+
+
+def _text(row: MemoryRow) -> str:
     text = row.content
     if len(text) > _ENOUGH:
         text = text[:_ENOUGH]  # the cut is decided within this prefix; the rest would be dropped anyway
@@ -83,7 +110,7 @@ def format_line(row: MemoryRow) -> str:
     text = _one_line(text)
     if len(text) > CONTENT_CHARS:
         text = text[:CONTENT_CHARS] + "..."
-    return f"- [{format_seconds(row.time_us)}] {_one_line(row.event_type)}: {text}"
+    return text
 
 
 def _marker(omitted: int) -> str:
@@ -113,10 +140,11 @@ def render_context(session_id: str, rows: list[MemoryRow], max_tokens: int | Non
 
     header = f"## Session Context ({_one_line(session_id)})"
     sections: list[tuple[str, list[MemoryRow], list[str]]] = []
+    line = _Lines().line
     for title, bucket in zip(TITLES, buckets, strict=True):
         if bucket:
             bucket.sort(key=_newest_first, reverse=True)
-            sections.append((f"### {title} ({len(bucket)})", bucket, [format_line(r) for r in bucket]))
+            sections.append((f"### {title} ({len(bucket)})", bucket, [line(r) for r in bucket]))
     memory_count = sum(len(b) for b in buckets)
 
     dropped: list[set[int]] = [set() for _ in sections]

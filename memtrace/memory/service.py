@@ -8,6 +8,7 @@ any worker). Every Arc query comes from `memory/query.py`, scoped to the org and
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,8 +21,9 @@ from memtrace.arc.client import ArcResult
 from memtrace.arc.registry import ArcRegistry
 from memtrace.config import LimitsSettings
 from memtrace.errors import Conflict, NotFound
-from memtrace.journal import Journal
+from memtrace.journal import Journal, RecentQuery
 from memtrace.memory import query
+from memtrace.memory.answer import rows_from_answer
 from memtrace.memory.build import build_rows
 from memtrace.memory.context import RenderedContext, render_context
 from memtrace.memory.forget import Forgetter, Forgotten
@@ -51,6 +53,36 @@ class MemoryCounts:
     by_type: dict[str, int]
 
 
+def _drop(call: asyncio.Future[list[MemoryRow]]) -> None:
+    """Abandon a speculative Arc call; its outcome (even an error) is consumed, never logged as unretrieved."""
+    call.cancel()
+    call.add_done_callback(lambda done: None if done.cancelled() else done.exception())
+
+
+class _RecentDeletions:
+    """Orgs seen with pending deletions lately (bounded): their first pages skip the no-deletion bet, which
+    would cost them a wasted Arc query each while the deletions are pending."""
+
+    def __init__(self, hold_s: float = 60.0, max_orgs: int = 10_000) -> None:
+        self._hold_s = hold_s
+        self._max_orgs = max_orgs
+        self._seen: dict[str, float] = {}
+
+    def saw(self, org_id: str) -> None:
+        if len(self._seen) >= self._max_orgs:
+            self._seen.clear()
+        self._seen[org_id] = time.monotonic()
+
+    def recently(self, org_id: str) -> bool:
+        at = self._seen.get(org_id)
+        if at is None:
+            return False
+        if time.monotonic() - at < self._hold_s:
+            return True
+        del self._seen[org_id]
+        return False
+
+
 class MemoryService:
     def __init__(
         self, journal: Journal, registry: ArcRegistry, limits: LimitsSettings, activity: ActivityTracker
@@ -59,6 +91,7 @@ class MemoryService:
         self.registry = registry
         self.limits = limits
         self.activity = activity
+        self._forgetting = _RecentDeletions()
         self.forgetter = Forgetter(journal, registry, settle_s=journal.config.retention_s,
                                    dedup_window_s=journal.config.dedup_window_s, claim_s=CLAIM_S)
 
@@ -100,30 +133,44 @@ class MemoryService:
         deletions = await self.journal.forgotten(org_id)
         return msgspec.structs.replace(f, hide=deletions) if deletions else f
 
-    async def _local(self, org_id: str, f: MemoryFilter) -> list[MemoryRow]:
-        rows = await self.journal.recent_rows(
-            org_id, agent_id=f.agent_id, session_id=f.session_id, since_us=f.since_us, ids=f.ids
-        )
-        if not f.hide:
-            return [row for row in rows if matches(row, f)]
-        hider, plain = Hider(f.hide), msgspec.structs.replace(f, hide=())
-        return [row for row in rows if matches(row, plain) and not hider.covers(row)]
+    @staticmethod
+    def _recent(org_id: str, f: MemoryFilter, first: int | None = None, order: str = "desc") -> RecentQuery:
+        """The org's journal rows matching `f`; with `first`, only those that can rank among the first `first`
+        of them in `order` (a page merges at most that many: a local row behind them cannot reach it)."""
+        if f.hide:
+            hider, plain = Hider(f.hide), msgspec.structs.replace(f, hide=())
+
+            def keep(row: MemoryRow) -> bool:
+                return matches(row, plain) and not hider.covers(row)
+        else:
+            def keep(row: MemoryRow) -> bool:
+                return matches(row, f)
+
+        return RecentQuery(org_id, f.agent_id, f.session_id, f.since_us, f.until_us, f.ids, keep, first, order)
+
+    async def _local(self, org_id: str, f: MemoryFilter, first: int | None = None, order: str = "desc"
+                     ) -> list[MemoryRow]:
+        return await self.journal.recent.fetch_query(self._recent(org_id, f, first, order))
 
     async def _arc_rows(self, org_id: str, sql: str) -> list[MemoryRow]:
-        result = await self.registry.query(org_id, sql)
-        return query.rows_from_arc(result.columns, result.data)
+        """Arc's answer to a `select_memories` query, read straight from its JSON into rows."""
+        return await self.registry.query_as(org_id, sql, rows_from_answer)
 
     async def list_page(self, org_id: str, f: MemoryFilter, page: Page) -> tuple[list[MemoryRow], bool]:
         """One page of the org's memories and whether another page exists."""
         measurement = self.registry.get(org_id).measurement
+        needed = page.offset + page.limit + 1  # the page, and one more row to tell whether another page exists
+        if page.offset == 0 and not f.hide and not self._forgetting.recently(org_id):
+            return await self._first_page(org_id, measurement, f, page)
         f = await self._hiding(org_id, f)
         if f.hide:
             return await self._list_page(org_id, measurement, f, page)
         if page.offset == 0:
             sql = query.select_memories(measurement, org_id, f, page.order, page.limit + 1, 0)
-            local, arc = await asyncio.gather(self._local(org_id, f), self._arc_rows(org_id, sql))
+            local, arc = await asyncio.gather(self._local(org_id, f, needed, page.order),
+                                              self._arc_rows(org_id, sql))
             return merge_page(arc, local, page.order, page.limit, 0)
-        local = await self._local(org_id, f)
+        local = await self._local(org_id, f, needed, page.order)
         if not local:
             sql = query.select_memories(measurement, org_id, f, page.order, page.limit + 1, page.offset)
             arc = await self._arc_rows(org_id, sql)
@@ -132,12 +179,33 @@ class MemoryService:
         arc = await self._arc_rows(org_id, sql)
         return merge_page(arc, local, page.order, page.limit, page.offset)
 
+    async def _first_page(self, org_id: str, measurement: str, f: MemoryFilter, page: Page
+                          ) -> tuple[list[MemoryRow], bool]:
+        """A first page, betting that the org has no pending deletion (the common case): Arc is asked while one
+        journal call reads the deletions and, only if there are none, the recent rows. That call is otherwise
+        a round trip of its own before Arc can be asked. If there are deletions after all, Arc's answer is
+        dropped and the page is read again with them hidden: a forgotten memory is never shown."""
+        sql = query.select_memories(measurement, org_id, f, page.order, page.limit + 1, 0)
+        arc_call = asyncio.ensure_future(self._arc_rows(org_id, sql))
+        try:
+            deletions, local = await self.journal.recent_unless_forgetting(
+                self._recent(org_id, f, page.limit + 1, page.order))
+        except BaseException:
+            _drop(arc_call)
+            raise
+        if not deletions:
+            return merge_page(await arc_call, local, page.order, page.limit, 0)
+        _drop(arc_call)
+        self._forgetting.saw(org_id)
+        return await self._list_page(org_id, measurement, msgspec.structs.replace(f, hide=deletions), page)
+
     async def _list_page(self, org_id: str, measurement: str, f: MemoryFilter, page: Page
                          ) -> tuple[list[MemoryRow], bool]:
         """A page while deletions are pending: Arc's rows are checked against them in Python as well (the SQL
         may carry only some of them, see `query.HIDE_SQL_BUDGET`)."""
-        sql = query.select_memories(measurement, org_id, f, page.order, page.offset + page.limit + 1, 0)
-        local, arc = await asyncio.gather(self._local(org_id, f), self._arc_rows(org_id, sql))
+        needed = page.offset + page.limit + 1
+        sql = query.select_memories(measurement, org_id, f, page.order, needed, 0)
+        local, arc = await asyncio.gather(self._local(org_id, f, needed, page.order), self._arc_rows(org_id, sql))
         hider = Hider(f.hide)
         arc = [row for row in arc if not hider.covers(row)]
         return merge_page(arc, local, page.order, page.limit, page.offset)
@@ -164,8 +232,8 @@ class MemoryService:
         if not local:
             return await self.registry.query(org_id, sql), []
         known_sql = query.select_ids(measurement, org_id, tuple(r.id for r in local))
-        answer, known = await asyncio.gather(self.registry.query(org_id, sql), self._arc_rows(org_id, known_sql))
-        in_arc = {row.id for row in known}
+        answer, known = await asyncio.gather(self.registry.query(org_id, sql), self.registry.query(org_id, known_sql))
+        in_arc = {row.id for row in query.rows_from_arc(known.columns, known.data)}
         return answer, list({row.id: row for row in local if row.id not in in_arc}.values())
 
     async def counts(self, org_id: str, f: MemoryFilter, now_us: int) -> MemoryCounts:
