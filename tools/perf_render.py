@@ -320,9 +320,13 @@ def _p3(results: dict[str, Any]) -> list[str]:
                 "for this stack and the reads start once the pruner has dropped the delivered rows, so reads find "
                 "no recent local rows to merge (the steady state of an org that is not writing).")
         else:
-            add(f"**Merge.** {_n(v['preloaded'])} memories preloaded, then {_n(v['recent_rows'])} more written just "
-                f"before measuring, with journal.retention_s {v['retention_s']:g}: they are in Arc and still in the "
-                "journal, so every read merges local rows with Arc's answer (the state of an org that is writing).")
+            held = f" (the journal held {_n(v['journal_rows'])} of the org's rows while reading)" \
+                if "journal_rows" in v else ""
+            add(f"**Merge.** {_n(v['preloaded'])} memories preloaded through a server with journal.retention_s "
+                f"{results['plan'].get('p3_retention_s', 1.0):g} and pruned from its journal, then the server "
+                f"restarted with journal.retention_s {v['retention_s']:g} and {_n(v['recent_rows'])} more written "
+                f"just before measuring{held}: they are in Arc and still in the journal, so every read merges "
+                "local rows with Arc's answer (the state of an org that is writing).")
         add(f"Context reads the {_n(v['context_rows'])} memories of one session"
             + (" plus the recent ones in it." if variant == "merge" else "."))
         add("")

@@ -446,9 +446,14 @@ def run_p3(ctx: Ctx, merge: bool) -> dict[str, Any]:
         arc = ArcLite(d / "arc")
     (d / "mt").mkdir(parents=True)
     (tenant,) = provision_many(d / "mt" / "memtrace.db", ["p3"], arc.url, "db_p3")
-    try:
+    def start(retention_s: float) -> MemtraceServer:
         with ctx.servers():
-            mt = MemtraceServer(d / "mt", 1, env={**MT_ENV, "MEMTRACE_JOURNAL_RETENTION_S": str(retention)})
+            return MemtraceServer(d / "mt", 1, env={**MT_ENV, "MEMTRACE_JOURNAL_RETENTION_S": str(retention_s)})
+
+    try:
+        # The preload goes through a server that prunes delivered rows quickly, so that in the merge run the
+        # journal holds only the rows written just before measuring, as for an org that writes steadily.
+        mt = start(plan.p3_retention_s)
     except BaseException:
         arc.stop()
         raise
@@ -466,8 +471,11 @@ def run_p3(ctx: Ctx, merge: bool) -> dict[str, Any]:
         preloaded = plan.p3_batches * plan.batch_size + plan.p3_context_rows
         wait_delivered(arc.url, preloaded)
         arc_flush(arc.url)
+        time.sleep(plan.p3_retention_s + 3.0)  # retention + the prune interval: the journal no longer holds them
         recent = 0
         if merge:
+            mt.stop()
+            mt = start(retention)
             # the last rows written just before measuring: delivered to Arc too, but still in the journal,
             # so every read merges them with Arc's answer (list, search and context all match some)
             items = [{**memory_item(f"{run}-recent", i), "session_id": "sess_ctx" if i % 2 else f"sess_{i % 200}"}
@@ -477,8 +485,6 @@ def run_p3(ctx: Ctx, merge: bool) -> dict[str, Any]:
             recent = plan.merge_rows
             wait_delivered(arc.url, preloaded + recent)
             arc_flush(arc.url)
-        else:
-            time.sleep(retention + 3.0)  # retention + the prune interval: the journal no longer holds them
         worker = max(_workers_of(mt))
         journal = d / "mt" / "journal.db"
 
@@ -531,6 +537,7 @@ def run_p3(ctx: Ctx, merge: bool) -> dict[str, Any]:
                 f"(rows {dict(rows_seen)})")
         rss_after = rss_kib([worker])
         return {"retention_s": retention, "preloaded": preloaded, "recent_rows": recent,
+                "journal_rows": journal_rows(journal, org),
                 "context_rows": plan.p3_context_rows, "cases": out,
                 "memory": {"rss_before_reads_kib": rss_before, "rss_after_reads_kib": rss_after,
                            "journal_connections": journal_fds(worker, journal),
@@ -539,6 +546,17 @@ def run_p3(ctx: Ctx, merge: bool) -> dict[str, Any]:
     finally:
         mt.stop()
         arc.stop()
+
+
+def journal_rows(journal: Path, org_id: str) -> int:
+    """The org's rows in the journal file (read-only): what a read merges with Arc's answer."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{journal}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM journal WHERE org_id = ?", (org_id,)).fetchone()[0])
+    finally:
+        conn.close()
 
 
 def _fetch(call: tuple[str, str, bytes | None, dict[str, str]]) -> bytes:
