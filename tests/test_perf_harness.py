@@ -173,7 +173,8 @@ def _p3(retention: float, recent: int, ctx_p50: float) -> dict[str, Any]:
     cases = {name: {"mt_p50_ms": p50, "arc_p50_ms": 10.0, "mt_p99_ms": p50 * 2, "arc_p99_ms": 20.0,
                     "rows": {"memtrace": 33, "arc": 34}, "n": 12}
              for name, p50 in (("list", 11.0), ("search", 12.0), ("context", ctx_p50))}
-    return {"retention_s": retention, "preloaded": 2_750, "recent_rows": recent, "context_rows": 250,
+    return {"retention_s": retention, "preloaded": 2_750, "recent_rows": recent, "journal_rows": recent + 4,
+            "context_rows": 250,
             "cases": cases, "memory": {"rss_before_reads_kib": 80_000, "rss_after_reads_kib": 81_024 + recent,
                                        "journal_connections": 2, "journal_file_kib": 9_216}}
 
@@ -219,6 +220,7 @@ def test_report_numbers_come_from_the_results() -> None:
     assert "wrk, 3 s per point" in text and "13 agents, 17 sessions" in text
     assert "9 requests of 250 memories, 3 at a time" in text
     assert "2,750 memories preloaded" in text and "321 more written just before measuring" in text
+    assert "the journal held 325 of the org's rows while reading" in text
     assert "journal.retention_s 0.5" in text and "journal.retention_s 1800" in text
     assert "No pinning was possible" in text and "Worker counts measured: 1, 2, 4" in text
     # none of the old generator's fixed figures
