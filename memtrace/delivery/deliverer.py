@@ -5,8 +5,10 @@ acceptance order and the batch grows to `batch_size` whichever worker accepted t
 only journal; if the holder dies, another takes the lease (at once when the holder's pid is gone).
 
 Per org: flush when `batch_size` rows wait or the oldest has waited `flush_interval_ms`. Flushes of one
-org never wait on another org (one task per org in flight); a failing org backs off exponentially with
-jitter while the others go on. After a crash a batch may be sent twice; readers de-duplicate by id.
+org never wait on another org (one flush task per Arc target, with up to `arc.max_in_flight` requests in
+flight: `sender.py`); a failing org backs off exponentially with jitter while the others go on. After a crash
+a batch may be sent twice, and after a failed request its rows may arrive after later ones; readers
+de-duplicate by id and order by time.
 
 One flush (`sender.py`): a request holds at most `batch_size` rows and `max_batch_bytes` encoded bytes.
 When Arc refuses one for its payload (413, or a 4xx naming the payload: see `arc.client.write_refusal`)

@@ -8,6 +8,7 @@ already de-duplicate by id.
 
 from __future__ import annotations
 
+import heapq
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -57,24 +58,28 @@ class Outbox:
         acceptance order (order per org is what delivery keeps)."""
         return (await self.take(org_ids, limit, None))[0]
 
-    async def take(self, org_ids: Sequence[str], max_rows: int, max_bytes: int | None
+    async def take(self, org_ids: Sequence[str], max_rows: int, max_bytes: int | None, after_seq: int = 0
                    ) -> tuple[list[PendingBatch], bool]:
         """Like `pending_batches`, also bounded by the rows' stored bytes (always at least one row), so one
         request never grows past what Arc takes however large the memories are. The flag says a bound was
-        reached, i.e. more may be waiting."""
+        reached, i.e. more may be waiting.
+
+        Only rows after `after_seq` are taken: a deliverer with requests in flight passes the last seq it took,
+        so no row is taken twice while its first request is unanswered. The rows taken are the oldest `max_rows`
+        of all these orgs together (one query per 500 orgs, merged by seq), so every pending row up to the last
+        seq taken was taken and the caller's cursor skips nothing."""
 
         def _q() -> tuple[list[PendingBatch], bool]:
+            sql = "SELECT seq, org_id, row FROM journal WHERE delivered_at IS NULL AND seq > ? AND org_id IN "
+            cursors = [self._db.conn.execute(f"{sql}({marks(len(chunk))}) ORDER BY seq LIMIT ?",
+                                             (after_seq, *chunk, max_rows)) for chunk in chunks(org_ids)]
+            if not cursors:
+                return [], False
             batches: dict[str, PendingBatch] = {}
-            remaining = max_rows
-            size = 0
-            for chunk in chunks(org_ids):
-                if remaining <= 0:
-                    break
-                sql = "SELECT seq, org_id, row FROM journal WHERE delivered_at IS NULL AND org_id IN "
-                cur = self._db.conn.execute(f"{sql}({marks(len(chunk))}) ORDER BY seq LIMIT ?", (*chunk, remaining))
-                for seq, org_id, blob in cur:
-                    if max_bytes is not None and size and size + len(blob) > max_bytes:
-                        cur.close()  # end the read now, not when the cursor is collected
+            taken = size = 0
+            try:
+                for seq, org_id, blob in heapq.merge(*cursors) if len(cursors) > 1 else iter(cursors[0]):
+                    if taken >= max_rows or (max_bytes is not None and size and size + len(blob) > max_bytes):
                         return list(batches.values()), True
                     batch = batches.get(org_id)
                     if batch is None:
@@ -82,8 +87,11 @@ class Outbox:
                     batch.seqs.append(seq)
                     batch.rows.append(decode_row(blob))
                     size += len(blob)
-                    remaining -= 1
-            return list(batches.values()), remaining <= 0
+                    taken += 1
+            finally:
+                for cur in cursors:
+                    cur.close()  # end the reads now, not when the cursors are collected
+            return list(batches.values()), taken >= max_rows
 
         return await self._db.run(_q)
 
