@@ -151,8 +151,15 @@ class Deliverer:
                 due.add(target)
         for org_ids in (waiting[target] for target in due):
             task = asyncio.create_task(self.sender.flush(org_ids), name=f"flush-{org_ids[0]}")
+            # Look again as soon as it ends: rows committed meanwhile (by another worker, or while its last
+            # requests were in flight) go at once when a batch is full, not at the next tick.
+            task.add_done_callback(self._flush_ended)
             for org_id in org_ids:
                 self._orgs[org_id].task = task
+
+    def _flush_ended(self, _task: asyncio.Task[None]) -> None:
+        if not self._stopping:
+            self._wakeup.set()
 
     def _target(self, org_id: str) -> tuple[str, ...]:
         """Orgs bound to the same Arc database and measurement share write requests (rows carry org_id)."""
