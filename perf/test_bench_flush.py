@@ -95,7 +95,7 @@ def test_flush_to_arclite(benchmark: BenchmarkFixture, journal: Journal, loop: a
 DRAIN_ROWS = 10_000
 
 
-@pytest.mark.parametrize("max_in_flight", [1, 4])
+@pytest.mark.parametrize("max_in_flight", [1, 2, 4])
 def test_sender_flush(benchmark: BenchmarkFixture, journal: Journal, loop: asyncio.AbstractEventLoop,
                       tmp_path: Path, max_in_flight: int) -> None:
     arc = ArcLite(tmp_path / "arc")
