@@ -67,7 +67,9 @@ class Outbox:
         Only rows after `after_seq` are taken: a deliverer with requests in flight passes the last seq it took,
         so no row is taken twice while its first request is unanswered. The rows taken are the oldest `max_rows`
         of all these orgs together (one query per 500 orgs, merged by seq), so every pending row up to the last
-        seq taken was taken and the caller's cursor skips nothing."""
+        seq taken was taken and the caller's cursor skips nothing. (On the shared PostgreSQL journal a row of
+        another org may commit after a higher seq was taken; that flush's cursor passes it, the next flush,
+        which starts again from 0, takes it.)"""
 
         def _q() -> tuple[list[PendingBatch], bool]:
             sql = "SELECT seq, org_id, row FROM journal WHERE delivered_at IS NULL AND seq > ? AND org_id IN "
