@@ -36,6 +36,7 @@ class RecordingStore:
         self.most_in_flight = 0
         self.ids: Counter[str] = Counter()
         self._gate = asyncio.Event()
+        self._failed = asyncio.Event()
         self.url = ""
 
     async def write(self, request: web.Request) -> web.Response:
@@ -50,7 +51,11 @@ class RecordingStore:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._gate.wait(), self.hold_s)
             if self.down or n in self.fail:
+                self._failed.set()
                 return web.json_response({"error": "injected outage"}, status=503)
+            if self.fail and n <= max(self.fail):  # answer the failure first, so it is known before a slot frees
+                await self._failed.wait()
+                await asyncio.sleep(0.2)
             self.ids.update(msgspec.msgpack.decode(body)["columns"]["id"])
             return web.Response(status=204)
         finally:
