@@ -3,10 +3,11 @@ payload, a row Arc refuses on its own set aside as a dead letter, failing orgs b
 
 A flush is a pipeline: up to `arc.max_in_flight` requests per Arc target wait for Arc at once, while the next
 batch is read from the journal (after a cursor: the last seq taken, so no row is taken twice) and encoded.
-On `tools/perf_report.py` P2 (30 × 1,000 memories, 4 concurrent; 1 worker, shared 2-core machine, medians of 3
-back-to-back runs) rows in Arc went from 0.25× to 0.29× the direct columnar write, and from 0.70× to 0.88× of
-the rows accepted meanwhile; with 1 request in flight, 0.26×. The machine's CPU is the bound: delivery running
-alongside takes CPU from accepting, so the lift comes from overlap and from less work per row.
+On `tools/perf_report.py` P2 (30 × 1,000 memories, 4 concurrent; shared 2-core machine, medians of 3 runs
+back to back with the code before) rows in Arc went from 0.24× to 0.29× the direct columnar write with 1 worker
+(0.65× to 0.80× of the rows accepted meanwhile) and from 0.29× to 0.34× with 2; with 1 request in flight,
+0.26×. The machine's CPU is the bound: delivery running alongside takes CPU from accepting, so the lift comes
+from overlap and from less work per row.
 When a request fails no new one starts, those in flight finish and are marked, and the orgs back off; the
 failed rows stay pending and go in a later flush, possibly after rows accepted later. So rows can reach Arc
 out of acceptance order (as they could already be delivered twice after a crash): readers de-duplicate by id
