@@ -79,6 +79,9 @@ class ArcSettings(_Section, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     # memory larger than this still goes alone.
     max_batch_bytes: Annotated[int, Meta(ge=64 * KIB, le=1024 * MIB)] = 8 * MIB
     flush_interval_ms: Positive = 500
+    # Write requests in flight at once per Arc target: the next batch is read and encoded, and sent, while
+    # earlier ones wait for Arc's answer (1: strictly one after another).
+    max_in_flight: Annotated[int, Meta(ge=1, le=16)] = 4
     # Undelivered memories an org may hold locally before new writes get 429 with Retry-After.
     max_pending_per_org: Positive = 200_000
     connect_timeout_s: PositiveFloat = 2.0

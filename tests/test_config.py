@@ -50,6 +50,8 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path) -> None:
     ("[server]\nport = 'many'\n", {}, "server.port"),
     ("[server]\nport = 70000\n", {}, "server.port"),
     ("[arc]\nflush_interval_ms = 0\n", {}, "arc.flush_interval_ms"),
+    ("[arc]\nmax_in_flight = 0\n", {}, "arc.max_in_flight"),
+    ("", {"MEMTRACE_ARC_MAX_IN_FLIGHT": "17"}, "arc.max_in_flight"),
     ("", {"MEMTRACE_SERVER_PROT": "1"}, "MEMTRACE_SERVER_PROT"),
     ("", {"MEMTRACE_LIMITS_MAX_BODY_BYTES": "lots"}, "limits.max_body_bytes"),
     ("[server\n", {}, "invalid TOML"),

@@ -241,3 +241,30 @@ async def test_pending_batches_of_many_orgs_keep_each_orgs_order_and_the_limit(t
         assert await journal.pending_total("c") == 6
     finally:
         await journal.close()
+
+
+async def test_takes_after_a_cursor_get_every_row_once_oldest_first_across_many_orgs(
+        tmp_path: Path, open_journal: OpenJournal) -> None:
+    """Pipelined delivery takes the next batch after the last seq it took while earlier ones are in flight.
+    With more orgs than one query holds (500), the last orgs' rows are the oldest here: a take must still return
+    the oldest rows of all the orgs, or the cursor would skip rows. Before: the first 500 orgs' rows came first."""
+    journal = await open_journal(config(tmp_path / "j.db"))
+    try:
+        orgs = [f"o{i:03d}" for i in range(600)]
+        for round_ in range(2):
+            await asyncio.gather(*(journal.append(org, [row(org, f"k{round_}")]) for org in reversed(orgs)))
+        taken: list[tuple[int, str]] = []
+        after, more = 0, True
+        while more:
+            batches, more = await journal.take_pending(orgs, 70, 1 << 20, after)
+            got = sorted((seq, b.org_id) for b in batches for seq in b.seqs)
+            if not got:
+                break
+            taken += got
+            after = got[-1][0]
+        seqs = [seq for seq, _ in taken]
+        assert len(seqs) == 1200 and seqs == sorted(set(seqs))
+        assert {org for _, org in taken[:100]} == set(orgs[500:])  # the oldest rows first, from the last orgs
+        assert await journal.pending_total("o000") == 2  # taking marks nothing
+    finally:
+        await journal.close()

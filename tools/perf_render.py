@@ -162,6 +162,7 @@ def _settings(results: dict[str, Any]) -> list[str]:
     add("- Everything on 127.0.0.1. The machine may be shared with other jobs: p99 is the noisiest figure.")
     add(f"- Memtrace: `memtrace serve` (Granian ASGI, uvloop, backpressure {st['backpressure']}), production "
         f"defaults (arc.batch_size {st['arc_batch_size']}, arc.flush_interval_ms {st['arc_flush_interval_ms']}, "
+        + (f"arc.max_in_flight {st['arc_max_in_flight']}, " if "arc_max_in_flight" in st else "") +
         f"journal.retention_s {st['journal_retention_s']:g}) except where a section says otherwise; arclite "
         "(`python -m memtrace.arclite`, DuckDB) on its own port; data dirs on the local disk.")
     add("- Baseline app: `tools/baseline_app.py`, BlackSheep on Granian with the same options and worker count, "

@@ -632,6 +632,7 @@ def settings(layout: CpuLayout, workers: list[int], chosen: bool) -> dict[str, A
         "backpressure": ServerSettings().backpressure,
         "arc_batch_size": int(env.get("arc_batch_size", ArcSettings().batch_size)),
         "arc_flush_interval_ms": int(env.get("arc_flush_interval_ms", ArcSettings().flush_interval_ms)),
+        "arc_max_in_flight": int(env.get("arc_max_in_flight", ArcSettings().max_in_flight)),
         "journal_retention_s": float(env.get("journal_retention_s", JournalSettings().retention_s)),
         "journal_cache_kib": journal_cache_kib(), "rss_interval_s": RSS_INTERVAL_S,
     }

@@ -5,8 +5,10 @@ acceptance order and the batch grows to `batch_size` whichever worker accepted t
 only journal; if the holder dies, another takes the lease (at once when the holder's pid is gone).
 
 Per org: flush when `batch_size` rows wait or the oldest has waited `flush_interval_ms`. Flushes of one
-org never wait on another org (one task per org in flight); a failing org backs off exponentially with
-jitter while the others go on. After a crash a batch may be sent twice; readers de-duplicate by id.
+org never wait on another org (one flush task per Arc target, with up to `arc.max_in_flight` requests in
+flight: `sender.py`); a failing org backs off exponentially with jitter while the others go on. After a crash
+a batch may be sent twice, and after a failed request its rows may arrive after later ones; readers
+de-duplicate by id and order by time.
 
 One flush (`sender.py`): a request holds at most `batch_size` rows and `max_batch_bytes` encoded bytes.
 When Arc refuses one for its payload (413, or a 4xx naming the payload: see `arc.client.write_refusal`)
@@ -149,8 +151,15 @@ class Deliverer:
                 due.add(target)
         for org_ids in (waiting[target] for target in due):
             task = asyncio.create_task(self.sender.flush(org_ids), name=f"flush-{org_ids[0]}")
+            # Look again as soon as it ends: rows committed meanwhile (by another worker, or while its last
+            # requests were in flight) go at once when a batch is full, not at the next tick.
+            task.add_done_callback(self._flush_ended)
             for org_id in org_ids:
                 self._orgs[org_id].task = task
+
+    def _flush_ended(self, _task: asyncio.Task[None]) -> None:
+        if not self._stopping:
+            self._wakeup.set()
 
     def _target(self, org_id: str) -> tuple[str, ...]:
         """Orgs bound to the same Arc database and measurement share write requests (rows carry org_id)."""

@@ -146,9 +146,9 @@ class Journal:
     async def pending_batches(self, org_ids: Sequence[str], limit: int) -> list[PendingBatch]:
         return await self.outbox.pending_batches(org_ids, limit)
 
-    async def take_pending(self, org_ids: Sequence[str], max_rows: int, max_bytes: int
+    async def take_pending(self, org_ids: Sequence[str], max_rows: int, max_bytes: int, after_seq: int = 0
                            ) -> tuple[list[PendingBatch], bool]:
-        return await self.outbox.take(org_ids, max_rows, max_bytes)
+        return await self.outbox.take(org_ids, max_rows, max_bytes, after_seq)
 
     async def dead_letter(self, org_id: str, seq: int, arc_status: int, arc_error: str, first_attempt_at: float,
                           attempts: int) -> bool:

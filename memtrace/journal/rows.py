@@ -16,3 +16,8 @@ def encode_row(row: MemoryRow) -> bytes:
 
 def decode_row(blob: bytes) -> MemoryRow:
     return _decoder.decode(blob)
+
+
+def decode_rows(blobs: list[bytes]) -> list[MemoryRow]:
+    decode = _decoder.decode
+    return [decode(blob) for blob in blobs]
