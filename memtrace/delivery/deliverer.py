@@ -123,6 +123,13 @@ class Deliverer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
             self._wakeup.clear()
+            # Early wakeups (a flush ended, a full batch committed here) rescan at most every quarter tick: with
+            # hundreds of Arc targets, flushes end all the time and the scan of every org's backlog would run
+            # back to back (measured with 1,000 orgs in their own databases: +43 µs of event loop and +34 µs of
+            # journal thread per request).
+            gap = self._tick_s / 4 - (time.monotonic() - now)
+            if gap > 0 and not self._stopping:
+                await asyncio.sleep(gap)
 
     async def _schedule(self) -> None:
         """Flush every Arc target with a due org: a full batch waits, or the oldest row waited the interval.
