@@ -578,3 +578,12 @@ def test_timeline_counts_distinct_ids_per_epoch_aligned_bucket_and_type(db: duck
         timeline_counts("events", "org_a", f, 1500)  # not whole seconds
     with pytest.raises(ValueError, match="since_us"):
         timeline_counts("events", "org_a", MemoryFilter(), hour)
+
+
+def test_the_typed_arc_row_mirrors_memory_row_field_for_field() -> None:
+    """`memory/answer.py` decodes Arc's rows into its own Struct (a datetime where MemoryRow holds µs): a field
+    added to MemoryRow must be added there too, in the same place, or the typed read would drop it."""
+    from memtrace.memory.answer import _ArcMemory
+    from memtrace.rows import ARC_COLUMNS
+
+    assert _ArcMemory.__struct_fields__ == ARC_COLUMNS
