@@ -59,17 +59,18 @@ class RequestIds:
     restarts without a `getrandom` call per request (they need to be unique, not secret)."""
 
     def __init__(self) -> None:
-        self._pid = -1
-        self._prefix = ""
+        self.reseed()
+
+    def reseed(self) -> None:
+        self._prefix = os.urandom(6).hex()
         self._count = itertools.count()
 
     def next(self) -> bytes:
-        if self._pid != os.getpid():  # a forked worker must not repeat its parent's ids
-            self._pid, self._prefix, self._count = os.getpid(), os.urandom(6).hex(), itertools.count()
         return f"{self._prefix}{next(self._count) & 0xFFFFFFFFFFFF:012x}".encode()
 
 
 _fresh = RequestIds()
+os.register_at_fork(after_in_child=_fresh.reseed)  # a forked worker must not repeat its parent's ids
 
 
 def request_id_from(headers: list[tuple[bytes, bytes]]) -> bytes:
