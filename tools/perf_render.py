@@ -240,6 +240,16 @@ def _p1(results: dict[str, Any], plot_name: str) -> list[str]:
     return lines
 
 
+def _threads(first: dict[str, float], second: dict[str, float]) -> list[str]:
+    """The thread names of two runs, busiest in `second` first, then "all"."""
+    return [*sorted(set(first) | set(second), key=lambda n: -second.get(n, 0.0)), "all"]
+
+
+def _cores(thread_cpu: dict[str, float], name: str) -> float | None:
+    """Cores thread `name` kept busy ("all": every thread); None when the run had no such thread."""
+    return sum(thread_cpu.values()) if name == "all" else thread_cpu.get(name)
+
+
 def _orgs_per_thread(orgs: dict[str, Any]) -> list[str]:
     """The worker's CPU per request by thread, 1 org against many: what the orgs add, and where."""
     runs = [(key, o) for key, o in orgs.items() if o["one"].get("thread_cpu") and o["many"].get("thread_cpu")]
@@ -249,12 +259,9 @@ def _orgs_per_thread(orgs: dict[str, Any]) -> list[str]:
              "| layout | thread | 1 org | many orgs | difference |", "|---|---|---|---|---|"]
     for key, o in runs:
         one, many = o["one"], o["many"]
-        names = sorted(set(one["thread_cpu"]) | set(many["thread_cpu"]),
-                       key=lambda n: -many["thread_cpu"].get(n, 0.0))
-        for name in [*names, "all"]:
-            a = (sum(one["thread_cpu"].values()) if name == "all" else one["thread_cpu"].get(name, 0.0))
-            b = (sum(many["thread_cpu"].values()) if name == "all" else many["thread_cpu"].get(name, 0.0))
-            ua, ub = a * 1e6 / one["rps"], b * 1e6 / many["rps"]
+        for name in _threads(one["thread_cpu"], many["thread_cpu"]):
+            ua = (_cores(one["thread_cpu"], name) or 0.0) * 1e6 / one["rps"]
+            ub = (_cores(many["thread_cpu"], name) or 0.0) * 1e6 / many["rps"]
             lines.append(f"| {'shared database' if key == 'shared' else 'database per org'} | {name} | {ua:.1f} | "
                          f"{ub:.1f} | {ub - ua:+.1f} |")
     return [*lines, ""]
@@ -265,10 +272,9 @@ def _per_thread(p1: dict[str, Any]) -> list[str]:
     if 1 not in p1["memtrace"] or not _peak(p1["memtrace"][1]).thread_cpu:
         return []
     b, mt = _peak(p1["baseline"][1]), _peak(p1["memtrace"][1])
-    names = sorted(set(b.thread_cpu) | set(mt.thread_cpu), key=lambda n: -mt.thread_cpu.get(n, 0.0))
 
     def us(r: WrkResult, name: str) -> str:
-        cores = r.thread_cpu.get(name)
+        cores = _cores(r.thread_cpu, name)
         return "-" if cores is None else f"{cores * 1e6 / r.rps:.1f} ({cores:.2f})"
 
     lines = [f"CPU of the 1-worker process per thread at each side's peak (baseline {b.rps:.0f} req/s at "
@@ -276,11 +282,8 @@ def _per_thread(p1: dict[str, Any]) -> list[str]:
              "(cores busy). Python code of every thread shares one GIL, so the Python threads' sum bounds the "
              "worker's rate.", "",
              "| thread | baseline µs/request (cores) | memtrace µs/request (cores) |", "|---|---|---|"]
-    lines += [f"| {name} | {us(b, name)} | {us(mt, name)} |" for name in names]
-    total_b, total_mt = sum(b.thread_cpu.values()), sum(mt.thread_cpu.values())
-    lines += [f"| all | {total_b * 1e6 / b.rps:.1f} ({total_b:.2f}) | {total_mt * 1e6 / mt.rps:.1f} ({total_mt:.2f}) |",
-              ""]
-    return lines
+    lines += [f"| {name} | {us(b, name)} | {us(mt, name)} |" for name in _threads(b.thread_cpu, mt.thread_cpu)]
+    return [*lines, ""]
 
 
 def _p2(results: dict[str, Any]) -> list[str]:

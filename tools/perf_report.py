@@ -36,9 +36,10 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 for _p in (REPO, REPO / "tools"):
@@ -65,6 +66,7 @@ from tools.perfstack import (  # noqa: E402
     CpuLayout,
     CpuMeter,
     MemtraceServer,
+    Proc,
     Sampler,
     WrkResult,
     affinity,
@@ -85,6 +87,8 @@ from tools.perfstack import (  # noqa: E402
 LUA_SINGLE = REPO / "tools" / "wrk" / "post_single.lua"
 RSS_INTERVAL_S = 0.5
 # Production defaults except these (each stated in the report from this dict and the plan).
+P = TypeVar("P", bound=Proc)
+
 MT_ENV = {"MEMTRACE_ARC_FLUSH_INTERVAL_MS": "500", "MEMTRACE_SERVER_LOG_LEVEL": "warning"}
 
 
@@ -165,6 +169,17 @@ class Ctx:
         """Start servers inside this block: they (and their workers) inherit the servers' cores."""
         return affinity(self.layout.servers if self.layout.pinned else None)
 
+    @contextlib.contextmanager
+    def running(self, make: Callable[..., P], *args: Any, **kwargs: Any) -> Iterator[P]:
+        """The server `make(*args, **kwargs)` starts, on the servers' cores; stopped when the block ends, failed
+        or not."""
+        with self.servers():
+            proc = make(*args, **kwargs)
+        try:
+            yield proc
+        finally:
+            proc.stop()
+
 
 def sweep(ctx: Ctx, url: str, conns: list[int], keys: str | None, tag: str, meter: dict[str, int],
           workers: list[int]) -> tuple[list[WrkResult], dict[str, Any]]:
@@ -201,50 +216,36 @@ def run_p1(ctx: Ctx, workers_sweep: list[int], profile: bool) -> dict[str, Any]:
     for workers in workers_sweep:
         conns = concurrencies_for(plan, workers)
         log(f"P1 baseline, {workers} worker(s)")
-        with ctx.servers():
-            b = BaselineServer(workers)
-        try:
+        with ctx.running(BaselineServer, workers) as b:
             out["baseline"][workers], _ = sweep(ctx, f"{b.url}/api/v1/memories", conns, None, f"base{workers}",
                                                 {"server": b.popen.pid}, _workers_of(b))
-        finally:
-            b.stop()
         log(f"P1 memtrace, {workers} worker(s)")
         d = ctx.base / f"p1w{workers}"
-        with ctx.servers():
-            arc = ArcLite(d / "arc")
-        (d / "mt").mkdir(parents=True)
-        (tenant,) = provision_many(d / "mt" / "memtrace.db", ["p1"], arc.url, "db_p1")
-        try:
-            with ctx.servers():
-                mt = MemtraceServer(d / "mt", workers, env=MT_ENV)
-        except BaseException:
-            arc.stop()
-            raise
-        try:
-            meter = {"server": mt.popen.pid, "arclite": arc.popen.pid}
-            out["memtrace"][workers], out["rss"][workers] = sweep(
-                ctx, f"{mt.url}/api/v1/memories", conns, tenant.key, f"mt{workers}", meter, _workers_of(mt))
-            stats = arc_stats(arc.url)
-            out["arc_batching"][workers] = {
-                "write_requests": stats["write_requests"], "rows": stats["rows_written"],
-                "rows_per_request": stats["rows_written"] / max(1, stats["write_requests"]),
-            }
-            if profile and workers == workers_sweep[0]:
-                worker = max(_workers_of(mt))
-                prof = ctx.base / "p1.spy"
-                spy = profile_worker(worker, plan.wrk_s + 1, prof)
-                if spy is None:
-                    out["profile_note"] = "py-spy was not found next to this Python or on PATH: no profile taken"
-                else:
-                    time.sleep(0.3)
-                    ctx.wrk(f"{mt.url}/api/v1/memories", conns[-1], plan.wrk_s, tenant.key, "prof")
-                    spy.wait(timeout=60)
-                    out["profile"] = _summary(prof)
-                    out["profile_workers"] = workers
-                    out["profile_connections"] = conns[-1]
-        finally:
-            mt.stop()
-            arc.stop()
+        with ctx.running(ArcLite, d / "arc") as arc:
+            (d / "mt").mkdir(parents=True)
+            (tenant,) = provision_many(d / "mt" / "memtrace.db", ["p1"], arc.url, "db_p1")
+            with ctx.running(MemtraceServer, d / "mt", workers, env=MT_ENV) as mt:
+                meter = {"server": mt.popen.pid, "arclite": arc.popen.pid}
+                out["memtrace"][workers], out["rss"][workers] = sweep(
+                    ctx, f"{mt.url}/api/v1/memories", conns, tenant.key, f"mt{workers}", meter, _workers_of(mt))
+                stats = arc_stats(arc.url)
+                out["arc_batching"][workers] = {
+                    "write_requests": stats["write_requests"], "rows": stats["rows_written"],
+                    "rows_per_request": stats["rows_written"] / max(1, stats["write_requests"]),
+                }
+                if profile and workers == workers_sweep[0]:
+                    worker = max(_workers_of(mt))
+                    prof = ctx.base / "p1.spy"
+                    spy = profile_worker(worker, plan.wrk_s + 1, prof)
+                    if spy is None:
+                        out["profile_note"] = "py-spy was not found next to this Python or on PATH: no profile taken"
+                    else:
+                        time.sleep(0.3)
+                        ctx.wrk(f"{mt.url}/api/v1/memories", conns[-1], plan.wrk_s, tenant.key, "prof")
+                        spy.wait(timeout=60)
+                        out["profile"] = _summary(prof)
+                        out["profile_workers"] = workers
+                        out["profile_connections"] = conns[-1]
     return out
 
 
@@ -263,57 +264,47 @@ def run_orgs(ctx: Ctx, own_db: bool) -> dict[str, Any]:
     layout = "own database per org" if own_db else "one shared database"
     log(f"P4 orgs ({layout}): provisioning {plan.orgs} orgs")
     d = ctx.base / ("orgs_own" if own_db else "orgs_shared")
-    with ctx.servers():
-        arc = ArcLite(d / "arc")
-    (d / "mt").mkdir(parents=True)
-    t0 = time.monotonic()
-    tenants = provision_many(d / "mt" / "memtrace.db", [f"o{i}" for i in range(plan.orgs)], arc.url, "db_orgs",
-                             own_db=own_db)
-    provision_s = time.monotonic() - t0
-    try:
-        with ctx.servers():
-            mt = MemtraceServer(d / "mt", 1, env=MT_ENV)
-    except BaseException:
-        arc.stop()
-        raise
-    c = max(plan.concurrencies)
-    meter = {"server": mt.popen.pid, "arclite": arc.popen.pid}
-    try:
-        pids = _workers_of(mt)
-        url = f"{mt.url}/api/v1/memories"
-        one = tenants[0].key
-        all_keys = ",".join(t.key for t in tenants)
-        ctx.wrk(url, c, 1, one, "w1")
-        r1 = ctx.wrk(url, c, plan.wrk_s, one, "o1", meter, threads_of=pids[0])
-        time.sleep(2.0)
-        rss_1, arc_rss_1 = rss_kib(pids), rss_kib(group_pids(arc.popen.pid))
-        log(f"  1 org: {r1.rps:.0f} req/s, worker RSS {rss_1} KiB; warming {plan.orgs} keys")
-        # every key verified once (argon2) and every org written once before measuring; otherwise the
-        # measured window pays the first verify of hundreds of keys
-        warm = [msgspec.json.encode({"agent_id": "warm", "content": f"warm-up of {t.org_id} {time.time_ns()}"})
-                for t in tenants]
-        t_warm = time.monotonic()
-        pairs = [(body, {"x-api-key": t.key, "content-type": "application/json"})
-                 for t, body in zip(tenants, warm, strict=True)]
-        res = send_all(url, pairs, {}, 4)
-        if set(res.statuses) != {201}:
-            raise RuntimeError(f"warm-up of {plan.orgs} orgs: {dict(res.statuses)}")
-        warm_s = time.monotonic() - t_warm
-        time.sleep(1.0)
-        rn = ctx.wrk(url, c, plan.wrk_s, all_keys, "on", meter, threads_of=pids[0])
-        time.sleep(3.0)  # let every org's buffer flush: the orgs are now idle
-        rss_n, arc_rss_n = rss_kib(pids), rss_kib(group_pids(arc.popen.pid))
-        stats = arc_stats(arc.url)
-        log(f"  {plan.orgs} orgs: {rn.rps:.0f} req/s, worker RSS {rss_n} KiB, arclite RSS {arc_rss_n} KiB")
-        return {"orgs": plan.orgs, "own_db": own_db, "databases": len(stats.get("by_database", {})),
-                "concurrency": c, "workers": 1, "one": asdict(r1), "many": asdict(rn), "rss_one_kib": rss_1,
-                "rss_many_kib": rss_n, "per_org_kib": (rss_n - rss_1) / max(1, plan.orgs - 1),
-                "arc_rss_one_kib": arc_rss_1, "arc_rss_many_kib": arc_rss_n,
-                "provision_s": provision_s, "warm_s": warm_s, "arc_requests": stats["write_requests"],
-                "arc_rows": stats["rows_written"]}
-    finally:
-        mt.stop()
-        arc.stop()
+    with ctx.running(ArcLite, d / "arc") as arc:
+        (d / "mt").mkdir(parents=True)
+        t0 = time.monotonic()
+        tenants = provision_many(d / "mt" / "memtrace.db", [f"o{i}" for i in range(plan.orgs)], arc.url, "db_orgs",
+                                 own_db=own_db)
+        provision_s = time.monotonic() - t0
+        with ctx.running(MemtraceServer, d / "mt", 1, env=MT_ENV) as mt:
+            c = max(plan.concurrencies)
+            meter = {"server": mt.popen.pid, "arclite": arc.popen.pid}
+            pids = _workers_of(mt)
+            url = f"{mt.url}/api/v1/memories"
+            one = tenants[0].key
+            all_keys = ",".join(t.key for t in tenants)
+            ctx.wrk(url, c, 1, one, "w1")
+            r1 = ctx.wrk(url, c, plan.wrk_s, one, "o1", meter, threads_of=pids[0])
+            time.sleep(2.0)
+            rss_1, arc_rss_1 = rss_kib(pids), rss_kib(group_pids(arc.popen.pid))
+            log(f"  1 org: {r1.rps:.0f} req/s, worker RSS {rss_1} KiB; warming {plan.orgs} keys")
+            # every key verified once (argon2) and every org written once before measuring; otherwise the
+            # measured window pays the first verify of hundreds of keys
+            warm = [msgspec.json.encode({"agent_id": "warm", "content": f"warm-up of {t.org_id} {time.time_ns()}"})
+                    for t in tenants]
+            t_warm = time.monotonic()
+            pairs = [(body, {"x-api-key": t.key, "content-type": "application/json"})
+                     for t, body in zip(tenants, warm, strict=True)]
+            res = send_all(url, pairs, {}, 4)
+            if set(res.statuses) != {201}:
+                raise RuntimeError(f"warm-up of {plan.orgs} orgs: {dict(res.statuses)}")
+            warm_s = time.monotonic() - t_warm
+            time.sleep(1.0)
+            rn = ctx.wrk(url, c, plan.wrk_s, all_keys, "on", meter, threads_of=pids[0])
+            time.sleep(3.0)  # let every org's buffer flush: the orgs are now idle
+            rss_n, arc_rss_n = rss_kib(pids), rss_kib(group_pids(arc.popen.pid))
+            stats = arc_stats(arc.url)
+            log(f"  {plan.orgs} orgs: {rn.rps:.0f} req/s, worker RSS {rss_n} KiB, arclite RSS {arc_rss_n} KiB")
+            return {"orgs": plan.orgs, "own_db": own_db, "databases": len(stats.get("by_database", {})),
+                    "concurrency": c, "workers": 1, "one": asdict(r1), "many": asdict(rn), "rss_one_kib": rss_1,
+                    "rss_many_kib": rss_n, "per_org_kib": (rss_n - rss_1) / max(1, plan.orgs - 1),
+                    "arc_rss_one_kib": arc_rss_1, "arc_rss_many_kib": arc_rss_n,
+                    "provision_s": provision_s, "warm_s": warm_s, "arc_requests": stats["write_requests"],
+                    "arc_rows": stats["rows_written"]}
 
 
 # --- memory: a soak under a steady mixed load ------------------------------------------------------------
@@ -322,34 +313,24 @@ def run_soak(ctx: Ctx) -> dict[str, Any]:
     plan = ctx.plan
     log(f"soak: {plan.soak_s} s of mixed load, worker RSS every {plan.soak_interval_s} s")
     d = ctx.base / "soak"
-    with ctx.servers():
-        arc = ArcLite(d / "arc")
-    (d / "mt").mkdir(parents=True)
-    (tenant,) = provision_many(d / "mt" / "memtrace.db", ["soak"], arc.url, "db_soak")
-    try:
-        with ctx.servers():
-            mt = MemtraceServer(d / "mt", 1, env=MT_ENV)
-    except BaseException:
-        arc.stop()
-        raise
-    try:
-        pids = _workers_of(mt)
-        call = mixed_calls(mt.url, tenant.key, f"soak-{time.time_ns()}")
-        with CpuMeter({"server": mt.popen.pid, "arclite": arc.popen.pid}, self_as="load") as cpu, \
-                Sampler(lambda: rss_kib(pids), plan.soak_interval_s) as rss:
-            res = run_for(call, plan.soak_s, plan.soak_concurrency)
-        stats = soak_stats([(t, int(v)) for t, v in rss.samples], plan.soak_warmup_s, plan.soak_tolerance_pct)
-        bad = {k: v for k, v in res.statuses.items() if k >= 500}
-        log(f"  soak: {res.requests} requests ({res.rps:.0f}/s), statuses {dict(res.statuses)}, RSS "
-            f"{stats['start_kib']} → {stats['end_kib']} KiB (max {stats['max_kib']}), "
-            f"{'bounded' if stats['bounded'] else 'NOT bounded'}")
-        return {**stats, "requests": res.requests, "rps": res.rps, "statuses": {str(k): v for k, v in
-                res.statuses.items()}, "server_errors": sum(bad.values()), "cpu": cpu.cores,
-                "samples": rss.samples, "concurrency": plan.soak_concurrency, "workers": 1,
-                "mix": mix_description()}
-    finally:
-        mt.stop()
-        arc.stop()
+    with ctx.running(ArcLite, d / "arc") as arc:
+        (d / "mt").mkdir(parents=True)
+        (tenant,) = provision_many(d / "mt" / "memtrace.db", ["soak"], arc.url, "db_soak")
+        with ctx.running(MemtraceServer, d / "mt", 1, env=MT_ENV) as mt:
+            pids = _workers_of(mt)
+            call = mixed_calls(mt.url, tenant.key, f"soak-{time.time_ns()}")
+            with CpuMeter({"server": mt.popen.pid, "arclite": arc.popen.pid}, self_as="load") as cpu, \
+                    Sampler(lambda: rss_kib(pids), plan.soak_interval_s) as rss:
+                res = run_for(call, plan.soak_s, plan.soak_concurrency)
+            stats = soak_stats([(t, int(v)) for t, v in rss.samples], plan.soak_warmup_s, plan.soak_tolerance_pct)
+            bad = {k: v for k, v in res.statuses.items() if k >= 500}
+            log(f"  soak: {res.requests} requests ({res.rps:.0f}/s), statuses {dict(res.statuses)}, RSS "
+                f"{stats['start_kib']} → {stats['end_kib']} KiB (max {stats['max_kib']}), "
+                f"{'bounded' if stats['bounded'] else 'NOT bounded'}")
+            return {**stats, "requests": res.requests, "rps": res.rps, "statuses": {str(k): v for k, v in
+                    res.statuses.items()}, "server_errors": sum(bad.values()), "cpu": cpu.cores,
+                    "samples": rss.samples, "concurrency": plan.soak_concurrency, "workers": 1,
+                    "mix": mix_description()}
 
 
 # --- P2 ----------------------------------------------------------------------------------------------------
@@ -361,47 +342,37 @@ def run_p2(ctx: Ctx, workers_list: list[int]) -> dict[int, Any]:
     for workers in workers_list:
         log(f"P2 batches of {size}, {workers} worker(s)")
         d = ctx.base / f"p2w{workers}"
-        with ctx.servers():
-            arc = ArcLite(d / "arc")
-        (d / "mt").mkdir(parents=True)
-        (tenant,) = provision_many(d / "mt" / "memtrace.db", ["p2"], arc.url, "db_p2")
-        try:
-            with ctx.servers():
-                mt = MemtraceServer(d / "mt", workers, env=MT_ENV)
-        except BaseException:
-            arc.stop()
-            raise
-        try:
-            run = f"p2w{workers}-{time.time_ns()}"
-            direct = direct_bodies(run + "d", tenant.org_id, n, size)
-            bodies = batch_bodies(run + "m", n, size)
-            warm = direct_bodies(run + "w", tenant.org_id, 2, size)
-            dheaders = {"x-arc-database": "db_direct", "content-type": "application/msgpack"}
-            send_all(f"{arc.url}/api/v1/write/msgpack", warm, dheaders, conc)
-            with CpuMeter({"arclite": arc.popen.pid}, self_as="load") as cpu_d:
-                rd = send_all(f"{arc.url}/api/v1/write/msgpack", direct, dheaders, conc)
-            direct_rows_s = n * size / rd.elapsed_s
-            before = int(arc_stats(arc.url)["rows_written"])
-            mheaders = {"x-api-key": tenant.key, "content-type": "application/json"}
-            with CpuMeter({"server": mt.popen.pid, "arclite": arc.popen.pid}, self_as="load") as cpu_m:
-                t0 = time.monotonic()
-                rm = send_all(f"{mt.url}/api/v1/memories", bodies, mheaders, conc)
-                accepted_s = time.monotonic() - t0
-                wait_delivered(arc.url, before + n * size)
-                e2e_s = time.monotonic() - t0
-            stats = arc_stats(arc.url)["by_database"]["db_p2"]
-            out[workers] = {
-                "direct_rows_s": direct_rows_s, "direct_p50_ms": rd.p50_ms, "direct_p99_ms": rd.p99_ms,
-                "accepted_rows_s": n * size / accepted_s, "e2e_rows_s": n * size / e2e_s,
-                "mt_p50_ms": rm.p50_ms, "mt_p99_ms": rm.p99_ms, "statuses": dict(rm.statuses),
-                "arc_requests": stats["write_requests"], "rows": sum(stats["rows"].values()),
-                "cpu_direct": cpu_d.cores, "cpu_memtrace": cpu_m.cores,
-            }
-            log(f"  direct {direct_rows_s:.0f} rows/s; memtrace accepted {n * size / accepted_s:.0f} rows/s, "
-                f"in Arc {n * size / e2e_s:.0f} rows/s")
-        finally:
-            mt.stop()
-            arc.stop()
+        with ctx.running(ArcLite, d / "arc") as arc:
+            (d / "mt").mkdir(parents=True)
+            (tenant,) = provision_many(d / "mt" / "memtrace.db", ["p2"], arc.url, "db_p2")
+            with ctx.running(MemtraceServer, d / "mt", workers, env=MT_ENV) as mt:
+                run = f"p2w{workers}-{time.time_ns()}"
+                direct = direct_bodies(run + "d", tenant.org_id, n, size)
+                bodies = batch_bodies(run + "m", n, size)
+                warm = direct_bodies(run + "w", tenant.org_id, 2, size)
+                dheaders = {"x-arc-database": "db_direct", "content-type": "application/msgpack"}
+                send_all(f"{arc.url}/api/v1/write/msgpack", warm, dheaders, conc)
+                with CpuMeter({"arclite": arc.popen.pid}, self_as="load") as cpu_d:
+                    rd = send_all(f"{arc.url}/api/v1/write/msgpack", direct, dheaders, conc)
+                direct_rows_s = n * size / rd.elapsed_s
+                before = int(arc_stats(arc.url)["rows_written"])
+                mheaders = {"x-api-key": tenant.key, "content-type": "application/json"}
+                with CpuMeter({"server": mt.popen.pid, "arclite": arc.popen.pid}, self_as="load") as cpu_m:
+                    t0 = time.monotonic()
+                    rm = send_all(f"{mt.url}/api/v1/memories", bodies, mheaders, conc)
+                    accepted_s = time.monotonic() - t0
+                    wait_delivered(arc.url, before + n * size)
+                    e2e_s = time.monotonic() - t0
+                stats = arc_stats(arc.url)["by_database"]["db_p2"]
+                out[workers] = {
+                    "direct_rows_s": direct_rows_s, "direct_p50_ms": rd.p50_ms, "direct_p99_ms": rd.p99_ms,
+                    "accepted_rows_s": n * size / accepted_s, "e2e_rows_s": n * size / e2e_s,
+                    "mt_p50_ms": rm.p50_ms, "mt_p99_ms": rm.p99_ms, "statuses": dict(rm.statuses),
+                    "arc_requests": stats["write_requests"], "rows": sum(stats["rows"].values()),
+                    "cpu_direct": cpu_d.cores, "cpu_memtrace": cpu_m.cores,
+                }
+                log(f"  direct {direct_rows_s:.0f} rows/s; memtrace accepted {n * size / accepted_s:.0f} rows/s, "
+                    f"in Arc {n * size / e2e_s:.0f} rows/s")
     return out
 
 
@@ -442,22 +413,18 @@ def run_p3(ctx: Ctx, merge: bool) -> dict[str, Any]:
     retention = plan.merge_retention_s if merge else plan.p3_retention_s
     log(f"P3 reads ({'merge with recent journal rows' if merge else 'Arc only'}): preloading")
     d = ctx.base / ("p3merge" if merge else "p3")
-    with ctx.servers():
-        arc = ArcLite(d / "arc")
-    (d / "mt").mkdir(parents=True)
-    (tenant,) = provision_many(d / "mt" / "memtrace.db", ["p3"], arc.url, "db_p3")
-    def start(retention_s: float) -> MemtraceServer:
-        with ctx.servers():
-            return MemtraceServer(d / "mt", 1, env={**MT_ENV, "MEMTRACE_JOURNAL_RETENTION_S": str(retention_s)})
 
-    try:
+    def start(retention_s: float) -> contextlib.AbstractContextManager[MemtraceServer]:
+        env = {**MT_ENV, "MEMTRACE_JOURNAL_RETENTION_S": str(retention_s)}
+        return ctx.running(MemtraceServer, d / "mt", 1, env=env)
+
+    with contextlib.ExitStack() as stack:
+        arc = stack.enter_context(ctx.running(ArcLite, d / "arc"))
+        (d / "mt").mkdir(parents=True)
+        (tenant,) = provision_many(d / "mt" / "memtrace.db", ["p3"], arc.url, "db_p3")
         # The preload goes through a server that prunes delivered rows quickly, so that in the merge run the
         # journal holds only the rows written just before measuring, as for an org that writes steadily.
-        mt = start(plan.p3_retention_s)
-    except BaseException:
-        arc.stop()
-        raise
-    try:
+        mt = stack.enter_context(start(plan.p3_retention_s))
         run = f"p3-{time.time_ns()}"
         bodies = batch_bodies(run, plan.p3_batches, plan.batch_size)
         ctx_items = [{"agent_id": "agent_ctx", "session_id": "sess_ctx", "memory_type": ("episodic", "decision")[i % 2],
@@ -475,7 +442,7 @@ def run_p3(ctx: Ctx, merge: bool) -> dict[str, Any]:
         recent = 0
         if merge:
             mt.stop()
-            mt = start(retention)
+            mt = stack.enter_context(start(retention))
             # the last rows written just before measuring: delivered to Arc too, but still in the journal,
             # so every read merges them with Arc's answer (list, search and context all match some)
             items = [{**memory_item(f"{run}-recent", i), "session_id": "sess_ctx" if i % 2 else f"sess_{i % 200}"}
@@ -543,9 +510,6 @@ def run_p3(ctx: Ctx, merge: bool) -> dict[str, Any]:
                            "journal_connections": journal_fds(worker, journal),
                            "journal_file_kib": sum(f.stat().st_size for f in journal.parent.glob("journal.db*")
                                                    if f.suffix in (".db", ".db-wal")) // 1024}}
-    finally:
-        mt.stop()
-        arc.stop()
 
 
 def journal_rows(journal: Path, org_id: str) -> int:
