@@ -88,19 +88,20 @@ _V1_TABLES: tuple[str, ...] = (
         last_active_at TEXT)""",
 )
 
-_WATCHED = ("organizations", "arc_instances", "api_keys")
+# Tables whose changes bump change_counter: every process clears its key cache and Arc bindings then.
+WATCHED_TABLES = ("organizations", "arc_instances", "api_keys")
 _BUMP = "BEGIN UPDATE change_counter SET version = version + 1 WHERE id = 1; END"
 _V2_CHANGE_COUNTER: tuple[str, ...] = (
     "CREATE TABLE change_counter (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)",
     "INSERT INTO change_counter (id, version) VALUES (1, 0)",
     *(
         f"CREATE TRIGGER {table}_{op.lower()}_bump AFTER {op} ON {table} {_BUMP}"
-        for table in _WATCHED
+        for table in WATCHED_TABLES
         for op in ("INSERT", "UPDATE", "DELETE")
     ),
 )
 
-_V3_INDEXES: tuple[str, ...] = (
+INDEXES_V3: tuple[str, ...] = (  # the PostgreSQL schema (pg.py) creates the same
     "CREATE INDEX api_keys_org ON api_keys (org_id, created_at)",
     "CREATE INDEX agents_org_created ON agents (org_id, created_at)",
     "CREATE INDEX sessions_org_created ON sessions (org_id, created_at)",
@@ -129,7 +130,7 @@ _V4_FORGETTING: tuple[str, ...] = (
 )
 
 # Append only: step i upgrades schema version i to i + 1. Never edit a released step.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_TABLES, _V2_CHANGE_COUNTER, _V3_INDEXES, _V4_FORGETTING)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_TABLES, _V2_CHANGE_COUNTER, INDEXES_V3, _V4_FORGETTING)
 LATEST_VERSION = len(MIGRATIONS)
 
 

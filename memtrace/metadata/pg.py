@@ -23,13 +23,11 @@ from typing import Any, Final, cast
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from memtrace.metadata.db import LATEST_VERSION, MetadataDB, Params, SchemaError
+from memtrace.metadata.db import INDEXES_V3, LATEST_VERSION, WATCHED_TABLES, MetadataDB, Params, SchemaError
 from memtrace.pgsql import ROW_FACTORY, PgRow, bind, to_pg
 
 CHANNEL: Final = "memtrace_changes"
 POOL_TIMEOUT_S: Final = 5.0
-
-_WATCHED = ("organizations", "arc_instances", "api_keys")
 
 # The SQLite schema at LATEST_VERSION, in PostgreSQL's dialect (one step: a Postgres store starts current).
 SCHEMA: Final[tuple[str, ...]] = (
@@ -89,11 +87,8 @@ SCHEMA: Final[tuple[str, ...]] = (
             RETURN NULL;
         END $$""",  # noqa: S608 - a constant channel name
     *(f"CREATE TRIGGER {t}_bump AFTER INSERT OR UPDATE OR DELETE ON {t} FOR EACH STATEMENT"
-      " EXECUTE FUNCTION memtrace_bump()" for t in _WATCHED),
-    "CREATE INDEX api_keys_org ON api_keys (org_id, created_at)",
-    "CREATE INDEX agents_org_created ON agents (org_id, created_at)",
-    "CREATE INDEX sessions_org_created ON sessions (org_id, created_at)",
-    "CREATE INDEX sessions_org_agent ON sessions (org_id, agent_id, created_at)",
+      " EXECUTE FUNCTION memtrace_bump()" for t in WATCHED_TABLES),
+    *INDEXES_V3,
     """CREATE TABLE retention_policies (
         org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
         memory_type TEXT NOT NULL,
