@@ -57,7 +57,13 @@ class RequestTimeout(MemtraceError):
 
 
 class Conflict(MemtraceError):
+    """`memory_id`: for a duplicate memory, the id of the memory already stored under its dedup key, when known."""
+
     status = 409
+
+    def __init__(self, message: str, memory_id: str | None = None) -> None:
+        super().__init__(message)
+        self.memory_id = memory_id
 
 
 class Overloaded(MemtraceError):

@@ -60,12 +60,28 @@ def test_list_shows_a_memory_immediately(api: httpx.Client) -> None:
     assert listed["has_more"] is False
 
 
-def test_duplicate_single_is_409(api: httpx.Client) -> None:
+def test_duplicate_single_is_409_naming_the_memory_it_duplicates(api: httpx.Client) -> None:
     payload = {"agent_id": unique(), "content": "same thing twice"}
-    assert api.post("/api/v1/memories", json=payload).status_code == 201
+    first = api.post("/api/v1/memories", json=payload)
+    assert first.status_code == 201
     resp = api.post("/api/v1/memories", json=payload)
     assert resp.status_code == 409
-    assert resp.json() == {"error": "duplicate memory"}
+    assert resp.json() == {"error": "duplicate memory", "memory_id": first.json()["id"]}
+
+
+def test_a_batch_names_the_memories_its_skipped_items_duplicate(api: httpx.Client) -> None:
+    agent = unique()
+    stored = api.post("/api/v1/memories", json={"agent_id": agent, "content": "stored before"}).json()
+    items = [{"agent_id": agent, "content": "new one"}, {"agent_id": agent, "content": "stored before"},
+             {"agent_id": agent, "content": "new one"}, {"agent_id": agent, "content": "new two"}]
+    resp = api.post("/api/v1/memories", json={"memories": items})
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    new_one = next(m["id"] for m in body["memories"] if m["content"] == "new one")
+    assert (body["count"], body["duplicates"]) == (2, 2)
+    assert body["skipped"] == [{"index": 1, "memory_id": stored["id"]}, {"index": 2, "memory_id": new_one}]
+    clean = api.post("/api/v1/memories", json={"memories": [{"agent_id": agent, "content": "fresh"}]}).json()
+    assert (clean["duplicates"], clean["skipped"]) == (0, [])
 
 
 def test_client_dedup_key_is_honoured(api: httpx.Client) -> None:

@@ -26,6 +26,7 @@ from memtrace.client import (
     RetryPolicy,
     SearchQuery,
     ServerUnreachable,
+    Skipped,
     ValidationError,
 )
 from tests.conftest import Stack
@@ -75,6 +76,7 @@ async def test_add_get_list_memory(mt: AsyncMemtraceClient, stack: Stack) -> Non
     with pytest.raises(ConflictError) as conflict:
         await mt.add_memory(new)
     assert conflict.value.status == 409 and "duplicate" in conflict.value.message
+    assert conflict.value.memory_id == mem.id  # what it duplicates: a retry after a lost answer is a success
     with pytest.raises(NotFoundError) as missing:
         await mt.get_memory("mem_01JZZZZZZZZZZZZZZZZZZZZZZZ")
     assert missing.value.status == 404
@@ -91,6 +93,7 @@ async def test_batch_counts_duplicates(mt: AsyncMemtraceClient) -> None:
     items = [NewMemory(agent_id=agent, content=f"batch item {i}", tags=["batch"]) for i in range(3)]
     result = await mt.add_memories([*items, NewMemory(agent_id=agent, content="already stored")])
     assert (result.count, result.duplicates) == (3, 1)
+    assert result.skipped == [Skipped(index=3, memory_id=first.id)]
     assert sorted(m.content for m in result.memories) == ["batch item 0", "batch item 1", "batch item 2"]
     listed = await mt.list_memories(agent_id=agent, tags=["batch"])
     assert {m.id for m in listed.memories} == {m.id for m in result.memories}

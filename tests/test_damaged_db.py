@@ -70,7 +70,8 @@ def real_journal(path: Path, rows: int = 20_000) -> None:
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             ((f"org_{i % 7}", f"mem_{i:08d}", "agent", "", i, float(i), rng.randbytes(120)) for i in range(rows)),
         )
-        conn.executemany("INSERT INTO dedup VALUES (?, ?, ?)", ((f"org_{i % 7}", f"k{i}", i) for i in range(rows)))
+        conn.executemany("INSERT INTO dedup (org_id, dedup_key, time_us) VALUES (?, ?, ?)",
+                         ((f"org_{i % 7}", f"k{i}", i) for i in range(rows)))
     # The last connection closed checkpoints: everything is in the main file now.
     assert not path.with_name(path.name + "-wal").exists()
 

@@ -4,6 +4,7 @@ exact dedup across processes, bounds, delivery state."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import time
 from collections.abc import Awaitable, Callable
@@ -266,5 +267,46 @@ async def test_takes_after_a_cursor_get_every_row_once_oldest_first_across_many_
         assert len(seqs) == 1200 and seqs == sorted(set(seqs))
         assert {org for _, org in taken[:100]} == set(orgs[500:])  # the oldest rows first, from the last orgs
         assert await journal.pending_total("o000") == 2  # taking marks nothing
+    finally:
+        await journal.close()
+
+
+def _execute(backend: str, path: Path, *statements: str) -> None:
+    """Run SQL on the journal's database directly, as an older release (or an operator) would have left it."""
+    if backend == "sqlite":
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+            for statement in statements:
+                conn.execute(statement)
+        return
+    import psycopg
+
+    with psycopg.connect(backend, autocommit=True) as pg:
+        for statement in statements:
+            pg.execute(statement)
+
+
+async def test_a_duplicate_names_the_memory_it_duplicates_even_in_a_journal_of_an_older_release(
+        tmp_path: Path, backend: str, open_journal: OpenJournal) -> None:
+    """The ledger keeps each key's memory id. A journal (file or PostgreSQL schema) made before it did gets the
+    column when opened; its old ledger rows still refuse duplicates, without an id."""
+    path = tmp_path / "j.db"
+    journal = await open_journal(config(path))
+    await journal.close()
+    now = time.time_ns() // 1000
+    _execute(backend, path, "ALTER TABLE dedup DROP COLUMN memory_id",
+             f"INSERT INTO dedup (org_id, dedup_key, time_us) VALUES ('o', 'old', {now})")
+    journal = await open_journal(config(path))
+    try:
+        first = await journal.append("o", [row("o", "k", rid="mem_first")])
+        assert (first.duplicate_indexes, first.duplicate_of) == ([], [])
+        again = await journal.append("o", [row("o", "new", rid="mem_new"), row("o", "k"), row("o", "old"),
+                                           row("o", "new")])
+        assert [r.id for r in again.stored] == ["mem_new"]
+        assert (again.duplicate_indexes, again.duplicate_of) == ([1, 2, 3], ["mem_first", None, "mem_new"])
+        racing = await asyncio.gather(*(journal.append("o", [row("o", "race", rid=f"mem_r{i}")]) for i in range(8)))
+        winner = next(r.stored[0].id for r in racing if r.stored)
+        assert sorted(r.duplicate_of[0] for r in racing if not r.stored) == [winner] * 7
     finally:
         await journal.close()

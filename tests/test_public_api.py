@@ -33,8 +33,8 @@ PUBLIC: dict[str, list[str]] = {
         "Memory", "MemoryFields", "MemoryList", "MemoryType", "MemtraceClient", "MemtraceError", "NewAgent",
         "NewMemory", "NewSession", "NoArcInstanceError", "NotFoundError", "Order", "PermissionDenied", "RateLimited",
         "Readiness", "RetryPolicy", "SearchFields", "SearchQuery", "SearchResults", "ServerError",
-        "ServerUnreachable", "Session", "SessionContext", "SessionList", "SessionStatus", "SessionUpdate", "Timeline",
-        "TimelineBucket", "ValidationError",
+        "ServerUnreachable", "Session", "SessionContext", "SessionList", "SessionStatus", "SessionUpdate", "Skipped",
+        "Timeline", "TimelineBucket", "ValidationError",
     ],
     "memtrace.delivery": [
         "Deliverer", "LEASE_NAME",

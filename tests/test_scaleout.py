@@ -366,7 +366,8 @@ def test_admin_migrate_copies_metadata_pending_rows_and_ledger(cluster: Cluster,
             assert listed.status_code == 200, listed.text
             assert {m["id"] for m in listed.json()["memories"]} == set(ids)
             again = client.post("/api/v1/memories", json={"agent_id": "old", "content": "c1"})
-            assert again.status_code == 409  # the ledger came along
+            assert again.status_code == 409  # the ledger came along, with the ids of the memories
+            assert again.json() == {"error": "duplicate memory", "memory_id": ids[1]}
             forgotten = client.delete(f"/api/v1/memories/{ids[2]}")
             assert forgotten.status_code == 204, forgotten.text  # audited after the copied audit lines
     finally:

@@ -52,6 +52,12 @@ def _rows(conn: sqlite3.Connection, sql: str) -> tuple[list[str], list[tuple[Any
     return [d[0] for d in cur.description], list(cur)
 
 
+def _ledger_columns(journal: sqlite3.Connection) -> str:
+    """The dedup ledger's columns; a journal of an older release (opened read-only here) has no `memory_id`."""
+    present = {row[1] for row in journal.execute("PRAGMA table_info(dedup)")}
+    return "org_id, dedup_key, time_us" + (", memory_id" if "memory_id" in present else "")
+
+
 def migrate(metadata_path: Path, journal_path: Path, url: str) -> dict[str, int]:
     """Copy everything in one PostgreSQL transaction; returns rows copied per table."""
     import psycopg
@@ -96,7 +102,7 @@ def migrate(metadata_path: Path, journal_path: Path, url: str) -> dict[str, int]
                                              " attempts FROM dead_letter ORDER BY entry")
                 _copy(pg, "dead_letter", names, rows)
                 copied["dead_letter"] = len(rows)
-                names, rows = _rows(journal, "SELECT org_id, dedup_key, time_us FROM dedup")
+                names, rows = _rows(journal, f"SELECT {_ledger_columns(journal)} FROM dedup")  # noqa: S608
                 _copy(pg, "dedup", names, rows)
                 copied["dedup"] = len(rows)
         return copied

@@ -9,7 +9,15 @@ from blacksheep import Application, Request, Response
 from blacksheep.exceptions import HTTPException
 
 from memtrace.api.http import error_response
-from memtrace.errors import ArcDeleteRefused, ArcRejected, ArcUnavailable, MemtraceError, NoArcInstance, Overloaded
+from memtrace.errors import (
+    ArcDeleteRefused,
+    ArcRejected,
+    ArcUnavailable,
+    Conflict,
+    MemtraceError,
+    NoArcInstance,
+    Overloaded,
+)
 
 log = logging.getLogger("memtrace.api")
 
@@ -27,6 +35,8 @@ def response_for(exc: MemtraceError) -> Response:
         headers = [(b"Retry-After", str(exc.retry_after).encode())]
         return error_response(exc.status, ARC_UNAVAILABLE if isinstance(exc, ArcUnavailable) else exc.message,
                               headers)
+    if isinstance(exc, Conflict) and exc.memory_id:
+        return error_response(exc.status, exc.message, memory_id=exc.memory_id)
     if isinstance(exc, ArcRejected) and not isinstance(exc, ArcDeleteRefused):
         return error_response(exc.status, ARC_REJECTED)  # ArcDeleteRefused names the setting to change, no secret
     return error_response(exc.status, exc.message)

@@ -26,6 +26,7 @@ from memtrace.memory.model import (
     NewMemory,
     SearchRequest,
     SearchResults,
+    Skipped,
 )
 from memtrace.patterns import MEMORY_ID_RE
 
@@ -67,8 +68,9 @@ def register(router: Router, deps: Deps) -> None:
         if not batch:
             return json_response(201, to_memory(created.rows[0]))
         memories = [to_memory(row) for row in created.rows]
+        skipped = [Skipped(index=index, memory_id=memory_id) for index, memory_id in created.skipped]
         return json_response(201, BatchCreated(memories=memories, count=len(memories),
-                                               duplicates=created.duplicates))
+                                               duplicates=created.duplicates, skipped=skipped))
 
     async def list_memories(request: Request) -> Response:
         principal = await deps.principal(request, "read")

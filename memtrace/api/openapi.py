@@ -49,10 +49,12 @@ KEY_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}, {"bearer": []}]
 
 
 class ErrorBody(Struct, kw_only=True, omit_defaults=True):
-    """Every error answer: a sentence naming what went wrong; `hint` is the admin step that fixes it, if any."""
+    """Every error answer: a sentence naming what went wrong; `hint` is the admin step that fixes it, if any;
+    `memory_id` (409 `duplicate memory`) the id of the memory already stored under the dedup key, when known."""
 
     error: str
     hint: str | None = None
+    memory_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +98,9 @@ ERRORS: dict[int, Answer] = {
     401: Answer("Missing or invalid API key.", (ErrorBody,)),
     403: Answer("The API key lacks the permission this route needs.", (ErrorBody,)),
     404: Answer("Not found in the caller's org.", (ErrorBody,)),
-    409: Answer("Duplicate memory within the dedup window, agent name already taken, or the org's Arc refuses "
-                "deletes (the message names the Arc setting).", (ErrorBody,)),
+    409: Answer("Duplicate memory within the dedup window (`memory_id` names the memory already stored, when "
+                "known), agent name already taken, or the org's Arc refuses deletes (the message names the Arc "
+                "setting).", (ErrorBody,)),
     413: Answer("Request body, content or metadata over its size limit.", (ErrorBody,)),
     429: Answer("The org's local queue is full; retry after `Retry-After` seconds.", (ErrorBody,),
                 headers=("Retry-After",)),

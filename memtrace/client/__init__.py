@@ -40,6 +40,7 @@ from memtrace.client._models import (
     SessionList,
     SessionStatus,
     SessionUpdate,
+    Skipped,
     Timeline,
     TimelineBucket,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "SessionList",
     "SessionStatus",
     "SessionUpdate",
+    "Skipped",
     "Timeline",
     "TimelineBucket",
     "ValidationError",

@@ -68,7 +68,14 @@ class NotFoundError(MemtraceError):
 
 
 class ConflictError(MemtraceError):
-    """A duplicate memory within the dedup window, or an agent name already taken."""
+    """A duplicate memory within the dedup window, or an agent name already taken. For a duplicate memory,
+    `memory_id` is the id of the memory already stored under its dedup key, when the server knows it: a retry
+    after a lost answer can be taken as success."""
+
+    def __init__(self, message: str, status: int = 409, hint: str | None = None,
+                 memory_id: str | None = None) -> None:
+        super().__init__(message, status, hint)
+        self.memory_id = memory_id
 
 
 class RateLimited(MemtraceError):
@@ -92,7 +99,7 @@ class ServerUnreachable(MemtraceError):
 
 
 def error_for_status(status: int, message: str, hint: str | None = None,
-                     retry_after: float | None = None) -> MemtraceError:
+                     retry_after: float | None = None, memory_id: str | None = None) -> MemtraceError:
     """Map an HTTP error status (and, for 503, the message) to the exception to raise."""
     if status in (400, 413, 422):
         return ValidationError(message, status, hint)
@@ -103,7 +110,7 @@ def error_for_status(status: int, message: str, hint: str | None = None,
     if status == 404:
         return NotFoundError(message, status, hint)
     if status == 409:
-        return ConflictError(message, status, hint)
+        return ConflictError(message, status, hint, memory_id)
     if status == 503 and "arc instance" in message.lower():
         return NoArcInstanceError(message, status, hint)
     if status in (429, 503):

@@ -150,12 +150,21 @@ class MemoryList(_Response):
     has_more: bool = False
 
 
+class Skipped(_Response):
+    """A batch item skipped as a duplicate: its index in the batch and the id of the memory it duplicates (None
+    when the server does not know it)."""
+
+    index: int
+    memory_id: str | None = None
+
+
 class BatchResult(_Response):
-    """Outcome of a batch add: what was created, and how many items were skipped as duplicates."""
+    """Outcome of a batch add: what was created, how many items were skipped as duplicates, and which."""
 
     memories: list[Memory]
     count: int
     duplicates: int = 0
+    skipped: list[Skipped] = msgspec.field(default_factory=list)
 
 
 class ForgetResult(_Response):

@@ -28,6 +28,7 @@ T = TypeVar("T")
 class _ErrorBody(msgspec.Struct):
     error: str = ""
     hint: Any = None
+    memory_id: Any = None  # a 409 duplicate memory: the id already stored under its dedup key
 
 
 _encoder: Final = msgspec.json.Encoder()
@@ -49,11 +50,11 @@ def decode(kind: type[T], data: bytes) -> T:
 def _error_from(status: int, data: bytes, retry_after: str | None) -> MemtraceError:
     try:
         body = _error_decoder.decode(data)
-        message, hint = body.error, body.hint
+        message, hint, memory_id = body.error, body.hint, body.memory_id
     except msgspec.DecodeError:
-        message, hint = data[:200].decode("utf-8", "replace").strip(), None
+        message, hint, memory_id = data[:200].decode("utf-8", "replace").strip(), None, None
     return error_for_status(status, message or f"HTTP {status}", None if hint is None else str(hint),
-                            parse_retry_after(retry_after))
+                            parse_retry_after(retry_after), memory_id if isinstance(memory_id, str) else None)
 
 
 class Transport:

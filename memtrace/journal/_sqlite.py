@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS dedup (
     org_id TEXT NOT NULL,
     dedup_key TEXT NOT NULL,
     time_us INTEGER NOT NULL,
+    memory_id TEXT,
     PRIMARY KEY (org_id, dedup_key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS dedup_time ON dedup(time_us);
@@ -50,6 +51,18 @@ CREATE TABLE IF NOT EXISTS lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, e
 
 SQLITE_IOERR: Final = 10
 SQLITE_FULL: Final = 13
+
+# Columns added after a table's first release: `CREATE TABLE IF NOT EXISTS` leaves an existing file's table as it
+# was, so they are added to it here (NULL in the rows written before: a ledger key without the id of its memory).
+ADDED_COLUMNS: Final = (("dedup", "memory_id", "TEXT"),)
+
+
+def add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, column, kind in ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if present and column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
 
 # Bound parameters per statement stay far below SQLite's limit with 500 rows of up to 7 values.
 CHUNK: Final = 500
@@ -153,6 +166,8 @@ class ThreadedConnection:
             for statement in schema.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            add_missing_columns(conn)
+
 
     async def close(self) -> None:
         await self.run(self.conn.close)

@@ -20,7 +20,7 @@ import logging
 import queue
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from memtrace import supervise
 from memtrace.errors import JournalFull, Overloaded
@@ -41,10 +41,16 @@ CommitObserver = Callable[[dict[str, int]], None]
 
 @dataclass(slots=True)
 class AppendResult:
-    """What one request's rows became: stored rows in request order, and how many were duplicates."""
+    """What one request's rows became: stored rows in request order, the indexes of the duplicates, and for each
+    duplicate the id of the memory stored under its key (None for a ledger key written before ids were kept)."""
 
     stored: list[MemoryRow]
     duplicate_indexes: list[int]
+    duplicate_of: list[str | None] = field(default_factory=list)
+
+    def duplicate(self, index: int, memory_id: str | None) -> None:
+        self.duplicate_indexes.append(index)
+        self.duplicate_of.append(memory_id)
 
 
 @dataclass(slots=True)
@@ -233,10 +239,10 @@ class GroupCommitter:
         with self._db.write() as conn:
             seen = _recent_keys(conn, keys_by_org, window_start)
             pending = _pending_counts(conn, keys_by_org)
-            dedup_rows: list[tuple[str, str, int]] = []
+            dedup_rows: list[tuple[str, str, int, str]] = []
             journal_rows: list[tuple[str, str, str, str, int, float, bytes]] = []
             for item, item_blobs in zip(group, blobs, strict=True):
-                org_seen = seen.setdefault(item.org_id, set())
+                org_seen = seen.setdefault(item.org_id, {})
                 if pending.get(item.org_id, 0) + len(item.rows) > rules.max_pending_per_org:
                     m().backpressure.inc()
                     outcomes.append(Overloaded("too many memories waiting for this org's Arc; retry later",
@@ -245,16 +251,17 @@ class GroupCommitter:
                 result = AppendResult([], [])
                 for index, (row, blob) in enumerate(zip(item.rows, item_blobs, strict=True)):
                     if row.dedup_key in org_seen:
-                        result.duplicate_indexes.append(index)
+                        result.duplicate(index, org_seen[row.dedup_key])
                         continue
-                    org_seen.add(row.dedup_key)
-                    dedup_rows.append((item.org_id, row.dedup_key, row.time_us))
+                    org_seen[row.dedup_key] = row.id
+                    dedup_rows.append((item.org_id, row.dedup_key, row.time_us, row.id))
                     journal_rows.append((item.org_id, row.id, row.agent_id, row.session_id, row.time_us,
                                          accepted_at, blob))
                     result.stored.append(row)
                 pending[item.org_id] = pending.get(item.org_id, 0) + len(result.stored)
                 outcomes.append(result)
-            insert_many(conn, "INSERT OR REPLACE INTO dedup(org_id, dedup_key, time_us) VALUES ", 3, dedup_rows)
+            insert_many(conn, "INSERT OR REPLACE INTO dedup(org_id, dedup_key, time_us, memory_id) VALUES ", 4,
+                        dedup_rows)
             insert_many(
                 conn,
                 "INSERT INTO journal(org_id, id, agent_id, session_id, time_us, accepted_at, row) VALUES ",
@@ -268,18 +275,20 @@ class GroupCommitter:
 
 
 def _recent_keys(conn: sqlite3.Connection, keys_by_org: dict[str, set[str]], window_start: int
-                 ) -> dict[str, set[str]]:
-    """The keys of this group already stored within the window, per org: one lookup per 500 keys, whatever
-    the number of orgs in the group. The CROSS JOIN makes SQLite probe the primary key once per pair: the
-    row-value form `(org_id, dedup_key) IN (...)` was planned as a scan of `dedup_time` (1,000x slower)."""
-    seen: dict[str, set[str]] = {org_id: set() for org_id in keys_by_org}
+                 ) -> dict[str, dict[str, str | None]]:
+    """The keys of this group already stored within the window, per org, each with the id of its memory: one
+    lookup per 500 keys, whatever the number of orgs in the group. The CROSS JOIN makes SQLite probe the primary
+    key once per pair: the row-value form `(org_id, dedup_key) IN (...)` was planned as a scan of `dedup_time`
+    (1,000x slower)."""
+    seen: dict[str, dict[str, str | None]] = {org_id: {} for org_id in keys_by_org}
     pairs = [(org_id, key) for org_id, keys in keys_by_org.items() for key in keys]
     for chunk in chunks(pairs):
         values = ",".join(["(?,?)"] * len(chunk))
-        sql = (f"SELECT d.org_id, d.dedup_key FROM (VALUES {values}) AS v CROSS JOIN dedup AS d"  # noqa: S608
-               " ON d.org_id = v.column1 AND d.dedup_key = v.column2 WHERE d.time_us >= ?")
-        for org_id, key in conn.execute(sql, [*(value for pair in chunk for value in pair), window_start]):
-            seen[org_id].add(key)
+        sql = (f"SELECT d.org_id, d.dedup_key, d.memory_id FROM (VALUES {values}) AS v"  # noqa: S608
+               " CROSS JOIN dedup AS d ON d.org_id = v.column1 AND d.dedup_key = v.column2 WHERE d.time_us >= ?")
+        for org_id, key, memory_id in conn.execute(sql, [*(value for pair in chunk for value in pair),
+                                                         window_start]):
+            seen[org_id][key] = memory_id
     return seen
 
 

@@ -30,7 +30,7 @@ import psycopg
 
 from memtrace.errors import Overloaded, StoreUnavailable
 from memtrace.journal import Journal, JournalConfig, pg_buckets
-from memtrace.journal._sqlite import ThreadedConnection
+from memtrace.journal._sqlite import ADDED_COLUMNS, ThreadedConnection
 from memtrace.journal.committer import AppendResult, GroupCommitter, _Request
 from memtrace.journal.rows import encode_row
 from memtrace.metrics import m
@@ -55,7 +55,8 @@ SCHEMA: Final[tuple[str, ...]] = (
     "CREATE INDEX IF NOT EXISTS journal_delivered ON journal(delivered_at) WHERE delivered_at IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS journal_org_time ON journal(org_id, time_us)",
     """CREATE TABLE IF NOT EXISTS dedup (
-        org_id TEXT NOT NULL, dedup_key TEXT NOT NULL, time_us BIGINT NOT NULL, PRIMARY KEY (org_id, dedup_key))""",
+        org_id TEXT NOT NULL, dedup_key TEXT NOT NULL, time_us BIGINT NOT NULL, memory_id TEXT,
+        PRIMARY KEY (org_id, dedup_key))""",
     "CREATE INDEX IF NOT EXISTS dedup_time ON dedup(time_us)",
     "CREATE TABLE IF NOT EXISTS org_pending (org_id TEXT PRIMARY KEY, n BIGINT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS lease (name TEXT PRIMARY KEY, holder TEXT NOT NULL, expires_at DOUBLE PRECISION"
@@ -88,6 +89,15 @@ def _schema_exists(conn: psycopg.Connection[Any]) -> bool:
     found = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ANY(%s)",
                          (list(TABLES),)).fetchone()
     return found is not None and found[0] == len(TABLES)
+
+
+def _missing_columns(conn: psycopg.Connection[Any]) -> list[tuple[str, str, str]]:
+    """The columns of `ADDED_COLUMNS` a schema created by an older release lacks (read from the catalogue: no lock)."""
+    cur = conn.execute("SELECT table_name, column_name FROM information_schema.columns"
+                       " WHERE table_schema = current_schema() AND table_name = ANY(%s)",
+                       (list({table for table, _, _ in ADDED_COLUMNS}),))
+    present = {(table, column) for table, column in cur.fetchall()}
+    return [added for added in ADDED_COLUMNS if (added[0], added[1]) not in present]
 
 
 class _Cursor:
@@ -192,6 +202,7 @@ class PgThreadedConnection(ThreadedConnection):
         locks its table, and deadlocks against another host already committing."""
         conn = self.pg.raw()
         if _schema_exists(conn):
+            self._add_missing_columns(conn)
             return
         with conn.transaction():
             conn.execute(SCHEMA[0])  # the advisory lock: hosts starting together create it one at a time...
@@ -199,6 +210,17 @@ class PgThreadedConnection(ThreadedConnection):
                 return
             for statement in SCHEMA[1:]:
                 conn.execute(statement)
+
+    @staticmethod
+    def _add_missing_columns(conn: psycopg.Connection[Any]) -> None:
+        """A schema of an older release gets the columns added since, once (under the schema's advisory lock);
+        rows written before have NULL there. Nothing is locked when no column is missing."""
+        if not _missing_columns(conn):
+            return
+        with conn.transaction():
+            conn.execute(SCHEMA[0])
+            for table, column, kind in _missing_columns(conn):
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {kind}")
 
     async def close(self) -> None:
         await self.run(self.pg.close)
@@ -250,16 +272,7 @@ class PgGroupCommitter(GroupCommitter):
                 pending[item.org_id] = pending.get(item.org_id, 0) + len(item.rows)
                 for j, row in enumerate(item.rows):
                     owner.setdefault((item.org_id, row.dedup_key), (i, j))
-            claims = sorted(owner)
-            times = [group[i].rows[j].time_us for i, j in (owner[k] for k in claims)]
-            won: set[tuple[str, str]] = set()
-            if claims:
-                cur = conn.execute(
-                    "INSERT INTO dedup(org_id, dedup_key, time_us) SELECT o, k, t FROM unnest(%s::text[], %s::text[],"
-                    " %s::bigint[]) AS u(o, k, t) ORDER BY o, k ON CONFLICT (org_id, dedup_key) DO UPDATE"
-                    " SET time_us = EXCLUDED.time_us WHERE dedup.time_us < %s RETURNING org_id, dedup_key",
-                    ([o for o, _ in claims], [k for _, k in claims], times, window_start))
-                won = {(o, k) for o, k in cur.fetchall()}
+            won, held = _claim(conn, group, owner, window_start)
             outcomes: list[AppendResult | BaseException] = []
             stored_by_org: dict[str, int] = {}
             accepted_at = at_us / 1e6
@@ -275,7 +288,8 @@ class PgGroupCommitter(GroupCommitter):
                     for j, row in enumerate(item.rows):
                         key = (item.org_id, row.dedup_key)
                         if key not in won or owner[key] != (i, j):
-                            result.duplicate_indexes.append(j)
+                            first = owner[key]
+                            result.duplicate(j, group[first[0]].rows[first[1]].id if key in won else held.get(key))
                             continue
                         copy.write_row((item.org_id, row.id, row.agent_id, row.session_id, row.time_us,
                                         accepted_at, blobs[i][j]))
@@ -287,6 +301,32 @@ class PgGroupCommitter(GroupCommitter):
                     conn.execute("UPDATE org_pending SET n = n + %s WHERE org_id = %s", (stored_by_org[org_id], org_id))
         self.stats.rows += sum(stored_by_org.values())
         return outcomes
+
+
+def _claim(conn: psycopg.Connection[Any], group: list[_Request], owner: dict[tuple[str, str], tuple[int, int]],
+           window_start: int) -> tuple[set[tuple[str, str]], dict[tuple[str, str], str | None]]:
+    """Claim the candidates' keys (sorted: one lock order): the keys won, and for the keys another memory holds
+    within the window, that memory's id (None for a ledger row of an older release). The second lookup runs
+    only when some key was lost, i.e. for duplicates."""
+    claims = sorted(owner)
+    if not claims:
+        return set(), {}
+    rows = [group[i].rows[j] for i, j in (owner[k] for k in claims)]
+    orgs, keys = [o for o, _ in claims], [k for _, k in claims]
+    cur = conn.execute(
+        "INSERT INTO dedup(org_id, dedup_key, time_us, memory_id) SELECT o, k, t, m FROM unnest(%s::text[],"
+        " %s::text[], %s::bigint[], %s::text[]) AS u(o, k, t, m) ORDER BY o, k ON CONFLICT (org_id, dedup_key)"
+        " DO UPDATE SET time_us = EXCLUDED.time_us, memory_id = EXCLUDED.memory_id WHERE dedup.time_us < %s"
+        " RETURNING org_id, dedup_key",
+        (orgs, keys, [r.time_us for r in rows], [r.id for r in rows], window_start))
+    won = {(o, k) for o, k in cur.fetchall()}
+    if len(won) == len(claims):
+        return won, {}
+    lost = [claim for claim in claims if claim not in won]
+    cur = conn.execute("SELECT d.org_id, d.dedup_key, d.memory_id FROM unnest(%s::text[], %s::text[]) AS u(o, k)"
+                       " JOIN dedup AS d ON d.org_id = u.o AND d.dedup_key = u.k",
+                       ([o for o, _ in lost], [k for _, k in lost]))
+    return won, {(o, k): memory_id for o, k, memory_id in cur.fetchall()}
 
 
 class PgJournal(Journal):

@@ -91,10 +91,19 @@ class Memory(Struct, kw_only=True):
     parent_id: str
 
 
+class Skipped(Struct, kw_only=True, omit_defaults=True):
+    """A batch item skipped as a duplicate: its index in the request and the id of the memory already stored
+    under its dedup key (absent when the ledger does not know it: a key written before ids were kept)."""
+
+    index: int
+    memory_id: str | None = None
+
+
 class BatchCreated(Struct, kw_only=True):
     memories: list[Memory]
     count: int
     duplicates: int
+    skipped: list[Skipped]
 
 
 class MemoryList(Struct, kw_only=True):

@@ -41,8 +41,14 @@ DAY_US = 86_400 * 1_000_000
 
 @dataclass(slots=True)
 class Created:
+    """The stored rows, and the skipped duplicates as (index in the request, id of the memory they duplicate)."""
+
     rows: list[MemoryRow]
-    duplicates: int
+    skipped: list[tuple[int, str | None]]
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.skipped)
 
 
 @dataclass(slots=True)
@@ -105,9 +111,9 @@ class MemoryService:
         if result.duplicate_indexes:
             m().dedup_rejected.inc(len(result.duplicate_indexes))
         if not batch and result.duplicate_indexes:
-            raise Conflict("duplicate memory")
+            raise Conflict("duplicate memory", memory_id=result.duplicate_of[0])
         self.activity.saw_rows(org_id, result.stored)
-        return Created(result.stored, len(result.duplicate_indexes))
+        return Created(result.stored, list(zip(result.duplicate_indexes, result.duplicate_of, strict=True)))
 
     # --- forgetting (memory/forget.py) --------------------------------------------------------------
 
