@@ -55,6 +55,17 @@ class MemtraceClient:
             raise RuntimeError("MemtraceClient is closed")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
+    def run(self, call: Callable[[AsyncMemtraceClient], Coroutine[Any, Any, T]]) -> T:
+        """Block for ``call(async_client)`` run on the private loop: several requests as one blocking step."""
+        return self._run(call(self._client))
+
+    async def arun(self, call: Callable[[AsyncMemtraceClient], Coroutine[Any, Any, T]]) -> T:
+        """Await ``call(async_client)`` from any event loop: it runs on this client's private loop, so one client
+        (one connection pool) serves the blocking and the async methods of an integration, whichever loop calls."""
+        if self._closed:
+            raise RuntimeError("MemtraceClient is closed")
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(self._client), self._loop))
+
     def close(self) -> None:
         """Close connections and stop the private loop; idempotent."""
         if self._closed:

@@ -1,0 +1,73 @@
+"""MemtraceRetriever: Memtrace memories relevant to a query, as LangChain Documents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+
+from memtrace.client import AsyncMemtraceClient, MemoryType, MemtraceClient
+from memtrace.integrations._recall import Recalled, connect, memory_fields, recalled, search_fields
+
+__all__ = ["MemtraceRetriever"]
+
+
+class MemtraceRetriever(BaseRetriever):
+    """Retrieves up to `k` memories for a query, newest first, filtered by agent, session, types, tags and time.
+
+    Each Document's ``page_content`` is the memory's content, its ``id`` the memory id, and its metadata the
+    memory's fields (``id``, ``time``, ``agent_id``, ``session_id``, ``memory_type``, ``event_type``, ``tags``,
+    ``importance``, ``metadata``) plus ``score`` (None while Memtrace matches by substring). `k` can also be given
+    per call: ``retriever.invoke("pricing", k=2)``.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    url: str | None = None
+    api_key: SecretStr | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+    k: int = Field(default=4, ge=1, le=1000)
+    memory_types: list[MemoryType] | None = None
+    event_types: list[str] | None = None
+    tags: list[str] | None = None
+    since: str | None = None
+    until: str | None = None
+    client: MemtraceClient | None = Field(default=None, exclude=True)
+    _mt: MemtraceClient = PrivateAttr()
+
+    def model_post_init(self, context: Any, /) -> None:
+        key = self.api_key.get_secret_value() if self.api_key else None
+        self._mt = connect(self.url, key, self.client)
+
+    def close(self) -> None:
+        """Close the client this retriever opened (a client passed in stays open)."""
+        if self.client is None:
+            self._mt.close()
+
+    def _find(self, query: str, k: int | None) -> Callable[[AsyncMemtraceClient], Coroutine[Any, Any, list[Document]]]:
+        fields = search_fields(query, limit=k or self.k, agent_id=self.agent_id, session_id=self.session_id,
+                               memory_types=self.memory_types, event_types=self.event_types, tags=self.tags,
+                               since=self.since, until=self.until)
+
+        async def call(client: AsyncMemtraceClient) -> list[Document]:
+            return [_document(found) for found in recalled((await client.search(**fields)).results)]
+
+        return call
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                k: int | None = None) -> list[Document]:
+        return self._mt.run(self._find(query, k))
+
+    async def _aget_relevant_documents(self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun,
+                                       k: int | None = None) -> list[Document]:
+        return await self._mt.arun(self._find(query, k))
+
+
+def _document(found: Recalled) -> Document:
+    return Document(page_content=found.memory.content, id=found.memory.id,
+                    metadata=memory_fields(found.memory, found.score))
