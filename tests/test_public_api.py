@@ -40,6 +40,12 @@ PUBLIC: dict[str, list[str]] = {
         "Deliverer", "LEASE_NAME",
     ],
     "memtrace.integrations": [],
+    "memtrace.integrations.langchain": [
+        "MESSAGE_EVENT", "MemtraceChatMessageHistory", "MemtraceRetriever",
+    ],
+    "memtrace.integrations.langgraph": [
+        "ITEM_EVENT", "MemtraceStore",
+    ],
     "memtrace.integrations.openai_agents": [
         "CLEAR_EVENT", "ITEM_EVENT", "MemtraceSession", "POP_EVENT", "memtrace_tools",
     ],
