@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from memtrace.client import MemtraceClient
 from tests.procs import ArcLite, MemtraceServer
 from tests.provision import Tenant, provision
 
@@ -52,6 +53,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """arclite (deletes enabled) + Memtrace (1 worker) + org `acme` bound to it, with a read,write key."""
     with running_stack(tmp_path_factory.mktemp("stack"), "acme", arc_extra=["--delete-enabled"]) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def sync_mt(stack: Stack) -> Iterator[MemtraceClient]:
+    """The bundled blocking client on `stack`'s tenant key (what the framework integrations talk through)."""
+    with MemtraceClient(stack.server.url, stack.tenant.key) as client:
+        yield client
 
 
 @pytest.fixture

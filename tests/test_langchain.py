@@ -5,18 +5,17 @@ and the retriever passes langchain-tests' standard retriever tests."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
 
 try:
-    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
     from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-    from langchain_core.outputs import ChatResult
     from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
     from langchain_core.retrievers import BaseRetriever
     from langchain_tests.integration_tests import RetrieversIntegrationTests
+
+    from tests.lcfakes import RecordingChatModel, uid
 except ImportError as exc:  # the extra is part of `make test`; a missing framework is a broken setup, not a skip
     pytest.fail(f"langchain-core / langchain-tests are not importable ({exc}): pip install -e '.[dev]'", pytrace=False)
 
@@ -24,31 +23,11 @@ from memtrace.client import MemtraceClient
 from memtrace.integrations.langchain import MESSAGE_EVENT, MemtraceChatMessageHistory, MemtraceRetriever
 from tests.conftest import Stack
 
-
-def uid(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture(scope="module")
-def mt(stack: Stack) -> Iterator[MemtraceClient]:
-    with MemtraceClient(stack.server.url, stack.tenant.key) as client:
-        yield client
-
-
-class RecordingChatModel(GenericFakeChatModel):
-    """langchain-core's scripted chat model, also keeping every prompt it was sent (to see what it recalled)."""
-
-    prompts: list[list[BaseMessage]] = []  # noqa: RUF012 - pydantic copies the default per instance
-
-    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        self.prompts.append(list(messages))
-        return super()._generate(messages, *args, **kwargs)
-
-
 # --- the chat history -------------------------------------------------------------------------------------
 
 
-async def test_history_round_trips_messages_in_order_with_roles_and_clears(stack: Stack, mt: MemtraceClient) -> None:
+async def test_history_round_trips_messages_in_order_with_roles_and_clears(stack: Stack,
+                                                                           sync_mt: MemtraceClient) -> None:
     history = MemtraceChatMessageHistory(uid("sess"), uid("agent"), stack.server.url, stack.tenant.key)
     try:
         assert history.messages == [] and await history.aget_messages() == []
@@ -64,28 +43,28 @@ async def test_history_round_trips_messages_in_order_with_roles_and_clears(stack
         history.add_messages(conversation[:3])
         await history.aadd_messages(conversation[3:])
         assert history.messages == conversation
-        other = MemtraceChatMessageHistory(history.session_id, "other_agent", client=mt)  # a second reader/writer
+        other = MemtraceChatMessageHistory(history.session_id, "other_agent", client=sync_mt)  # a second reader/writer
         assert await other.aget_messages() == conversation
         other.add_user_message("from the other writer")
         await history.aadd_messages([AIMessage("after it")])
         assert [m.content for m in history.messages[-2:]] == ["from the other writer", "after it"]
 
-        stored = mt.session_memories(history.session_id, order="asc").memories
+        stored = sync_mt.session_memories(history.session_id, order="asc").memories
         assert [(m.memory_type, m.event_type) for m in stored] == [("session", MESSAGE_EVENT)] * 8
         assert [m.content for m in stored[:2]] == ["system: You are terse.", "human: hello"]
         assert {m.agent_id for m in stored} == {history.agent_id, "other_agent"}
 
         await history.aclear()
         assert history.messages == [] and other.messages == []
-        assert mt.session_memories(history.session_id).memories == []  # really forgotten, not hidden
+        assert sync_mt.session_memories(history.session_id).memories == []  # really forgotten, not hidden
         history.add_messages([HumanMessage("after the clear")])
         assert [m.content for m in other.messages] == ["after the clear"]
     finally:
         history.close()
 
 
-def test_history_refuses_a_message_too_large_for_one_memory(mt: MemtraceClient) -> None:
-    history = MemtraceChatMessageHistory(uid("sess"), uid("agent"), client=mt)
+def test_history_refuses_a_message_too_large_for_one_memory(sync_mt: MemtraceClient) -> None:
+    history = MemtraceChatMessageHistory(uid("sess"), uid("agent"), client=sync_mt)
     with pytest.raises(ValueError, match="does not fit"):
         history.add_messages([HumanMessage("x" * 70_000)])
     assert history.messages == []
@@ -96,7 +75,7 @@ def test_history_refuses_a_message_too_large_for_one_memory(mt: MemtraceClient) 
 # --- a chain with langchain-core's fake model: remember in one run, recall in a fresh one ------------------------
 
 
-def test_chain_remembers_in_one_run_and_recalls_in_a_fresh_one(stack: Stack, mt: MemtraceClient) -> None:
+def test_chain_remembers_in_one_run_and_recalls_in_a_fresh_one(stack: Stack, sync_mt: MemtraceClient) -> None:
     agent_id, session_id = uid("assistant"), uid("sess")
     fact = f"My favourite tea is genmaicha-{uuid.uuid4().hex[:6]}"
     prompt = ChatPromptTemplate.from_messages([("system", "You are helpful. Known facts:\n{facts}"),
@@ -104,8 +83,8 @@ def test_chain_remembers_in_one_run_and_recalls_in_a_fresh_one(stack: Stack, mt:
 
     def turn(model: RecordingChatModel, question: str, session_id: str) -> str:
         """One turn of a chat loop: history and recalled facts in, the reply appended to the history."""
-        history = MemtraceChatMessageHistory(session_id, agent_id, client=mt)
-        retriever = MemtraceRetriever(client=mt, agent_id=agent_id, k=3)
+        history = MemtraceChatMessageHistory(session_id, agent_id, client=sync_mt)
+        retriever = MemtraceRetriever(client=sync_mt, agent_id=agent_id, k=3)
         chain = {"facts": lambda i: "\n".join(d.page_content for d in retriever.invoke(i["topic"])) or "none",
                  "history": lambda _: history.messages, "question": lambda i: i["question"]} | prompt | model
         reply = chain.invoke({"question": question, "topic": "genmaicha"})
@@ -135,13 +114,13 @@ def test_chain_remembers_in_one_run_and_recalls_in_a_fresh_one(stack: Stack, mt:
 # --- the retriever ----------------------------------------------------------------------------------------
 
 
-async def test_retriever_filters_and_returns_fields_in_metadata(mt: MemtraceClient) -> None:
+async def test_retriever_filters_and_returns_fields_in_metadata(sync_mt: MemtraceClient) -> None:
     agent_id, word = uid("agent"), uuid.uuid4().hex[:8]
     for i in range(3):
-        mt.remember(agent_id, f"pricing note {i} {word}", event_type="finding", tags=["pricing"], importance=0.6)
-    mt.remember(agent_id, f"unrelated {word}", event_type="note")
-    mt.remember(uid("other"), f"pricing note of another agent {word}")
-    retriever = MemtraceRetriever(client=mt, agent_id=agent_id, tags=["pricing"])
+        sync_mt.remember(agent_id, f"pricing note {i} {word}", event_type="finding", tags=["pricing"], importance=0.6)
+    sync_mt.remember(agent_id, f"unrelated {word}", event_type="note")
+    sync_mt.remember(uid("other"), f"pricing note of another agent {word}")
+    retriever = MemtraceRetriever(client=sync_mt, agent_id=agent_id, tags=["pricing"])
     docs = retriever.invoke(f"NOTE 1 {word}")  # case-insensitive
     assert [d.page_content for d in docs] == [f"pricing note 1 {word}"]
     meta = docs[0].metadata
@@ -151,7 +130,7 @@ async def test_retriever_filters_and_returns_fields_in_metadata(mt: MemtraceClie
     assert meta["score"] is None and meta["time"].endswith("+00:00")
     newest_first = await retriever.ainvoke(word, k=2)
     assert [d.page_content for d in newest_first] == [f"pricing note 2 {word}", f"pricing note 1 {word}"]
-    assert len(MemtraceRetriever(client=mt, agent_id=agent_id).invoke(word)) == 4
+    assert len(MemtraceRetriever(client=sync_mt, agent_id=agent_id).invoke(word)) == 4
 
 
 class TestMemtraceRetrieverStandard(RetrieversIntegrationTests):
@@ -160,12 +139,12 @@ class TestMemtraceRetrieverStandard(RetrieversIntegrationTests):
     params: ClassVar[dict[str, Any]] = {}
 
     @pytest.fixture(autouse=True)
-    def _seeded(self, mt: MemtraceClient) -> None:
+    def _seeded(self, sync_mt: MemtraceClient) -> None:
         if not TestMemtraceRetrieverStandard.params:
             agent_id = uid("standard")
             for i in range(5):
-                mt.remember(agent_id, f"standard retriever memory {i}")
-            TestMemtraceRetrieverStandard.params = {"client": mt, "agent_id": agent_id}
+                sync_mt.remember(agent_id, f"standard retriever memory {i}")
+            TestMemtraceRetrieverStandard.params = {"client": sync_mt, "agent_id": agent_id}
 
     @property
     def retriever_constructor(self) -> type[BaseRetriever]:

@@ -6,21 +6,20 @@ replaced items, and serves as the long-term memory of a LangGraph agent driven b
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 try:
-    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-    from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-    from langchain_core.outputs import ChatResult
+    from langchain_core.messages import AIMessage, ToolMessage
     from langchain_core.tools import tool
     from langgraph.config import get_store
     from langgraph.graph import START, MessagesState, StateGraph
     from langgraph.prebuilt import ToolNode, tools_condition
     from langgraph.store.base import BaseStore, Item, SearchItem
     from langgraph.store.memory import InMemoryStore
+
+    from tests.lcfakes import RecordingChatModel, call, uid
 except ImportError as exc:  # the extra is part of `make test`; a missing framework is a broken setup, not a skip
     pytest.fail(f"langgraph is not importable ({exc}): pip install -e '.[dev]'", pytrace=False)
 
@@ -29,19 +28,9 @@ from memtrace.integrations.langgraph import ITEM_EVENT, MemtraceStore
 from tests.conftest import Stack
 
 
-def uid(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture(scope="module")
-def mt(stack: Stack) -> Iterator[MemtraceClient]:
-    with MemtraceClient(stack.server.url, stack.tenant.key) as client:
-        yield client
-
-
 @pytest.fixture
-def store(mt: MemtraceClient) -> MemtraceStore:
-    return MemtraceStore(client=mt, agent_id=uid("graph"))  # a fresh agent: an empty store per test
+def store(sync_mt: MemtraceClient) -> MemtraceStore:
+    return MemtraceStore(client=sync_mt, agent_id=uid("graph"))  # a fresh agent: an empty store per test
 
 
 def plain(items: list[SearchItem] | list[Item]) -> list[tuple[tuple[str, ...], str, dict[str, Any]]]:
@@ -81,7 +70,8 @@ def test_store_answers_like_langgraphs_in_memory_store(store: MemtraceStore) -> 
     assert expected[0] == (("users", "u1", "prefs"), "food", {"text": "udon", "rank": 5, "tags": ["hot", "noodle"]})
 
 
-async def test_update_keeps_created_at_and_forgets_the_old_memory(store: MemtraceStore, mt: MemtraceClient) -> None:
+async def test_update_keeps_created_at_and_forgets_the_old_memory(store: MemtraceStore,
+                                                                  sync_mt: MemtraceClient) -> None:
     namespace = ("memories", "u1")
     await store.aput(namespace, "k", {"text": "first"})
     first = await store.aget(namespace, "k")
@@ -90,7 +80,7 @@ async def test_update_keeps_created_at_and_forgets_the_old_memory(store: Memtrac
     second = await store.aget(namespace, "k")
     assert second is not None and second.value == {"text": "second"}
     assert second.created_at == first.created_at and second.updated_at > first.updated_at
-    stored = mt.search(agent_id=store.agent_id, event_types=[ITEM_EVENT]).results
+    stored = sync_mt.search(agent_id=store.agent_id, event_types=[ITEM_EVENT]).results
     assert [m.content for m in stored] == ['k: {"text":"second"}']  # the replaced memory is really gone
     assert stored[0].dedup_key and stored[0].dedup_key.startswith("lg.")
 
@@ -113,16 +103,6 @@ def test_store_refuses_what_it_cannot_keep(store: MemtraceStore) -> None:
 
 
 # --- the long-term memory of a LangGraph agent --------------------------------------------------------------
-
-
-class RecordingChatModel(GenericFakeChatModel):
-    """langchain-core's scripted chat model, also keeping every prompt it was sent."""
-
-    prompts: list[list[BaseMessage]] = []  # noqa: RUF012 - pydantic copies the default per instance
-
-    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
-        self.prompts.append(list(messages))
-        return super()._generate(messages, *args, **kwargs)
 
 
 @tool
@@ -149,9 +129,6 @@ def agent(model: RecordingChatModel, store: BaseStore) -> Any:
     graph.add_edge("tools", "model")
     return graph.compile(store=store)
 
-
-def call(name: str, **args: Any) -> AIMessage:
-    return AIMessage("", tool_calls=[{"name": name, "args": args, "id": f"call_{uuid.uuid4().hex[:8]}"}])
 
 
 async def test_agent_remembers_in_one_run_and_recalls_in_a_fresh_one(stack: Stack) -> None:
