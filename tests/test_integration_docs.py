@@ -16,8 +16,10 @@ from tests.conftest import Stack
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "integrations"
 # what each page's example must print: a fact stored in its first run and recalled in a later one
 RECALLED = {
+    "autogen.md": "recalled: ['The user drinks genmaicha.']",
     "langchain.md": "'human: My favourite tea is genmaicha.'",
     "langgraph.md": "'drinks genmaicha', 'You drink genmaicha.'",
+    "llamaindex.md": "'<memory>\\n<memtrace>\\n- user: My favourite tea is genmaicha.\\n</memtrace>\\n</memory>'",
 }
 
 

@@ -40,11 +40,17 @@ PUBLIC: dict[str, list[str]] = {
         "Deliverer", "LEASE_NAME",
     ],
     "memtrace.integrations": [],
+    "memtrace.integrations.autogen": [
+        "MEMORY_EVENT", "MemtraceMemory", "MemtraceMemoryConfig",
+    ],
     "memtrace.integrations.langchain": [
         "MESSAGE_EVENT", "MemtraceChatMessageHistory", "MemtraceRetriever",
     ],
     "memtrace.integrations.langgraph": [
         "ITEM_EVENT", "MemtraceStore",
+    ],
+    "memtrace.integrations.llamaindex": [
+        "MESSAGE_EVENT", "MemtraceMemoryBlock",
     ],
     "memtrace.integrations.openai_agents": [
         "CLEAR_EVENT", "ITEM_EVENT", "MemtraceSession", "POP_EVENT", "memtrace_tools",

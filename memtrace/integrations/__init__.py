@@ -4,6 +4,8 @@
   (``pip install 'memtrace-server[openai-agents]'``).
 - `memtrace.integrations.langchain` — LangChain chat message history and retriever (``[langchain]``).
 - `memtrace.integrations.langgraph` — LangGraph ``BaseStore`` for long-term memory (``[langgraph]``).
+- `memtrace.integrations.autogen` — AutoGen ``Memory`` (``[autogen]``).
+- `memtrace.integrations.llamaindex` — a memory block of LlamaIndex's ``Memory`` (``[llamaindex]``).
 
 Pages with runnable examples: docs/integrations/. Retrieval goes through `_recall.search_fields`, the one place that
 chooses how Memtrace matches a query.

@@ -8,15 +8,16 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import Field
 
-from memtrace.client import AsyncMemtraceClient, MemoryType, MemtraceClient
-from memtrace.integrations._recall import Recalled, connect, memory_fields, recalled, search_fields
+from memtrace.client import AsyncMemtraceClient, MemoryType
+from memtrace.integrations._pydantic import Connected
+from memtrace.integrations._recall import Recalled, memory_fields, recalled, search_fields
 
 __all__ = ["MemtraceRetriever"]
 
 
-class MemtraceRetriever(BaseRetriever):
+class MemtraceRetriever(Connected, BaseRetriever):
     """Retrieves up to `k` memories for a query, newest first, filtered by agent, session, types, tags and time.
 
     Each Document's ``page_content`` is the memory's content, its ``id`` the memory id, and its metadata the
@@ -25,10 +26,6 @@ class MemtraceRetriever(BaseRetriever):
     per call: ``retriever.invoke("pricing", k=2)``.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    url: str | None = None
-    api_key: SecretStr | None = None
     agent_id: str | None = None
     session_id: str | None = None
     k: int = Field(default=4, ge=1, le=1000)
@@ -37,17 +34,6 @@ class MemtraceRetriever(BaseRetriever):
     tags: list[str] | None = None
     since: str | None = None
     until: str | None = None
-    client: MemtraceClient | None = Field(default=None, exclude=True)
-    _mt: MemtraceClient = PrivateAttr()
-
-    def model_post_init(self, context: Any, /) -> None:
-        key = self.api_key.get_secret_value() if self.api_key else None
-        self._mt = connect(self.url, key, self.client)
-
-    def close(self) -> None:
-        """Close the client this retriever opened (a client passed in stays open)."""
-        if self.client is None:
-            self._mt.close()
 
     def _find(self, query: str, k: int | None) -> Callable[[AsyncMemtraceClient], Coroutine[Any, Any, list[Document]]]:
         fields = search_fields(query, limit=k or self.k, agent_id=self.agent_id, session_id=self.session_id,
