@@ -11,8 +11,13 @@ import httpx
 import pytest
 
 from memtrace.client import MemtraceClient
+from tests import reaper
 from tests.procs import ArcLite, MemtraceServer
 from tests.provision import Tenant, provision
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    reaper.install()  # SIGTERM / SIGHUP tear down like Ctrl-C: no arclite, Granian or PostgreSQL left behind
 
 
 @dataclass

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests import reaper
 from tests.procs import free_port
 
 
@@ -51,6 +52,7 @@ class PgCluster:
         if self._as_postgres:
             shutil.chown(self.root, "postgres")
         self._names = itertools.count()
+        reaper.register(self, self.destroy)
         self._run(str(BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync",
                   "-E", "UTF8", "--locale=C")
         self.start()
@@ -84,3 +86,4 @@ class PgCluster:
         with contextlib.suppress(Exception):
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+        reaper.forget(self)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -14,6 +15,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from tests import reaper
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,7 +48,8 @@ def wait_http_ok(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] 
 
 
 class Proc:
-    """A child process in its own process group, stopped (or killed) for sure at teardown."""
+    """A child process in its own process group, stopped (or killed) for sure at teardown, and by
+    tests.reaper when the run is interrupted."""
 
     def __init__(self, args: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None):
         self.args = list(args)
@@ -52,9 +58,10 @@ class Proc:
         self.log_path = log_dir / f"memtrace-test-{os.getpid()}-{time.monotonic_ns()}.log"
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
-            self.args, env=full_env, cwd=cwd or REPO, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            reaper.with_parent_death_signal(self.args), env=full_env, cwd=cwd or REPO, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )
+        reaper.register(self, lambda: self.stop(timeout=5.0))
 
     def output(self) -> str:
         self._log.flush()
@@ -88,6 +95,7 @@ class Proc:
         self.signal(signal.SIGKILL)
         self.popen.wait(timeout=10)
         self._log.close()
+        reaper.forget(self)
 
     def stop(self, timeout: float = 15.0) -> int | None:
         if self.popen.poll() is None:
@@ -97,6 +105,7 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.kill9()
         self._log.close()
+        reaper.forget(self)
         return self.popen.returncode
 
 
@@ -146,14 +155,40 @@ class MemtraceServer(Proc):
         return f"http://127.0.0.1:{self.port}"
 
 
-def journal_rows(data_dir: Path, org_id: str) -> int:
-    """Rows of `org_id` still in the server's journal (pending, delivered but kept, or dead letters)."""
+def _journal(data_dir: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """Rows of a read-only query on the server's SQLite journal (what the server did, seen from outside)."""
     path = data_dir / "journal.db"
-    assert path.is_file(), f"no journal at {path}"  # a wrong path must not read as "pruned"
+    assert path.is_file(), f"no journal at {path}"  # a wrong path must not read as "nothing left"
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as conn:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        return sum(int(conn.execute(f"SELECT count(*) FROM {table} WHERE org_id = ?", (org_id,)).fetchone()[0])
-                   for table in ("journal", "dead_letter") if table in tables)
+        needed = set(re.findall(r"\bFROM (\w+)", sql))
+        return list(conn.execute(sql, params)) if needed <= tables else []
+
+
+def journal_rows(data_dir: Path, org_id: str) -> int:
+    """Rows of `org_id` still in the server's journal (pending, delivered but kept, or dead letters)."""
+    return sum(int(row[0]) for table in ("journal", "dead_letter")
+               for row in _journal(data_dir, f"SELECT count(*) FROM {table} WHERE org_id = ?", org_id))
+
+
+def undelivered_rows(data_dir: Path, org_id: str, memory_id: str | None = None) -> int:
+    """Rows of `org_id` (or only memory `memory_id`) the deliverer has not handed to Arc yet."""
+    sql = "SELECT count(*) FROM journal WHERE org_id = ? AND delivered_at IS NULL"
+    found = (_journal(data_dir, sql + " AND id = ?", org_id, memory_id) if memory_id
+             else _journal(data_dir, sql, org_id))
+    return int(found[0][0]) if found else 0
+
+
+def unfinished_deletions(data_dir: Path, org_id: str) -> int:
+    """Deletions of `org_id` not finished yet: pending, or settling until Arc's buffer age passed and the
+    deletion was applied a second time. Zero means every forget of the org is fully done."""
+    found = _journal(data_dir, "SELECT count(*) FROM deletions WHERE org_id = ?", org_id)
+    return int(found[0][0]) if found else 0
+
+
+def delivery_lease_held(data_dir: Path) -> bool:
+    """True once a process holds the journal's delivery lease (its deliverer runs)."""
+    return bool(_journal(data_dir, "SELECT holder FROM lease WHERE expires_at > ?", time.time()))
 
 
 def wait_until_pruned(data_dir: Path, org_id: str, timeout: float = 30.0) -> None:
@@ -161,8 +196,10 @@ def wait_until_pruned(data_dir: Path, org_id: str, timeout: float = 30.0) -> Non
 
     Tests of the "from Arc" path call this instead of sleeping, so they cannot silently test the journal again.
     """
-    deadline = time.monotonic() + timeout
-    while (left := journal_rows(data_dir, org_id)) > 0:
-        assert time.monotonic() < deadline, f"{left} rows of {org_id} still in the journal after {timeout} s"
-        time.sleep(0.2)
+    wait_until(lambda: journal_rows(data_dir, org_id) == 0, f"the journal pruned of org {org_id}", timeout)
 
+
+def wait_until_settled(data_dir: Path, org_id: str, timeout: float = 30.0) -> None:
+    """Wait until every deletion of `org_id` is finished (applied again once Arc's buffer age passed)."""
+    wait_until(lambda: unfinished_deletions(data_dir, org_id) == 0, f"the deletions of org {org_id} finished",
+               timeout)
