@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,9 @@ import pytest
 from memtrace.arc.encode import encode_rows
 from memtrace.ids import memory_id
 from memtrace.rows import MemoryRow
-from tests.procs import ArcLite, MemtraceServer
+from tests.procs import ArcLite, MemtraceServer, undelivered_rows, unfinished_deletions, wait_until_settled
 from tests.provision import Tenant, add_key, provision
+from tests.waiting import wait_until
 
 DB = "shared"
 SERVER_ENV = {"MEMTRACE_JOURNAL_RETENTION_S": "1.0", "MEMTRACE_ARC_CONNECT_TIMEOUT_S": "0.5",
@@ -53,14 +54,6 @@ def arc_rows(arc: ArcLite, where: str, database: str = DB) -> list[list[Any]]:
     assert resp.status_code == 200, resp.text
     data: list[list[Any]] = resp.json()["data"]
     return data
-
-
-def eventually(check: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout}s")
-        time.sleep(0.1)
 
 
 def uniq() -> str:
@@ -132,13 +125,13 @@ def test_refusals(world: World) -> None:
         # Nothing was deleted by any refusal: both memories are still readable and (once delivered) in Arc.
         assert a.get(f"/api/v1/memories/{mine['id']}").status_code == 200
         assert b.get(f"/api/v1/memories/{theirs['id']}").status_code == 200
-        eventually(lambda: in_arc(world, theirs["id"]) == 1 and in_arc(world, mine["id"]) == 1, what="delivery")
+        wait_until(lambda: in_arc(world, theirs["id"]) == 1 and in_arc(world, mine["id"]) == 1, "delivery")
 
 
 def test_an_arc_with_deletes_disabled_is_named_and_nothing_changes(world: World) -> None:
     with world.client(world.c.key) as c:
         memory = write(c, f"undeletable {uniq()}")
-        eventually(lambda: len(arc_rows(world.disabled_arc, f"id = '{memory['id']}'")) == 1, what="delivery")
+        wait_until(lambda: len(arc_rows(world.disabled_arc, f"id = '{memory['id']}'")) == 1, "delivery")
         for resp in (c.delete(f"/api/v1/memories/{memory['id']}"), c.post("/api/v1/forget", json={"agent_id": "bot"}),
                      c.post("/api/v1/forget", json={"agent_id": "bot", "dry_run": True})):
             assert resp.status_code == 409, resp.text
@@ -158,7 +151,7 @@ def test_delete_right_after_write_drops_the_pending_row(world: World) -> None:
         assert resp.status_code == 204, resp.text
         gone_everywhere(world, a, memory)
         # It never reaches Arc, or is deleted again once Arc's buffer age has passed.
-        time.sleep(2.5)
+        wait_until_settled(world.data, world.a.org_id)
         assert in_arc(world, memory["id"]) == 0
         gone_everywhere(world, a, memory)
         assert a.delete(f"/api/v1/memories/{memory['id']}").status_code == 404
@@ -167,7 +160,7 @@ def test_delete_right_after_write_drops_the_pending_row(world: World) -> None:
 def test_delete_after_delivery_removes_it_from_arc(world: World) -> None:
     with world.client(world.a.key) as a:
         memory = write(a, f"delivered {uniq()}")
-        eventually(lambda: in_arc(world, memory["id"]) == 1, what="delivery")
+        wait_until(lambda: in_arc(world, memory["id"]) == 1, "delivery")
         before = a.get("/api/v1/agents/bot/stats").json()["memory_count"]
         assert a.delete(f"/api/v1/memories/{memory['id']}").status_code == 204
         assert in_arc(world, memory["id"]) == 0  # Arc confirmed before the 204
@@ -183,12 +176,12 @@ def test_same_content_can_be_written_again_after_forgetting(world: World) -> Non
         assert a.delete(f"/api/v1/memories/{first['id']}").status_code == 204
         second = write(a, content)  # the dedup ledger entry went with the memory
         assert second["id"] != first["id"]
-        eventually(lambda: in_arc(world, second["id"]) == 1, what="delivery")
+        wait_until(lambda: in_arc(world, second["id"]) == 1, "delivery")
         # And once more after delivery: the key is released from the ledger by reading it back from Arc.
         assert a.delete(f"/api/v1/memories/{second['id']}").status_code == 204
         third = write(a, content)
         assert a.get(f"/api/v1/memories/{third['id']}").json()["content"] == content
-        time.sleep(2.5)  # the settle re-apply of the earlier deletions must not touch the new memory
+        wait_until_settled(world.data, world.a.org_id)  # the settle re-apply must not touch the new memory
         assert in_arc(world, third["id"]) == 1
         assert a.get(f"/api/v1/memories/{third['id']}").status_code == 200
 
@@ -206,7 +199,7 @@ def test_forget_by_filter_with_dry_run(world: World) -> None:
         dry = a.post("/api/v1/forget", json={"agent_id": agent, "tags": ["gdpr"], "dry_run": True})
         assert dry.status_code == 200, dry.text
         assert dry.json() == {"matched": 3, "deleted": 0, "dry_run": True, "pending": False}
-        eventually(lambda: len(arc_rows(world.arc, f"agent_id = '{agent}'")) == 6, what="delivery")
+        wait_until(lambda: len(arc_rows(world.arc, f"agent_id = '{agent}'")) == 6, "delivery")
         done = a.post("/api/v1/forget", json={"agent_id": agent, "tags": ["gdpr"]})
         assert done.status_code == 200, done.text
         assert done.json() == {"matched": 3, "deleted": 3, "dry_run": False, "pending": False}
@@ -223,7 +216,7 @@ def test_two_orgs_in_one_measurement_forget_only_their_own(world: World) -> None
     content = f"identical {uniq()}"
     with world.client(world.a.key) as a, world.client(world.b.key) as b:
         mine, theirs = write(a, content), write(b, content)
-        eventually(lambda: len(arc_rows(world.arc, f"content = '{content}'")) == 2, what="delivery")
+        wait_until(lambda: len(arc_rows(world.arc, f"content = '{content}'")) == 2, "delivery")
         done = a.post("/api/v1/forget", json={"agent_id": "bot", "since": "1h"}).json()
         assert done["deleted"] >= 1
         assert arc_rows(world.arc, f"content = '{content}'") == [[theirs["id"], world.b.org_id, content]]
@@ -232,7 +225,7 @@ def test_two_orgs_in_one_measurement_forget_only_their_own(world: World) -> None
         # And org B forgetting the same agent name leaves org A's newer rows alone.
         again = write(a, content)
         assert b.post("/api/v1/forget", json={"agent_id": "bot"}).status_code == 200
-        eventually(lambda: in_arc(world, again["id"]) == 1, what="delivery")
+        wait_until(lambda: in_arc(world, again["id"]) == 1, "delivery")
         assert a.get(f"/api/v1/memories/{again['id']}").status_code == 200
 
 
@@ -244,8 +237,8 @@ def test_agent_erase(world: World) -> None:
         write(a, f"e1 {uniq()}", agent_id=name, session_id=session["id"])
         write(a, f"e2 {uniq()}", agent_id=agent["id"])
         other = write(b, f"e3 {uniq()}", agent_id=name)  # same name in the other org
-        eventually(lambda: len(arc_rows(world.arc, f"agent_id IN ('{name}', '{agent['id']}')")) == 3,
-                   what="delivery")
+        wait_until(lambda: len(arc_rows(world.arc, f"agent_id IN ('{name}', '{agent['id']}')")) == 3,
+                   "delivery")
         assert a.delete(f"/api/v1/agents/{name}", params={"erase": "true"}).status_code == 204
         assert a.get(f"/api/v1/agents/{agent['id']}").status_code == 404
         assert a.get(f"/api/v1/sessions/{session['id']}").status_code == 404
@@ -269,7 +262,7 @@ def test_deletions_are_audited(world: World) -> None:
 
     with world.client(world.a.key) as a:
         memory = write(a, f"audited {uniq()}")
-        eventually(lambda: in_arc(world, memory["id"]) == 1, what="delivery")
+        wait_until(lambda: in_arc(world, memory["id"]) == 1, "delivery")
         assert a.delete(f"/api/v1/memories/{memory['id']}").status_code == 204
         assert in_arc(world, memory["id"]) == 0
     found = [e for e in asyncio.run(entries()) if e.filter.get("ids") == [memory["id"]]]
@@ -296,7 +289,7 @@ def test_arc_stopped_then_kill_9_the_deletion_survives_and_is_applied(tmp_path: 
         with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
             kept = write(c, f"kept {uniq()}", agent_id="keeper")
             doomed = [write(c, f"doomed {i} {uniq()}", agent_id="doomed") for i in range(3)]
-            eventually(lambda: len(arc_rows(arc, "agent_id IN ('doomed', 'keeper')")) == 4, what="delivery")
+            wait_until(lambda: len(arc_rows(arc, "agent_id IN ('doomed', 'keeper')")) == 4, "delivery")
             arc.stop()
             resp = c.post("/api/v1/forget", json={"agent_id": "doomed"})
             assert resp.status_code == 202, resp.text
@@ -313,13 +306,14 @@ def test_arc_stopped_then_kill_9_the_deletion_survives_and_is_applied(tmp_path: 
         with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
             for memory in doomed:
                 assert c.get(f"/api/v1/memories/{memory['id']}").status_code == 404
-            eventually(lambda: {r[0] for r in arc_rows(arc, "agent_id = 'doomed'")} == {late["id"]},
-                       what="the pending deletion applied after the restart")
+            wait_until(lambda: {r[0] for r in arc_rows(arc, "agent_id = 'doomed'")} == {late["id"]},
+                       "the pending deletion applied after the restart")
             assert {m["id"] for m in c.get("/api/v1/memories", params={"agent_id": "doomed"}).json()["memories"]
                     } == {late["id"]}
             assert c.get(f"/api/v1/memories/{kept['id']}").status_code == 200
             assert c.get(f"/api/v1/memories/{waiting['id']}").status_code == 404
-            time.sleep(1.5)  # the journal rows were delivered by now; the dropped one never was
+            wait_until(lambda: undelivered_rows(data, tenant.org_id) == 0, "the journal rows delivered")
+            # ...and the dropped one never was
             assert in_arc_db(arc, waiting["id"]) == 0
             assert {r[0] for r in arc_rows(arc, "agent_id = 'keeper'")} == {kept["id"]}
     finally:
@@ -336,7 +330,7 @@ def test_a_settling_deletion_hides_rows_arc_still_holds_on_every_workers_first_r
         with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
             session = c.post("/api/v1/sessions", json={"agent_id": "ghost"}).json()["id"]
             first = write(c, f"ghost {uniq()}", agent_id="ghost", session_id=session)
-            eventually(lambda: in_arc_db(arc, first["id"]) == 1, what="delivery")
+            wait_until(lambda: in_arc_db(arc, first["id"]) == 1, "delivery")
             assert c.post("/api/v1/forget", json={"agent_id": "ghost"}).status_code in (200, 202, 204)
             backdated = time.time_ns() // 1000 - 60_000_000
             row = MemoryRow(id=memory_id(backdated), time_us=backdated, org_id=tenant.org_id, agent_id="ghost",
@@ -372,12 +366,15 @@ def test_delete_while_arclite_buffers_rows(tmp_path: Path) -> None:
     try:
         with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
             memory = write(c, f"buffered {uniq()}")
-            time.sleep(0.6)  # delivered to arclite, which holds it in its buffer (not queryable yet)
-            assert in_arc_db(arc, memory["id"]) == 0
+            wait_until(lambda: undelivered_rows(data, tenant.org_id, memory["id"]) == 0, "delivery to arclite")
+            assert in_arc_db(arc, memory["id"]) == 0  # arclite holds it in its buffer (not queryable yet)
             assert c.delete(f"/api/v1/memories/{memory['id']}").status_code == 204
-            for _ in range(6):  # across the buffer age: it never resurfaces
+
+            def never_resurfaces() -> bool:  # across the buffer age, until the deletion settled
                 assert c.get(f"/api/v1/memories/{memory['id']}").status_code == 404
-                time.sleep(0.8)
+                return unfinished_deletions(data, tenant.org_id) == 0
+
+            wait_until(never_resurfaces, "the deletion applied again past arclite's buffer age")
             assert in_arc_db(arc, memory["id"]) == 0
     finally:
         server.stop()
@@ -418,7 +415,7 @@ def test_retention_run_removes_old_rows_of_that_org_only(world: World) -> None:
     old_b = write_straight_into_arc(world, world.b.org_id, agent, ["old b"], age_days=10)
     with world.client(world.a.key) as a:
         fresh = write(a, f"fresh {uniq()}", agent_id=agent)
-        eventually(lambda: len(arc_rows(world.arc, f"agent_id = '{agent}'")) == 5, what="rows in arclite")
+        wait_until(lambda: len(arc_rows(world.arc, f"agent_id = '{agent}'")) == 5, "rows in arclite")
         admin(world, "org", "retention", world.a.org_id, "--days", "7", "--type", "decision=365")
         assert "7d, decision=365d" in admin(world, "org", "show", world.a.org_id)
         assert "7d, decision=365d" in admin(world, "org", "list")
@@ -438,12 +435,13 @@ def test_retention_run_removes_old_rows_of_that_org_only(world: World) -> None:
 
 def test_org_delete_purge_removes_its_rows_from_arc_and_the_journal(world: World, tmp_path: Path) -> None:
     victim = provision(world.data / "memtrace.db", f"victim{uniq()}", world.arc.url, DB)
-    time.sleep(1.5)  # the server picks the new org up through the change counter
     with world.client(victim.key) as v, world.client(world.b.key) as b:
+        # the server picks the new org up through the change counter
+        wait_until(lambda: v.get("/api/v1/memories").status_code == 200, "the new org's key accepted")
         content = f"purge {uniq()}"
         write(v, content)
         survivor = write(b, content)
-        eventually(lambda: len(arc_rows(world.arc, f"content = '{content}'")) == 2, what="delivery")
+        wait_until(lambda: len(arc_rows(world.arc, f"content = '{content}'")) == 2, "delivery")
         out = admin(world, "org", "delete", victim.org_id, "--purge", "--yes")
         assert "purged 1 rows from its Arc database" in out, out
         assert arc_rows(world.arc, f"org_id = '{victim.org_id}'") == []
@@ -465,7 +463,7 @@ def test_a_forget_larger_than_arcs_max_rows_per_delete_is_split_by_time(tmp_path
             for i in range(15):
                 write(c, f"many {i}", agent_id="many")
             keep = write(c, "other agent", agent_id="few")
-            eventually(lambda: len(arc_rows(arc, "agent_id IN ('many', 'few')")) == 16, what="delivery")
+            wait_until(lambda: len(arc_rows(arc, "agent_id IN ('many', 'few')")) == 16, "delivery")
             dry = c.post("/api/v1/forget", json={"agent_id": "many", "dry_run": True}).json()
             assert dry["matched"] == 15
             done = c.post("/api/v1/forget", json={"agent_id": "many"})
@@ -485,10 +483,10 @@ def test_the_server_applies_retention_policies_in_the_background(tmp_path: Path)
         old = write_straight_into_arc(world, tenant.org_id, "aging", ["ten days old"], age_days=10)
         with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
             fresh = write(c, "fresh", agent_id="aging")
-            eventually(lambda: len(arc_rows(arc, "agent_id = 'aging'")) == 2, what="rows in arclite")
+            wait_until(lambda: len(arc_rows(arc, "agent_id = 'aging'")) == 2, "rows in arclite")
             admin(world, "org", "retention", tenant.org_id, "--days", "3")
-            eventually(lambda: {r[0] for r in arc_rows(arc, "agent_id = 'aging'")} == {fresh["id"]},
-                       what="the background retention run")
+            wait_until(lambda: {r[0] for r in arc_rows(arc, "agent_id = 'aging'")} == {fresh["id"]},
+                       "the background retention run")
             assert c.get(f"/api/v1/memories/{old[0]}").status_code == 404
         audit = json.loads(admin(world, "audit", "list", "--json"))
         assert [(e["kind"], e["rows"]) for e in audit] == [("retention", 1)]
@@ -507,7 +505,7 @@ def test_kill_9_while_a_forget_runs(tmp_path: Path) -> None:
             for start in range(0, 3000, 1000):
                 batch = [{"agent_id": "victim", "content": f"row {i}"} for i in range(start, start + 1000)]
                 assert c.post("/api/v1/memories", json={"memories": batch}).status_code == 201
-            eventually(lambda: len(arc_rows(arc, "agent_id = 'victim'")) == 3000, what="delivery")
+            wait_until(lambda: len(arc_rows(arc, "agent_id = 'victim'")) == 3000, "delivery")
             pending = [write(c, f"pending {i}", agent_id="victim") for i in range(20)]  # some still journaled
 
         def forget() -> None:
@@ -517,17 +515,15 @@ def test_kill_9_while_a_forget_runs(tmp_path: Path) -> None:
 
         thread = threading.Thread(target=forget)
         thread.start()
-        time.sleep(0.02)
+        time.sleep(0.02)  # the point of the test: the kill lands while the forget runs, at whatever stage
         server.kill9()
         thread.join()
         server = MemtraceServer(data, workers=2, env=SERVER_ENV)
         with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
-            deadline = time.monotonic() + 8  # a recorded deletion is due 5 s (CLAIM_S) after its request
-            while arc_rows(arc, "agent_id = 'victim'") and time.monotonic() < deadline:
-                time.sleep(0.5)
-            if arc_rows(arc, "agent_id = 'victim'"):  # the kill came before the deletion was recorded
+            if not unfinished_deletions(data, tenant.org_id):  # the kill came before the deletion was recorded
                 assert c.post("/api/v1/forget", json={"agent_id": "victim"}).status_code == 200
-            time.sleep(2)  # past the settle re-apply
+            # a recorded deletion is due 5 s (CLAIM_S) after its request, then applied again once settled
+            wait_until_settled(data, tenant.org_id)
             assert arc_rows(arc, "agent_id = 'victim'") == []
             assert c.get("/api/v1/memories", params={"agent_id": "victim"}).json()["memories"] == []
             for memory in pending:
