@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.procs import ArcLite, MemtraceServer
+from tests.procs import ArcLite, MemtraceServer, delivery_lease_held
 from tests.provision import Tenant, provision
+from tests.waiting import wait_until
 
 
 def arc_query(arc: ArcLite, database: str, sql: str) -> list[list[Any]]:
@@ -32,13 +33,6 @@ def ids_in_arc(arc: ArcLite, tenant: Tenant, measurement: str = "events") -> dic
     rows = arc_query(arc, tenant.database,
                      f"SELECT id, count(*) FROM {measurement} WHERE org_id = '{tenant.org_id}' GROUP BY id")
     return {row[0]: row[1] for row in rows}
-
-
-def wait_for(predicate: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def post_batch(client: httpx.Client, agent: str, n: int, start: int = 0) -> list[str]:
@@ -71,8 +65,8 @@ def test_rows_reach_only_their_orgs_arc_database_and_measurement(
                 httpx.Client(base_url=server.url, headers={"x-api-key": globex.key}) as g_client:
             a_ids = post_batch(a_client, "a", 120)
             g_ids = post_batch(g_client, "g", 80)
-            wait_for(lambda: len(ids_in_arc(arc_a, acme, "acme_events")) == 120, 15, "acme rows in arc A")
-            wait_for(lambda: len(ids_in_arc(arc_b, globex)) == 80, 15, "globex rows in arc B")
+            wait_until(lambda: len(ids_in_arc(arc_a, acme, "acme_events")) == 120, "acme rows in arc A", 15)
+            wait_until(lambda: len(ids_in_arc(arc_b, globex)) == 80, "globex rows in arc B", 15)
         assert set(ids_in_arc(arc_a, acme, "acme_events")) == set(a_ids)
         assert set(ids_in_arc(arc_b, globex)) == set(g_ids)
         stats_a, stats_b = arc_stats(arc_a), arc_stats(arc_b)
@@ -96,12 +90,12 @@ def test_batching_sends_about_n_over_batch_size_requests(tmp_path: Path, two_arc
         with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}) as client:
             for start in range(0, 1000, 50):
                 post_batch(client, "b", 50, start)
-            wait_for(lambda: arc_stats(arc)["rows_written"] == 1000, 15, "1000 rows delivered")
+            wait_until(lambda: arc_stats(arc)["rows_written"] == 1000, "1000 rows delivered", 15)
             requests = arc_stats(arc)["write_requests"]
             assert 10 <= requests <= 25, f"{requests} write requests for 1000 rows at batch size 100"
             # an idle buffer below the batch size still flushes within the interval
             post_batch(client, "b", 3, 5000)
-            wait_for(lambda: arc_stats(arc)["rows_written"] == 1003, 5, "a small batch flushed by the interval")
+            wait_until(lambda: arc_stats(arc)["rows_written"] == 1003, "a small batch flushed by the interval", 5)
     finally:
         server.stop()
 
@@ -124,13 +118,13 @@ def test_arc_outage_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None
             while time.monotonic() < outage_end:
                 acknowledged += post_batch(client, "w", 20, 1000 + i * 20)
                 i += 1
-                time.sleep(0.25)
+                time.sleep(0.25)  # pacing: the outage lasts 30 s of the clock, writes keep coming through it
             # reads still see everything acknowledged? They need Arc: 503 with Retry-After, never wrong data
             resp = client.get("/api/v1/memories", params={"agent_id": "w"})
             assert resp.status_code == 503
             assert "Retry-After" in resp.headers
             arc = ArcLite(arc_dir, port=arc.port)
-            wait_for(lambda: len(ids_in_arc(arc, tenant)) == len(acknowledged), 30, "backlog delivered")
+            wait_until(lambda: len(ids_in_arc(arc, tenant)) == len(acknowledged), "backlog delivered", 30)
         counts = ids_in_arc(arc, tenant)
         assert set(counts) == set(acknowledged)
         assert set(counts.values()) == {1}
@@ -167,7 +161,7 @@ def test_full_org_queue_answers_429_with_retry_after_and_loses_nothing(tmp_path:
                 resp = other_client.post("/api/v1/memories", json={"agent_id": "o", "content": "fine"})
                 assert resp.status_code == 201  # other orgs are unaffected
             arc = ArcLite(arc_dir, port=arc.port)
-            wait_for(lambda: len(ids_in_arc(arc, tenant)) == 300, 30, "bounded backlog delivered")
+            wait_until(lambda: len(ids_in_arc(arc, tenant)) == 300, "bounded backlog delivered", 30)
             assert set(ids_in_arc(arc, tenant)) == set(acknowledged)
             assert client.post("/api/v1/memories", json={"agent_id": "q", "content": "room again"}).status_code == 201
     finally:
@@ -184,6 +178,7 @@ def test_kill_9_mid_ingest_then_restart_delivers_every_acknowledged_memory(tmp_p
     env = {"MEMTRACE_ARC_FLUSH_INTERVAL_MS": "2000", "MEMTRACE_ARC_BATCH_SIZE": "5000"}
     server = MemtraceServer(data, workers=2, env=env)
     acknowledged: list[str] = []
+    answered: list[str] = []  # acknowledged writes of every writer so far (append is atomic)
 
     def writer(n: int) -> list[str]:
         ids: list[str] = []
@@ -196,18 +191,20 @@ def test_kill_9_mid_ingest_then_restart_delivers_every_acknowledged_memory(tmp_p
                     break  # the server died under us: only what was acknowledged counts
                 if resp.status_code == 201:
                     ids.append(resp.json()["id"])
+                    answered.append(ids[-1])
         return ids
 
     try:
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(writer, n) for n in range(4)]
-            time.sleep(1.5)
+            # killed mid-stream: once writes are being acknowledged, while the writers still send
+            wait_until(lambda: len(answered) >= 100, "100 writes acknowledged")
             server.kill9()
             for future in futures:
                 acknowledged += future.result()
         assert acknowledged, "nothing was acknowledged before the crash"
         server = MemtraceServer(data, workers=1)
-        wait_for(lambda: set(acknowledged) <= set(ids_in_arc(arc, tenant)), 30, "acknowledged memories delivered")
+        wait_until(lambda: set(acknowledged) <= set(ids_in_arc(arc, tenant)), "acknowledged memories delivered", 30)
         with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}) as client:
             listed = client.get("/api/v1/memories", params={"agent_id": "k0", "limit": 1000}).json()
         ids = [m["id"] for m in listed["memories"]]
@@ -226,7 +223,7 @@ def test_sigterm_flushes_pending_memories_before_exit(tmp_path: Path) -> None:
     try:
         with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}) as client:
             ids = post_batch(client, "g", 50)
-        time.sleep(1.5)  # the deliverer has its lease; nothing is due for a minute
+        wait_until(lambda: delivery_lease_held(data), "the deliverer holding its lease")  # nothing due for 60 s
         assert ids_in_arc(arc, tenant) == {}
         assert server.stop() == 0
         assert set(ids_in_arc(arc, tenant)) == set(ids)
@@ -246,7 +243,7 @@ def test_orgs_sharing_an_arc_database_share_write_requests(tmp_path: Path) -> No
         for tenant in tenants:
             with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}) as client:
                 expected[tenant.org_id] = set(post_batch(client, "s", 5))
-        wait_for(lambda: arc_stats(arc)["rows_written"] == 100, 15, "all rows delivered")
+        wait_until(lambda: arc_stats(arc)["rows_written"] == 100, "all rows delivered", 15)
         assert arc_stats(arc)["write_requests"] <= 5  # not one request per org
         for tenant in tenants:
             assert set(ids_in_arc(arc, tenant)) == expected[tenant.org_id]
