@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,9 @@ from memtrace.journal import Journal, JournalConfig, PendingBatch
 from memtrace.rows import MemoryRow
 from tests.procs import ArcLite, MemtraceServer, free_port
 from tests.provision import provision
-from tests.test_delivery import arc_stats, ids_in_arc, wait_for
+from tests.test_delivery import arc_stats, ids_in_arc
 from tests.test_journal import row as journal_row
+from tests.waiting import wait_until, wait_until_async
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -77,7 +78,7 @@ def test_large_rows_after_an_outage_are_all_delivered(tmp_path: Path, max_batch_
             for start in range(0, 1100, 100):
                 acknowledged += post(client, [large("big", start + i, 10 * KIB) for i in range(100)])
         arc = ArcLite(arc_dir, port=arc.port, extra=["--max-body-mb", "2"])
-        wait_for(lambda: len(ids_in_arc(arc, tenant)) == 1100, 60, "1,100 large rows delivered")
+        wait_until(lambda: len(ids_in_arc(arc, tenant)) == 1100, "1,100 large rows delivered", 60)
         assert set(ids_in_arc(arc, tenant)) == set(acknowledged)
         stats = arc_stats(arc)
         assert stats["largest_request_bytes"] <= 2 * MIB
@@ -112,8 +113,8 @@ def test_a_row_arc_never_takes_is_dead_lettered_and_blocks_nobody(tmp_path: Path
             big_ids = [a_ids[3], a_ids[7]]
             small_ids = [i for i in a_ids if i not in big_ids]
             g_ids = post(g_client, [{"agent_id": "g", "content": f"g {i} {uuid.uuid4().hex}"} for i in range(5)])
-            wait_for(lambda: set(ids_in_arc(arc, acme)) == set(small_ids), 20, "acme's other rows delivered")
-            wait_for(lambda: set(ids_in_arc(arc, globex)) == set(g_ids), 20, "globex's rows delivered")
+            wait_until(lambda: set(ids_in_arc(arc, acme)) == set(small_ids), "acme's other rows delivered", 20)
+            wait_until(lambda: set(ids_in_arc(arc, globex)) == set(g_ids), "globex's rows delivered", 20)
 
             dead = admin("delivery", "dead-letters", "--journal", journal)
             assert sorted(d["memory_id"] for d in dead) == sorted(big_ids)
@@ -135,7 +136,7 @@ def test_a_row_arc_never_takes_is_dead_lettered_and_blocks_nobody(tmp_path: Path
             arc.stop()
             arc = ArcLite(arc_dir, port=arc.port)  # the operator raised Arc's cap
             assert admin("delivery", "retry", "--all", "--journal", journal) == {"retried": 1}
-            wait_for(lambda: big_ids[0] in ids_in_arc(arc, acme), 20, "the retried memory delivered")
+            wait_until(lambda: big_ids[0] in ids_in_arc(arc, acme), "the retried memory delivered", 20)
             assert admin("delivery", "dead-letters", "--journal", journal) == []
             assert a_client.get(f"/api/v1/memories/{big_ids[0]}").status_code == 200
     finally:
@@ -144,13 +145,6 @@ def test_a_row_arc_never_takes_is_dead_lettered_and_blocks_nobody(tmp_path: Path
 
 
 # --- in-process: a real journal, a real arclite, and the failure injected into the deliverer ---------------
-
-
-async def eventually(predicate: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 class Delivery:
@@ -189,6 +183,11 @@ async def delivery(tmp_path: Path, bindings: list[ArcBinding], **arc: Any) -> As
         await registry.pool.close()
 
 
+async def _refusals(d: Delivery, org_id: str, at_least: int) -> bool:
+    state = d.deliverer.sender.orgs.get(org_id)
+    return state is not None and state.failures >= at_least
+
+
 def rows(org: str, n: int) -> list[MemoryRow]:
     return [journal_row(org, f"{org}-{i}-{uuid.uuid4().hex}") for i in range(n)]
 
@@ -204,7 +203,8 @@ async def test_a_binding_arc_refuses_waits_logs_rarely_and_resumes_once_fixed(
             await d.journal.append("acme", rows("acme", 20))
             caplog.set_level(logging.WARNING, logger="memtrace.delivery")
             d.deliverer.start()
-            await asyncio.sleep(2.5)
+            # refused twice: the second refusal (within the 60 s cap) must not be logged again
+            await wait_until_async(lambda: _refusals(d, "acme", 2), "a second refusal of the binding", 10)
             logged = [r for r in caplog.records if r.name == "memtrace.delivery"]
             assert 1 <= len(logged) <= 2, [r.getMessage() for r in logged]
             assert "refuses the binding of org acme (HTTP 401" in logged[0].getMessage()
@@ -217,7 +217,7 @@ async def test_a_binding_arc_refuses_waits_logs_rarely_and_resumes_once_fixed(
             async def delivered() -> bool:
                 return await d.rows_in_arc(arc) == 20
 
-            await eventually(delivered, 5, "delivery with the fixed binding")
+            await wait_until_async(delivered, "delivery with the fixed binding", 5)
     finally:
         arc.stop()
 
@@ -246,7 +246,7 @@ async def test_a_failed_shared_request_counts_on_every_orgs_breaker(tmp_path: Pa
         async def one_failed() -> bool:
             return failed_requests() >= before + 1
 
-        await eventually(one_failed, 10, "the shared request to fail")
+        await wait_until_async(one_failed, "the shared request to fail", 10)
         assert failed_requests() == before + 1
         assert [d.registry.breaker(org).consecutive_failures for org in ("acme", "globex")] == [1, 1]
 
@@ -275,7 +275,7 @@ async def test_an_unexpected_error_in_a_flush_is_logged_and_delivery_resumes(
             async def drained() -> bool:
                 return await d.journal.pending_total("acme") == 0
 
-            await eventually(drained, 10, "the rows delivered and marked after the failure")
+            await wait_until_async(drained, "the rows delivered and marked after the failure", 10)
             assert calls >= 2
             failures = [r for r in caplog.records if r.name == "memtrace.delivery" and r.exc_info]
             assert failures and "injected failure" in caplog.text
@@ -381,12 +381,12 @@ def test_a_full_journal_answers_503_is_not_ready_and_recovers_without_restart(tm
             if filler is not None:
                 filler.unlink()
             arc = ArcLite(arc_dir, port=arc.port)
-            wait_for(lambda: httpx.get(f"{server.url}/ready").json()["journal"] == "ok", 30, "journal room again")
+            wait_until(lambda: httpx.get(f"{server.url}/ready").json()["journal"] == "ok", "journal room again", 30)
             resp = client.post("/api/v1/memories", json={"memories": [large("f", 1000 + i, 50 * KIB)
                                                                       for i in range(5)]})
             assert resp.status_code == 201, resp.text
             acknowledged += [m["id"] for m in resp.json()["memories"]]
-            wait_for(lambda: set(acknowledged) <= set(ids_in_arc(arc, tenant)), 30, "every acknowledged memory")
+            wait_until(lambda: set(acknowledged) <= set(ids_in_arc(arc, tenant)), "every acknowledged memory", 30)
 
 
 class _Stoppable:
@@ -422,7 +422,7 @@ async def test_a_bounded_journal_refuses_when_full_yet_still_drains(tmp_path: Pa
         async def room_again() -> bool:
             return not journal.full
 
-        await eventually(room_again, 5, "the journal to notice the freed room")
+        await wait_until_async(room_again, "the journal to notice the freed room", 5)
         assert len((await journal.append("acme", [journal_row("acme", "after")])).stored) == 1
     finally:
         await journal.close()
