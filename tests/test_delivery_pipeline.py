@@ -19,7 +19,8 @@ from aiohttp import web
 
 from memtrace.arc.binding import ArcBinding
 from tests.procs import free_port
-from tests.test_delivery_never_wedges import delivery, eventually, rows
+from tests.test_delivery_never_wedges import delivery, rows
+from tests.waiting import wait_until_async
 
 
 class RecordingStore:
@@ -55,7 +56,7 @@ class RecordingStore:
                 return web.json_response({"error": "injected outage"}, status=503)
             if self.fail and n <= max(self.fail):  # answer the failure first, so it is known before a slot frees
                 await self._failed.wait()
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.2)  # a head start for the failed answer to reach the deliverer (no hook)
             self.ids.update(msgspec.msgpack.decode(body)["columns"]["id"])
             return web.Response(status=204)
         finally:
@@ -93,7 +94,7 @@ async def test_one_target_has_up_to_max_in_flight_writes_at_once_and_each_row_ar
             async def drained() -> bool:
                 return await d.journal.pending_total("acme") == 0
 
-            await eventually(drained, 15, "every row delivered")
+            await wait_until_async(drained, "every row delivered", 15)
         assert store.most_in_flight == max_in_flight
         assert store.requests == 6
         assert store.ids == Counter(r.id for r in batch)  # every row once: none taken twice while in flight
@@ -115,7 +116,7 @@ async def test_a_failure_mid_pipeline_keeps_the_unconfirmed_rows_pending_and_del
                 return store.requests >= 3 and store.in_flight == 0 and \
                     await d.journal.pending_total("acme") == 400
 
-            await eventually(first_flush_over, 10, "the first flush to end after the failure")
+            await wait_until_async(first_flush_over, "the first flush to end after the failure", 10)
             assert store.requests == 3, "no new request may start after a failure"
             confirmed = {r.id for r in batch[:100]} | {r.id for r in batch[200:300]}
             assert set(store.ids) == confirmed
@@ -125,7 +126,7 @@ async def test_a_failure_mid_pipeline_keeps_the_unconfirmed_rows_pending_and_del
             async def drained() -> bool:
                 return await d.journal.pending_total("acme") == 0
 
-            await eventually(drained, 15, "the failed and the remaining rows delivered after the backoff")
+            await wait_until_async(drained, "the failed and the remaining rows delivered after the backoff", 15)
         assert store.ids == Counter(r.id for r in batch)
 
 
@@ -146,19 +147,19 @@ async def test_while_arc_is_down_a_flush_sends_one_request_not_a_burst(tmp_path:
             async def first_flush_failed() -> bool:
                 return store.requests >= 1 and store.in_flight == 0
 
-            await eventually(first_flush_failed, 10, "the first flush to fail")
+            await wait_until_async(first_flush_failed, "the first flush to fail", 10)
             first = store.requests
             store.most_in_flight = 0
 
             async def retried() -> bool:
                 return store.requests >= first + 5
 
-            await eventually(retried, 10, "several retries against the failing store")
+            await wait_until_async(retried, "several retries against the failing store", 10)
             assert store.most_in_flight == 1
             store.down = False
 
             async def drained() -> bool:
                 return await d.journal.pending_total("acme") == 0
 
-            await eventually(drained, 10, "delivery once the store is back")
+            await wait_until_async(drained, "delivery once the store is back", 10)
         assert store.ids == Counter(r.id for r in batch)
