@@ -19,6 +19,7 @@ import pytest
 
 from tests.procs import ArcLite, MemtraceServer
 from tests.provision import provision
+from tests.waiting import wait_until
 
 IDLE_CONNECTIONS = 3000
 
@@ -46,6 +47,17 @@ def idle_connections(port: int, n: int) -> Iterator[list[socket.socket]]:
             s.close()
 
 
+def accept_backlog(port: int) -> int:
+    """Connections waiting in the listen backlog of `port` (the Recv-Q of its LISTEN sockets, /proc/net/tcp)."""
+    waiting = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, queues = fields[1], fields[3], fields[4]
+        if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+            waiting += int(queues.split(":")[1], 16)
+    return waiting
+
+
 def closed_by_server(sock: socket.socket) -> bool:
     sock.setblocking(False)
     try:
@@ -71,7 +83,7 @@ def test_thousands_of_idle_connections_leave_probes_answered(tmp_path: Path) -> 
     server = MemtraceServer(tmp_path)
     try:
         with idle_connections(server.port, IDLE_CONNECTIONS):
-            time.sleep(0.5)  # let the worker accept them all
+            wait_until(lambda: accept_backlog(server.port) == 0, "the worker accepting every idle connection")
             latencies = []
             for _ in range(20):
                 started = time.monotonic()
@@ -131,7 +143,7 @@ def test_a_body_that_pauses_but_arrives_in_time_is_accepted(tmp_path: Path) -> N
                 b"content-length: " + str(len(body)).encode() + b"\r\nx-api-key: " + tenant.key.encode()
                 + b"\r\n\r\n" + body[:10]
             )
-            time.sleep(2.5)  # across two sweeps
+            time.sleep(2.5)  # the point of the test: the body pauses across two once-a-second deadline sweeps
             conn.sendall(body[10:])
             answer = conn.recv(65536)
             assert answer.startswith(b"HTTP/1.1 201"), answer
