@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
-import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,8 @@ import pytest
 
 from tests.procs import ArcLite, MemtraceServer
 from tests.provision import provision
-from tests.test_delivery import ids_in_arc, post_batch, wait_for
+from tests.test_delivery import ids_in_arc, post_batch
+from tests.waiting import wait_until
 
 
 def children(pid: int) -> set[int]:
@@ -52,29 +52,33 @@ def test_killed_worker_is_respawned_and_its_rows_are_delivered(tmp_path: Path) -
     assert not (data / "granian.toml").exists()
     server = MemtraceServer(data, workers=2, env={"MEMTRACE_ARC_RETRY_MAX_MS": "500"})
     try:
-        wait_for(lambda: len(children(server.popen.pid)) >= 2, 15, "two workers")
+        wait_until(lambda: len(children(server.popen.pid)) >= 2, "two workers", 15)
         workers = children(server.popen.pid)
         arc.stop()  # Arc is down: what is accepted now stays in the journal
         with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=10) as client:
             ids = post_batch(client, "w", 50)
-        wait_for(lambda: lease_holder_pid(data / "journal.db") in workers, 10, "a worker holding the lease")
+        wait_until(lambda: lease_holder_pid(data / "journal.db") in workers, "a worker holding the lease", 10)
         victim = lease_holder_pid(data / "journal.db")
         assert victim is not None
         os.kill(victim, signal.SIGKILL)
 
         answered = 0
-        deadline = time.monotonic() + 8
-        while time.monotonic() < deadline:
+
+        def respawned() -> bool:  # /health answers all along, until a new worker took the victim's place
+            nonlocal answered
             assert httpx.get(f"{server.url}/health", timeout=3).status_code == 200
             answered += 1
-            time.sleep(0.1)
+            live = children(server.popen.pid)
+            return victim not in live and len(live) >= 2
+
+        wait_until(respawned, "the killed worker replaced", 15, interval=0.1)
         assert server.popen.poll() is None, server.output()
         live = children(server.popen.pid)
         assert victim not in live
         assert len(live) >= 2, f"worker not respawned: {live}\n{server.output()}"
 
         arc = ArcLite(arc_dir, port=arc.port)
-        wait_for(lambda: set(ids_in_arc(arc, tenant)) == set(ids), 30, "the journaled memories in Arc")
+        wait_until(lambda: set(ids_in_arc(arc, tenant)) == set(ids), "the journaled memories in Arc", 30)
         print(f"\n/health answered {answered} times in a row after kill -9 of worker {victim}")
     finally:
         server.stop()
