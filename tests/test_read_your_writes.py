@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 
 from tests.procs import ArcLite, MemtraceServer, wait_until_pruned
 from tests.provision import Tenant, provision
+from tests.waiting import wait_until
 
 BUFFER_MS = 3000
 
@@ -71,10 +71,7 @@ def test_every_read_sees_acknowledged_writes_before_arc_does(served: tuple[Memtr
 
     assert arc_count(arc, tenant, agent) < 12  # Arc does not show them all yet...
     reads_agree("before Arc shows the rows")   # ...but every read does
-    deadline = time.monotonic() + 15
-    while arc_count(arc, tenant, agent) < 12:
-        assert time.monotonic() < deadline, "rows never became visible in Arc"
-        time.sleep(0.3)
+    wait_until(lambda: arc_count(arc, tenant, agent) >= 12, "the rows visible in Arc")
     reads_agree("Arc and journal both hold the rows")  # no double counting
     wait_until_pruned(server.data_dir, tenant.org_id)  # past the journal retention: Arc alone answers
     reads_agree("Arc alone")
