@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import httpx
 
 from tests.conftest import Stack
+from tests.waiting import wait_until
 
 
 def unique(prefix: str = "a") -> str:
@@ -58,10 +58,8 @@ def test_agent_memories_and_stats(api: httpx.Client) -> None:
     assert stats["memory_types"] == {"episodic": 2, "decision": 1}
     assert (stats["session_count"], stats["active_sessions"]) == (1, 1)
     # last_active_at follows memory writes (coalesced, within a couple of seconds)
-    deadline = time.monotonic() + 5
-    while api.get(f"/api/v1/agents/{name}").json()["last_active_at"] == agent["last_active_at"]:
-        assert time.monotonic() < deadline, "last_active_at did not move"
-        time.sleep(0.2)
+    wait_until(lambda: api.get(f"/api/v1/agents/{name}").json()["last_active_at"] != agent["last_active_at"],
+               "last_active_at moving", 5)
 
 
 def test_unregistered_agent_names_still_work(api: httpx.Client) -> None:
