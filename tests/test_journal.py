@@ -112,7 +112,7 @@ async def test_delivery_state_and_recent_rows(tmp_path: Path, open_journal: Open
         # delivered rows stay readable for the retention, then are pruned
         assert len(await journal.recent_rows("o")) == 5
         assert [r.id for r in await journal.recent_rows("o", ids=("mem_1",))] == ["mem_1"]
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # the point: the 0.2 s retention elapses (prune compares against the clock)
         pruned, _ = await journal.prune()
         assert pruned == 3
         assert sorted(r.id for r in await journal.recent_rows("o")) == ["mem_3", "mem_4"]
