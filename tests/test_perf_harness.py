@@ -82,7 +82,7 @@ def test_cpu_meter_sees_a_busy_child_group() -> None:
                               "while time.process_time()<t: pass"], start_new_session=True)
     try:
         with CpuMeter({"child": child.pid}, self_as="me") as meter:
-            time.sleep(0.3)
+            time.sleep(0.3)  # the point: the meter measures CPU over a span of the clock
         assert set(meter.cores) == {"child", "me"}
         assert meter.cores["child"] > 0
     finally:
