@@ -18,6 +18,7 @@ import pytest
 from memtrace.keys import KEY_PREFIX, LOOKUP_ID_LEN
 from tests.procs import MemtraceServer
 from tests.provision import provision
+from tests.waiting import wait_until
 
 FLOOD_PER_S = 300
 FLOOD_THREADS = 3
@@ -75,7 +76,7 @@ def test_wrong_secret_flood_leaves_the_good_key_answered(tmp_path: Path) -> None
                 t.start()
             started = time.monotonic()
             try:
-                time.sleep(0.5)
+                wait_until(lambda: statuses.total() >= 100, "the flood under way (100 answers)")
                 flooded = _sample(good, 300, seconds=FLOOD_SECONDS)
             finally:
                 stop.set()
