@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from arc_client import ArcClient
 from arc_client.exceptions import ArcQueryError
 
 from tests.procs import ArcLite
+from tests.waiting import wait_until
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in µs
 
@@ -332,9 +332,7 @@ def test_acknowledged_writes_survive_kill9(tmp_path: Path) -> None:
     threads = [threading.Thread(target=writer, args=(t * 1_000_000,)) for t in range(4)]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + 30
-    while len(acked) < 3000 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(acked) >= 3000, "3000 rows acknowledged", 30, interval=0.01)
     arc.kill9()  # mid-stream; no shutdown hook, no checkpoint: only the WAL stands between us and loss
     stop.set()
     for t in threads:
@@ -378,10 +376,8 @@ def test_buffer_age_hides_rows_until_flush_and_they_survive_kill9(tmp_path: Path
     arc.stop()
     arc2 = ArcLite(tmp_path / "d")  # no buffering now: leftover staged rows are moved in at start
     try:
-        deadline = time.monotonic() + 20
-        while rows(arc2, "SELECT count(*) FROM events", db) != [[15]]:
-            assert time.monotonic() < deadline, "staged rows never became visible after restart"
-            time.sleep(0.05)
+        wait_until(lambda: rows(arc2, "SELECT count(*) FROM events", db) == [[15]],
+                   "staged rows visible after the restart", 20)
         assert [r[1] for r in rows(arc2, "SHOW TABLES", db)] == ["events"]
     finally:
         arc2.stop()
@@ -392,13 +388,8 @@ def test_buffer_age_rows_appear_on_their_own(tmp_path: Path) -> None:
     db = dbname()
     try:
         _write_many(arc, db, 0, 1, 7)
-        deadline = time.monotonic() + 20
-        while rows(arc, "SELECT count(*) FROM events", db) != [[7]]:
-            assert time.monotonic() < deadline, "buffered rows never became visible"
-            time.sleep(0.05)
+        wait_until(lambda: rows(arc, "SELECT count(*) FROM events", db) == [[7]], "buffered rows visible", 20)
         _write_many(arc, db, 7, 1, 3)  # a new column type path through staging: schema already there
-        while rows(arc, "SELECT count(*) FROM events", db) != [[10]]:
-            assert time.monotonic() < deadline, "buffered rows never became visible"
-            time.sleep(0.05)
+        wait_until(lambda: rows(arc, "SELECT count(*) FROM events", db) == [[10]], "buffered rows visible", 20)
     finally:
         arc.stop()
