@@ -23,6 +23,7 @@ import pytest
 from tests import pgcluster
 from tests.procs import ArcLite, MemtraceServer
 from tests.provision import Tenant, add_key, provision
+from tests.waiting import wait_until
 
 ARC_ARGS = ["--buffer-age-ms", "5000", "--delete-enabled"]
 
@@ -249,10 +250,8 @@ def test_a_killed_hosts_pending_rows_are_delivered_by_a_survivor(cluster: Cluste
     finally:
         victim.stop()
         cluster.arc = ArcLite(arc_dir, port=arc_port, extra=ARC_ARGS)
-    deadline = time.monotonic() + 5.0 + 5.0 + 5.0  # lease TTL + flush + Arc's buffer age
-    while not set(accepted) <= _arc_ids(cluster):
-        assert time.monotonic() < deadline, "a survivor did not deliver the killed host's rows"
-        time.sleep(0.25)
+    wait_until(lambda: set(accepted) <= _arc_ids(cluster), "a survivor delivering the killed host's rows",
+               5.0 + 5.0 + 5.0, interval=0.25)  # lease TTL + flush + Arc's buffer age
     assert cluster.tenant.org_id not in _pending(cluster, 2)
 
 
