@@ -6,8 +6,10 @@ SDK_VENV := .venv-sdk
 RUNTIME := $(VENV)/.runtime
 INSTALLED := $(VENV)/.installed
 SDK_INSTALLED := $(SDK_VENV)/.installed
+NODE_PKG := integrations/vercel-ai
+NODE_INSTALLED := $(NODE_PKG)/node_modules/.package-lock.json
 
-.PHONY: install runtime run test lint typecheck pytest bench perf-report loadtest wrk chromium postgresql clean
+.PHONY: install runtime run test lint typecheck pytest bench perf-report loadtest wrk chromium postgresql node-deps clean
 
 # What running needs, and nothing else: `make run` never waits for the test and lint tools.
 $(RUNTIME): pyproject.toml
@@ -31,6 +33,15 @@ $(SDK_INSTALLED):
 	$(SDK_VENV)/bin/python -m pip install -q "memtrace-sdk==0.2.0"
 	touch $@
 
+# The Vercel AI SDK package (integrations/vercel-ai) is TypeScript: its npm dependencies, from the committed
+# package-lock.json, when node is installed (its test, tests/test_vercel_ai.py, is skipped where node is not).
+$(NODE_INSTALLED): $(NODE_PKG)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  echo "==> installing the npm dependencies of $(NODE_PKG)"; cd $(NODE_PKG) && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "node is not installed: the tests of $(NODE_PKG) will be skipped"; fi
+
+node-deps: $(NODE_INSTALLED)
+
 install: $(INSTALLED)
 
 runtime: $(RUNTIME)
@@ -45,7 +56,7 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy --strict memtrace
 
-pytest: $(INSTALLED) $(SDK_INSTALLED) wrk chromium postgresql
+pytest: $(INSTALLED) $(SDK_INSTALLED) wrk chromium postgresql node-deps
 	MEMTRACE_SDK_PYTHON=$(abspath $(SDK_VENV))/bin/python $(BIN)/python -m pytest -q --benchmark-disable
 
 test: lint typecheck pytest
@@ -77,4 +88,4 @@ loadtest: $(INSTALLED)
 	$(BIN)/python loadtests/run.py --duration 8 --users 16 --orgs 4 --arcs 2 --workers 1
 
 clean:
-	rm -rf $(VENV) $(SDK_VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SDK_VENV) .mypy_cache .pytest_cache .ruff_cache $(NODE_PKG)/node_modules $(NODE_PKG)/dist
