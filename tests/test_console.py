@@ -7,6 +7,9 @@ page land in tests/artifacts/console/ (gitignored).
 
 from __future__ import annotations
 
+import math
+import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,7 +31,7 @@ from tests.provision import Tenant, add_key, provision
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-ARTIFACTS = REPO / "tests" / "artifacts" / "console"
+ARTIFACTS = Path(os.environ.get("MEMTRACE_CONSOLE_SHOTS", REPO / "tests" / "artifacts" / "console"))
 HOUR_US = 3_600_000_000
 TIMEOUT_MS = 10_000
 
@@ -39,6 +42,7 @@ class Seeded:
     acme: Tenant
     read_only: str
     no_arc: Tenant
+    empty: Tenant  # bound to Arc, nothing written yet
     agent: str
     session: str
     bars: int
@@ -106,13 +110,14 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         acme = provision(data / "memtrace.db", "acme", arc.url)
         read_only = add_key(data / "memtrace.db", acme.org_id, "viewer", "read")
         no_arc = provision(data / "memtrace.db", "lonely", None)
+        empty = provision(data / "memtrace.db", "blank", arc.url)
         server = MemtraceServer(data)
         try:
             agent, session, bars, error_bars, needle, forget_tag = _seed(server.url, arc, acme)
             with httpx.Client(base_url=server.url, headers={"x-api-key": no_arc.key}) as api:
                 assert api.post("/api/v1/agents", json={"name": "orphan"}).status_code == 201
-            yield Seeded(server.url, acme, read_only, no_arc, agent, session, len(bars), len(error_bars), needle,
-                         forget_tag)
+            yield Seeded(server.url, acme, read_only, no_arc, empty, agent, session, len(bars), len(error_bars),
+                         needle, forget_tag)
         finally:
             server.stop()
     finally:
@@ -289,10 +294,10 @@ def test_forget_with_a_dry_run_and_a_confirmation(seeded: Seeded, page: Page) ->
     page.click("#apply")
     expect(page.locator("#results tbody tr")).to_have_count(1)
     page.click("#forget-matching")
-    expect(page.locator("#forget-count")).to_have_text("1 memories match these filters. Forget them for good?")
+    expect(page.locator("#forget-count")).to_have_text("1 memory matches these filters. Forget it for good?")
     shot(page, "forget-confirm")
     page.click("#forget-confirm")
-    expect(page.locator("#forget-done")).to_have_text("Forgot 1 memories.")
+    expect(page.locator("#forget-done")).to_have_text("Forgot 1 memory.")
     expect(page.locator("#results")).to_have_text("No memories.")
     page.fill("#f-tags", seeded.forget_tag + "b")
     page.click("#apply")
@@ -301,3 +306,93 @@ def test_forget_with_a_dry_run_and_a_confirmation(seeded: Seeded, page: Page) ->
     page.click("#forget-one-confirm")  # DELETE /api/v1/memories/{id}
     expect(page.locator("#results")).to_have_text("No memories.")
     expect(page.locator("#error")).to_be_hidden()
+
+
+# --- the first hour: what a new user sees --------------------------------------------------------------------
+
+
+def test_nav_and_sign_out_are_hidden_until_signed_in(seeded: Seeded, page: Page) -> None:
+    page.goto(f"{seeded.url}/console")
+    expect(page.locator("#sign-in")).to_be_visible()
+    expect(page.locator("#nav")).to_be_hidden()
+    expect(page.locator("#sign-out")).to_be_hidden()
+    shot(page, "sign-in")
+    sign_in(page, seeded, seeded.acme.key)
+    expect(page.locator("#sign-out")).to_be_visible()
+    page.click("#sign-out")
+    expect(page.locator("#sign-in")).to_be_visible()
+    expect(page.locator("#nav")).to_be_hidden()
+
+
+def _lines(page: Page, selector: str) -> int:
+    """How many lines the first element matching `selector` wraps its text on."""
+    return int(page.eval_on_selector(selector, "el => { const r = document.createRange(); r.selectNodeContents(el);"
+                                               " return r.getClientRects().length; }"))
+
+
+def _width(page: Page, selector: str) -> float:
+    box = page.locator(selector).bounding_box()
+    assert box is not None, selector
+    return float(box["width"])
+
+
+def test_the_memories_table_takes_the_width_until_a_detail_opens(seeded: Seeded, page: Page) -> None:
+    sign_in(page, seeded, seeded.acme.key)
+    page.goto(f"{seeded.url}/console#/memories?agent_id={seeded.agent}")
+    rows = page.locator("#results tbody tr")
+    expect(rows).to_have_count(25)
+    split = _width(page, "div.split")
+    assert _width(page, "#results table.memories") > 0.95 * split  # no empty 40 % column for a detail
+    assert _lines(page, "#results tbody tr td:first-child") == 1  # the time on one line
+    shot(page, "memories-wide")
+    rows.first.click()
+    expect(page.locator("#detail section.detail")).to_be_visible()
+    assert _width(page, "#results table.memories") < 0.7 * split  # the detail takes its column
+    assert _lines(page, "#results tbody tr td:first-child") == 1
+    shot(page, "memories-detail")
+
+
+def test_counts_read_in_the_right_number(seeded: Seeded, page: Page) -> None:
+    agent = f"single{uuid.uuid4().hex[:6]}"
+    with httpx.Client(base_url=seeded.url, headers={"x-api-key": seeded.acme.key}) as api:
+        assert api.post("/api/v1/agents", json={"name": agent}).status_code == 201
+        assert api.post("/api/v1/memories", json={"agent_id": agent, "content": "one failure",
+                                                  "event_type": "error"}).status_code == 201
+    sign_in(page, seeded, seeded.acme.key)
+    page.goto(f"{seeded.url}/console#/agents/{agent}")
+    expect(page.locator("#timeline-summary")).to_have_text("1 memory, 1 error in 1 bucket of 1h")
+    shot(page, "agent-single")
+
+
+def test_a_budget_below_the_headers_says_so(seeded: Seeded, page: Page) -> None:
+    with httpx.Client(base_url=seeded.url, headers={"x-api-key": seeded.acme.key}) as api:
+        tiny = api.post(f"/api/v1/sessions/{seeded.session}/context", json={"max_tokens": 40}).json()
+    tokens = math.ceil(len(tiny["context"]) / 4)
+    assert tiny["truncated"] and tokens > 40  # every line dropped, the headers alone still over the budget
+    sign_in(page, seeded, seeded.acme.key)
+    page.goto(f"{seeded.url}/console#/sessions/{seeded.session}")
+    expect(page.locator("#context-summary")).to_contain_text("nothing dropped")
+    page.fill("#max-tokens", "40")
+    page.click("#preview")
+    summary = page.locator("#context-summary")
+    expect(summary).to_contain_text(f"{tiny['omitted']} lines dropped: the headers alone (about {tokens} tokens)"
+                                    " exceed the budget of 40 tokens")
+    expect(summary).not_to_contain_text("to fit")
+    shot(page, "context-tiny-budget")
+
+
+def test_an_empty_org_shows_how_to_write_the_first_memory(seeded: Seeded, page: Page) -> None:
+    sign_in(page, seeded, seeded.empty.key)
+    hint = page.locator("#first-memory pre")
+    expect(hint).to_contain_text(f"curl -s -X POST {seeded.url}/api/v1/memories")
+    expect(hint).to_contain_text('-H "x-api-key: $MTK"')
+    assert seeded.empty.key not in page.content()  # a placeholder, never the secret
+    shot(page, "empty-org")
+    # The command works as shown, once $MTK holds the key.
+    command = hint.inner_text().split("\n", 1)[1]
+    done = subprocess.run(["sh", "-c", command], env={**os.environ, "MTK": seeded.empty.key}, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0 and '"id":"mem_' in done.stdout.replace(" ", ""), (done.stdout, done.stderr)
+    page.reload()
+    expect(page.locator("h2", has_text="Agents")).to_be_visible()
+    expect(page.locator("#first-memory")).to_have_count(0)  # the org has a memory now

@@ -2,7 +2,7 @@
 
 import { get, seg } from "./api.js";
 import { legend, timelineChart } from "./chart.js";
-import { cut, h, mount, shortTime } from "./dom.js";
+import { cut, h, mount, plural, shortTime } from "./dom.js";
 import { clearError, showError } from "./errors.js";
 import { memoryTable } from "./memories.js";
 import { sessionTable } from "./sessions.js";
@@ -25,11 +25,27 @@ export async function agentsPage(main) {
       h("thead", {}, h("tr", {}, ["name", "description", "memories", "24 h", "errors 24 h", "sessions", "active",
         "last active"].map((t) => h("th", {}, t)))),
       h("tbody", {}, rows.map((r) => r.tr)))
-      : h("p", { class: "muted" }, "No agents registered yet in this org."));
+      : h("p", { class: "muted", id: "no-agents" }, "No agents registered yet in this org."));
+  if (!agents.length) await firstMemoryHint(main);
   await Promise.all(rows.slice(0, MAX_STATS).map(async ({ agent, stats }) => {
     const s = await get(`/api/v1/agents/${seg(agent.id)}/stats`);
     stats.forEach((td) => { td.textContent = String(s[td.dataset.stat]); });
   }));
+}
+
+// An org with no memory at all: show how to write the first one. The key stays a `$MTK` placeholder: the
+// page never prints the secret it was signed in with.
+async function firstMemoryHint(main) {
+  const { memories } = await get("/api/v1/memories", { limit: 1 });
+  if (memories.length) return;
+  const command = `export MTK=mtk_...   # the API key you signed in with\n` +
+    `curl -s -X POST ${location.origin}/api/v1/memories \\\n` +
+    `  -H "x-api-key: $MTK" -H "content-type: application/json" \\\n` +
+    `  -d '{"agent_id": "researcher", "session_id": "sess_demo", "content": "My first memory"}'`;
+  main.append(h("section", { class: "card", id: "first-memory" }, h("h3", {}, "No memories yet"),
+    h("p", {}, "Write the first one into this key's org from a shell, then reload this page:"),
+    h("pre", { class: "first-memory" }, command),
+    h("p", { class: "muted" }, "Every endpoint: ", h("a", { href: "/docs" }, "API docs"), ".")));
 }
 
 export async function agentPage(main, name) {
@@ -48,7 +64,8 @@ export async function agentPage(main, name) {
     const total = timeline.buckets.reduce((n, b) => n + b.count, 0);
     const errors = timeline.buckets.reduce((n, b) => n + b.errors, 0);
     mount(chartBox, h("p", { class: "muted", id: "timeline-summary" },
-      `${total} memories, ${errors} errors in ${timeline.buckets.length} buckets of ${timeline.bucket}`),
+      `${plural(total, "memory", "memories")}, ${plural(errors, "error")} in ` +
+      `${plural(timeline.buckets.length, "bucket")} of ${timeline.bucket}`),
     timelineChart(timeline), legend());
     const recent = await get(`/api/v1/agents/${seg(agent.id)}/memories`, { since, limit: 20 });
     if (mine === latest) mount(memoriesBox, memoryTable(recent.memories));

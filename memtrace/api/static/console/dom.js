@@ -28,6 +28,11 @@ export function shortTime(rfc3339) {
   return rfc3339 ? rfc3339.replace("T", " ").replace(/\.\d+Z$/, "Z") : "";
 }
 
+// "1 memory", "2 memories": a count with its noun in the right number.
+export function plural(n, one, many = `${one}s`) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 export function cut(text, n = 100) {
   return text.length > n ? text.slice(0, n) + "…" : text;
 }

@@ -2,7 +2,7 @@
 
 import { call, get, post, seg } from "./api.js";
 import { TYPES } from "./chart.js";
-import { cut, h, mount, shortTime } from "./dom.js";
+import { cut, h, mount, plural, shortTime } from "./dom.js";
 import { clearError, showError } from "./errors.js";
 
 const PAGE = 25;
@@ -103,11 +103,12 @@ export async function memoriesPage(main, params) {
     try {
       const dry = await post("/api/v1/forget", { ...body, dry_run: true });
       mount(forgetBox, h("div", { class: "confirm" },
-        h("p", { id: "forget-count" }, `${dry.matched} memories match these filters. Forget them for good?`),
+        h("p", { id: "forget-count" }, `${plural(dry.matched, "memory matches", "memories match")} these filters. ` +
+          `Forget ${dry.matched === 1 ? "it" : "them"} for good?`),
         h("button", { id: "forget-confirm", class: "danger", onclick: async () => {
           try {
             const done = await post("/api/v1/forget", { ...body, dry_run: false });
-            mount(forgetBox, h("p", { id: "forget-done" }, `Forgot ${done.deleted} memories.`));
+            mount(forgetBox, h("p", { id: "forget-done" }, `Forgot ${plural(done.deleted, "memory", "memories")}.`));
             offset = 0;
             await load();
           } catch (err) {

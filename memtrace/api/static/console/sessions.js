@@ -2,7 +2,7 @@
 
 import { call, get, post, seg } from "./api.js";
 import { legend, timelineChart } from "./chart.js";
-import { h, mount, shortTime } from "./dom.js";
+import { h, mount, plural, shortTime } from "./dom.js";
 import { clearError, showError } from "./errors.js";
 import { memoryTable } from "./memories.js";
 
@@ -38,6 +38,18 @@ export async function sessionsPage(main, params) {
 function renderContext(text) {
   return text.split("\n").map((line) => h("span", { class: /^- \.\.\. \(\d+ more\)$/.test(line) ? "dropped" : "" },
     line + "\n"));
+}
+
+// What the budget did. The headers and `(K more)` markers always stay, so a budget below them drops every
+// line and still comes out over: say so rather than "N lines dropped to fit", which it did not.
+function contextOutcome(ctx, tokens, budget) {
+  if (!ctx.truncated) return "nothing dropped";
+  const dropped = `${plural(ctx.omitted, "line")} dropped`;
+  if (tokens > budget) {
+    return `${dropped}: the headers alone (about ${plural(tokens, "token")}) exceed the budget of ` +
+      `${plural(budget, "token")}; raise max_tokens to see memories`;
+  }
+  return `${dropped} to fit ${plural(budget, "token")} (lowest importance first, then oldest)`;
 }
 
 export async function sessionPage(main, id) {
@@ -77,9 +89,8 @@ export async function sessionPage(main, id) {
       if (mine !== latest) return;
       const tokens = Math.ceil(ctx.context.length / 4);
       mount(preview, h("p", { id: "context-summary", class: ctx.truncated ? "warn" : "muted" },
-        `${ctx.memory_count} memories · about ${tokens} tokens · ` +
-        (ctx.truncated ? `${ctx.omitted} lines dropped to fit ${body.max_tokens} tokens (lowest importance first, then oldest)`
-          : "nothing dropped")),
+        `${plural(ctx.memory_count, "memory", "memories")} · about ${plural(tokens, "token")} · ` +
+        contextOutcome(ctx, tokens, body.max_tokens)),
       h("pre", { class: "context" }, renderContext(ctx.context)));
     } catch (err) {
       showError(err);
