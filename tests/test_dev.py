@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.procs import REPO, Proc, free_port
+from tests.waiting import wait_until
 
 
 def test_dev_prints_a_working_key_and_keeps_it_across_runs(tmp_path: Path) -> None:
@@ -21,13 +21,11 @@ def test_dev_prints_a_working_key_and_keeps_it_across_runs(tmp_path: Path) -> No
                     env={"MEMTRACE_SERVER_LOG_LEVEL": "info"}, cwd=tmp_path)
         try:
             proc.wait_ready(f"http://127.0.0.1:{port}/health", timeout=60)
-            deadline = time.monotonic() + 10
-            while not (found := re.search(r"API key: (mtk_\S+)", proc.output())):
-                assert time.monotonic() < deadline, proc.output()
-                time.sleep(0.1)
+            found = wait_until(lambda p=proc: re.search(r"API key: (mtk_\S+)", p.output()), "the key in the banner", 10)
             key = found.group(1)
             out = proc.output()
             assert "curl" in out
+            assert f"http://127.0.0.1:{port}/console" in out and f"http://127.0.0.1:{port}/docs" in out  # where next
             # The URL comes first; the key and the curl example only once the server answered.
             assert out.index(f"starting on http://127.0.0.1:{port}") < out.index("Started worker") < out.index(key)
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"x-api-key": key}) as client:
