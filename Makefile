@@ -9,7 +9,7 @@ SDK_INSTALLED := $(SDK_VENV)/.installed
 NODE_PKG := integrations/vercel-ai
 NODE_INSTALLED := $(NODE_PKG)/node_modules/.package-lock.json
 
-.PHONY: install runtime run test lint typecheck pytest bench perf-report loadtest wrk chromium postgresql node-deps clean
+.PHONY: install runtime run test lint typecheck pytest bench perf-report loadtest wrk chromium postgresql node-deps strace mutation clean
 
 # What running needs, and nothing else: `make run` never waits for the test and lint tools.
 $(RUNTIME): pyproject.toml
@@ -56,7 +56,7 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy --strict memtrace
 
-pytest: $(INSTALLED) $(SDK_INSTALLED) wrk chromium postgresql node-deps
+pytest: $(INSTALLED) $(SDK_INSTALLED) wrk chromium postgresql node-deps strace
 	MEMTRACE_SDK_PYTHON=$(abspath $(SDK_VENV))/bin/python $(BIN)/python -m pytest -q --benchmark-disable
 
 test: lint typecheck pytest
@@ -79,6 +79,11 @@ chromium:
 postgresql:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; } \
 	  || { echo "the scale-out tests need PostgreSQL: apt-get install postgresql"; exit 1; }
+
+# tests/test_durability.py watches the journal's fdatasync happen before the 201 with strace (Debian package).
+strace:
+	@command -v strace >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq strace >/dev/null; } \
+	  || { echo "the durability tests need strace: apt-get install strace"; exit 1; }
 
 # PERF_ARGS passes options through, e.g. PERF_ARGS="--workers 1,2" or "--quick --out /tmp/r.md".
 perf-report: $(INSTALLED) wrk postgresql

@@ -1,9 +1,10 @@
 """One log format for every line a Memtrace host prints: Memtrace's, Granian's and arclite's.
 
-`server.log_format = "text" | "json"`. JSON is one object per line with `time`, `level`, `logger`, `message`
-and any structured fields of the record (the access line's `request_id`, `method`, `route`, `status`,
-`duration_ms`, `org_id`, `key_id`). The same `dictconfig()` is handed to Granian (`log_dictconfig`, applied in
-its main process and in every worker) and applied by arclite, so no line escapes the format.
+`server.log_format = "text" | "json"`. JSON is one object per line with `time`, `level`, `logger`, `message`,
+`pid` (the worker process) and any structured fields of the record (the access line's `request_id`, `method`,
+`route`, `status`, `duration_ms`, `org_id`, `key_id`). The same `dictconfig()` is handed to Granian
+(`log_dictconfig`, applied in its main process and in every worker) and applied by arclite, so no line escapes
+the format.
 
 Secrets: no code logs a key, but as a last guard every handler redacts anything shaped like a Memtrace key,
 an `Authorization` credential, or the master key before it is written.
@@ -73,6 +74,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name.removeprefix("_"),  # Granian's Rust side logs as `_granian`
             "message": record.getMessage(),
+            "pid": record.process,  # which worker process wrote it
         }
         rid = request_id.get()
         if rid is not None:

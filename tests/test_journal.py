@@ -9,6 +9,7 @@ import multiprocessing
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -308,5 +309,32 @@ async def test_a_duplicate_names_the_memory_it_duplicates_even_in_a_journal_of_a
         racing = await asyncio.gather(*(journal.append("o", [row("o", "race", rid=f"mem_r{i}")]) for i in range(8)))
         winner = next(r.stored[0].id for r in racing if r.stored)
         assert sorted(r.duplicate_of[0] for r in racing if not r.stored) == [winner] * 7
+    finally:
+        await journal.close()
+
+
+async def test_the_commit_connection_syncs_every_commit(tmp_path: Path, backend: str,
+                                                        open_journal: OpenJournal) -> None:
+    """A 201 means the group's commit is on disk. Asked on the very connections the committer and the
+    bookkeeping use, after open: SQLite commits with synchronous=FULL (2) in WAL mode (the bookkeeping,
+    whose marks may be redone, NORMAL (1)); PostgreSQL commits with synchronous_commit=on even though the
+    test cluster's default is off (tests/pgcluster.py)."""
+    journal = await open_journal(config(tmp_path / "j.db"))
+    try:
+        commits, bookkeeping = journal.committer._db, journal._bookkeeping
+        if backend == "sqlite":
+            def pragmas(conn: Any) -> tuple[object, ...]:
+                return tuple(conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("journal_mode", "synchronous"))
+
+            assert await commits.run(pragmas, commits.conn) == ("wal", 2)
+            assert await bookkeeping.run(pragmas, bookkeeping.conn) == ("wal", 1)
+        else:
+            def setting(conn: Any) -> str:
+                return str(conn.raw().execute("SHOW synchronous_commit").fetchone()[0])
+
+            assert await commits.run(setting, commits.conn) == "on"
+            assert await bookkeeping.run(setting, bookkeeping.conn) == "off"  # the cluster's default
+        await journal.append("o", [row("o", "k")])  # and the connection that committed it still is
+        assert journal.stats.groups == 1
     finally:
         await journal.close()

@@ -1,4 +1,5 @@
-"""The journal on PostgreSQL, shared by every host: no local journal, a 201 means committed in Postgres.
+"""The journal on PostgreSQL, shared by every host: no local journal, a 201 means committed in Postgres
+(the commit connection runs with `synchronous_commit = on`, whatever the server's default).
 
 Same facade and the same bookkeeping parts as the SQLite journal (`outbox`, `reads`, `lease`, `deadletter`,
 `forget` run unchanged through `PgConnection`, which speaks their sqlite3 subset and rewrites SQL with
@@ -123,10 +124,14 @@ class _Cursor:
 
 class PgConnection:
     """A synchronous psycopg connection (used from one thread) speaking the sqlite3 subset of the journal
-    parts; reconnects on the next use after the database went away."""
+    parts; reconnects on the next use after the database went away.
 
-    def __init__(self, url: str) -> None:
+    `synchronous_commit` ("on" for the commit connection) is set on every (re)connection, whatever the
+    server's or the role's default: a 201 must mean the commit is flushed to PostgreSQL's WAL on disk."""
+
+    def __init__(self, url: str, synchronous_commit: str | None = None) -> None:
         self.url = url
+        self.synchronous_commit = synchronous_commit
         self._conn: psycopg.Connection[Any] | None = None
         self.in_transaction = False
 
@@ -137,7 +142,10 @@ class PgConnection:
                     self._conn.close()
             self._conn = None
             try:
-                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+                if self.synchronous_commit is not None:
+                    conn.execute("SELECT set_config('synchronous_commit', %s, false)", (self.synchronous_commit,))
+                self._conn = conn
             except psycopg.OperationalError as exc:
                 raise StoreUnavailable(UNAVAILABLE_MESSAGE, retry_after=2) from exc
         return self._conn
@@ -163,8 +171,8 @@ class PgConnection:
 class PgThreadedConnection(ThreadedConnection):
     """`ThreadedConnection`'s interface over a PgConnection; write transactions take one advisory lock."""
 
-    def __init__(self, url: str, name: str) -> None:
-        self.conn = PgConnection(url)  # type: ignore[assignment]
+    def __init__(self, url: str, name: str, synchronous_commit: str | None = None) -> None:
+        self.conn = PgConnection(url, synchronous_commit)  # type: ignore[assignment]
         self.path = Path("postgresql")
         self.max_bytes = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name,
@@ -342,7 +350,7 @@ class PgJournal(Journal):
 
     @classmethod
     async def open_url(cls, config: JournalConfig, url: str) -> PgJournal:
-        commits = PgThreadedConnection(url, "journal-commit")
+        commits = PgThreadedConnection(url, "journal-commit", synchronous_commit="on")
         await commits.run(commits.create_schema)
         bookkeeping = PgThreadedConnection(url, "journal-bookkeeping")
         journal = cls(config, commits, bookkeeping)
