@@ -304,9 +304,9 @@ def test_token_required_when_set(client: httpx.Client, tmp_path: Path) -> None:
 
 
 def test_buffered_rows_are_deleted_and_never_reappear(client: httpx.Client, tmp_path: Path) -> None:
-    """Rows acknowledged but still in the ingest buffer match a delete like flushed ones, through the
-    measurement's schema: its column types and its columns the buffered rows lack (NULL there)."""
-    arc = ArcLite(tmp_path / "d", extra=[*ENABLED, "--buffer-age-ms", "3000"])
+    """Lenient `--delete-buffered`: rows acknowledged but still in the ingest buffer match a delete like flushed
+    ones, through the measurement's schema: its column types and its columns the buffered rows lack (NULL)."""
+    arc = ArcLite(tmp_path / "d", extra=[*ENABLED, "--buffer-age-ms", "3000", "--delete-buffered"])
     try:
         db = dbname()
         write(client, arc, db, {**events(["a", "b"], 2), "extra": ["e"] * 4})
@@ -339,7 +339,7 @@ def test_buffered_rows_are_deleted_and_never_reappear(client: httpx.Client, tmp_
 @pytest.mark.slow
 def test_delete_survives_kill9_right_after_200(client: httpx.Client, tmp_path: Path) -> None:
     data = tmp_path / "d"
-    arc = ArcLite(data, extra=[*ENABLED, "--buffer-age-ms", "600000"])
+    arc = ArcLite(data, extra=[*ENABLED, "--buffer-age-ms", "600000", "--delete-buffered"])
     db = dbname()
     write(client, arc, db, events(["a", "b"], 3))
     flush(client, arc)
@@ -392,7 +392,7 @@ def test_deletes_racing_buffered_writes_and_flushes_touch_one_org_only(client: h
     """Writers keep adding identical rows for orgs a and b while the buffer flushes every ~100 ms and org a
     is deleted over and over: no error, b keeps every row, and a final delete leaves no a anywhere."""
     arc = ArcLite(tmp_path / "d", extra=[*ENABLED, "--delete-max-rows-per-delete", "100000",
-                                         "--buffer-age-ms", "100"])
+                                         "--buffer-age-ms", "100", "--delete-buffered"])
     stop = threading.Event()
     written_b: list[int] = []
     errors: list[str] = []

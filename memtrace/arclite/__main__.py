@@ -21,8 +21,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", type=Path, default=Path("./data/arc"))
     p.add_argument("--token", default=os.environ.get("ARCLITE_TOKEN") or None,
                    help="require this token (Bearer/Token/raw Authorization or x-api-key); default: no auth")
-    p.add_argument("--buffer-age-ms", type=int, default=0,
-                   help="rows become queryable this long after their write is acknowledged (Arc's buffer)")
+    p.add_argument("--buffer-age-ms", type=int, default=5000,
+                   help="rows become queryable this long after their write is acknowledged (Arc's buffer, "
+                        "max_buffer_age_ms; default 5000 as in Arc; 0: at once)")
+    p.add_argument("--keep-order", action="store_true",
+                   help="lenient: return rows of a query without ORDER BY in storage order (Arc promises no "
+                        "order; by default they are shuffled)")
     p.add_argument("--query-timeout-s", type=float, default=30.0, help="queries running longer get 504")
     p.add_argument("--delete-enabled", action="store_true",
                    default=os.environ.get("ARCLITE_DELETE_ENABLED", "").lower() in ("1", "true", "yes"),
@@ -31,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="deletes matching more rows than this need confirm=true (Arc's default)")
     p.add_argument("--delete-max-rows-per-delete", type=int, default=1_000_000,
                    help="deletes matching more rows than this are refused (Arc's default)")
+    p.add_argument("--delete-buffered", action="store_true",
+                   help="lenient: deletes also match rows still in the ingest buffer (Arc's do not: they "
+                        "appear at the flush)")
     p.add_argument("--max-body-mb", type=float, default=MAX_BODY / (1024 * 1024),
                    help="refuse write bodies larger than this with 413, as Arc does (default: 100)")
     p.add_argument("--log-level", default="INFO")
@@ -50,9 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.delete_confirmation_threshold < 0 or args.delete_max_rows_per_delete < 0:
         raise SystemExit("--delete-confirmation-threshold and --delete-max-rows-per-delete must be >= 0")
     delete = DeleteConfig(enabled=args.delete_enabled, confirmation_threshold=args.delete_confirmation_threshold,
-                          max_rows_per_delete=args.delete_max_rows_per_delete)
+                          max_rows_per_delete=args.delete_max_rows_per_delete, buffered=args.delete_buffered)
     settings = Settings(data_dir=args.data_dir.resolve(), token=args.token, buffer_age_ms=args.buffer_age_ms,
-                        query_timeout_s=args.query_timeout_s, delete=delete,
+                        shuffle=not args.keep_order, query_timeout_s=args.query_timeout_s, delete=delete,
                         max_body=int(args.max_body_mb * 1024 * 1024))
     coro = serve(settings, args.host, args.port)
     try:

@@ -5,8 +5,9 @@ Request, response, status codes, error texts and the order of the checks follow 
 naming no column (`1=1`) without `confirm` -> 400; neither `dry_run` nor `confirm` -> 400; more matching
 rows than `max_rows_per_delete` -> 400; more than `confirmation_threshold` without `confirm` -> 400 (also on
 a dry run, as in Arc). Where Arc rewrites Parquet files, arclite runs one DuckDB transaction on the
-database's writer thread, so it is serialised with writes and buffer flushes; buffered (staged) rows
-are matched and deleted too. The 200 is sent only after COMMIT, whose WAL append is fsynced.
+database's writer thread, so it is serialised with writes and buffer flushes. As in Arc, rows still in the
+ingest buffer are neither counted nor deleted (they appear at the flush) unless `--delete-buffered`. The 200
+is sent only after COMMIT, whose WAL append is fsynced.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class DeleteConfig:
     enabled: bool = False
     confirmation_threshold: int = 10_000
     max_rows_per_delete: int = 1_000_000
+    buffered: bool = False
+    """Also match rows still in the ingest buffer (`--delete-buffered`, lenient). Arc's delete reads only its
+    Parquet files, so by default buffered rows are untouched and appear at the flush, as in Arc."""
 
 
 class _Refusal(Exception):
@@ -168,11 +172,12 @@ class DeleteHandler:
                  req.dry_run)
         cfg = self.config
         if req.dry_run:
-            count = await self._on_writer(req.database, db.count_matching, req.measurement, req.where)
+            count = await self._on_writer(req.database, db.count_matching, req.measurement, req.where,
+                                          cfg.buffered)
         else:
             try:
                 count = await self._on_writer(req.database, db.delete_matching, req.measurement, req.where,
-                                              cfg.max_rows_per_delete)
+                                              cfg.max_rows_per_delete, cfg.buffered)
             except TooManyRows as exc:
                 count = exc.rows
             else:

@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import hmac
 import logging
+import random
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -32,7 +33,10 @@ VERSION = "arclite-0.1"
 class Settings:
     data_dir: Path
     token: str | None = None
-    buffer_age_ms: int = 0
+    buffer_age_ms: int = 5000
+    """Arc's default `max_buffer_age_ms`: rows become queryable this long after their 204 (0: at once)."""
+    shuffle: bool = True
+    """Rows of a query without a top-level ORDER BY come back shuffled: Arc promises no order (`--keep-order`)."""
     query_timeout_s: float = 30.0
     delete: DeleteConfig = field(default_factory=DeleteConfig)
     max_body: int = MAX_BODY
@@ -148,14 +152,16 @@ async def query(request: web.Request) -> web.Response:
     if m := sqlguard.SHOW_TABLES_RE.match(sql):
         return await _show_tables(reg, m.group(1) or db_name, t0)
     try:
-        sqlguard.check(sql, header_db=bool(header))
+        ordered = sqlguard.check(sql, header_db=bool(header))
     except sqlguard.Refused as exc:
         return _query_error(str(exc), 400, t0)
     db = await reg.get(db_name, create=False)
     job = QueryJob()
+    settings = request.app[SETTINGS]
     try:
         body = await asyncio.wait_for(
-            asyncio.to_thread(_run_query, db, sql, job, t0), request.app[SETTINGS].query_timeout_s
+            asyncio.to_thread(_run_query, db, sql, job, t0, settings.shuffle and not ordered),
+            settings.query_timeout_s,
         )
     except TimeoutError:
         job.cancel()
@@ -173,9 +179,13 @@ async def query(request: web.Request) -> web.Response:
     return web.Response(body=body, content_type="application/json")
 
 
-def _run_query(db: Database, sql: str, job: QueryJob, t0: float) -> bytes:
-    """Runs on a worker thread: execution *and* JSON encoding stay off the event loop."""
+def _run_query(db: Database, sql: str, job: QueryJob, t0: float, shuffle: bool = False) -> bytes:
+    """Runs on a worker thread: execution *and* JSON encoding stay off the event loop. `shuffle`: the query
+    has no ORDER BY, so its rows come back in a random order, as Arc may return them (a client relying on
+    insertion order fails here, not in production)."""
     names, types, rows = db.query(sql, job)
+    if shuffle and len(rows) > 1:
+        random.shuffle(rows)
     ts_cols = [i for i, t in enumerate(types) if t.startswith("TIMESTAMP")]
     data: list[Any] = rows
     if ts_cols and rows:
@@ -297,9 +307,9 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    log.info("arclite listening on http://%s:%d data_dir=%s auth=%s buffer_age_ms=%d delete=%s", host, port,
-             settings.data_dir, "on" if settings.token else "off", settings.buffer_age_ms,
-             "on" if settings.delete.enabled else "off")
+    log.info("arclite listening on http://%s:%d data_dir=%s auth=%s buffer_age_ms=%d delete=%s shuffle=%s", host,
+             port, settings.data_dir, "on" if settings.token else "off", settings.buffer_age_ms,
+             "on" if settings.delete.enabled else "off", "on" if settings.shuffle else "off")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -32,8 +32,9 @@ class Refused(Exception):
     """The SQL is not something a read-only Arc query endpoint will run (HTTP 400)."""
 
 
-def check(sql: str, header_db: bool) -> None:
-    """Raise Refused unless `sql` is exactly one read-only SELECT touching only bare table names.
+def check(sql: str, header_db: bool) -> bool:
+    """Raise Refused unless `sql` is exactly one read-only SELECT touching only bare table names; returns
+    whether its result has an order (a top-level ORDER BY): Arc promises none without one.
 
     `header_db` says whether the client chose a database by header; Arc then refuses `db.table` with a
     specific message, which we mirror. arclite refuses qualified names in every case (see the package
@@ -68,6 +69,17 @@ def check(sql: str, header_db: bool) -> None:
             name = str(fn.get("function_name", "")).lower()
             if name in _DENIED_FUNCTIONS or name.startswith(_DENIED_FUNCTION_PREFIXES):
                 raise Refused(f"Table function {name}() is not allowed")
+    return _ordered(ast)
+
+
+def _ordered(ast: Any) -> bool:
+    """True when the statement's outermost node (a SELECT or a set operation) ends with ORDER BY, or it is a
+    DESCRIBE/SUMMARIZE (columns in table order, in Arc too)."""
+    statements = ast.get("statements") or [{}]
+    node = statements[0].get("node") or {}
+    if (node.get("from_table") or {}).get("type") == "SHOW_REF":
+        return True
+    return any(modifier.get("type") == "ORDER_MODIFIER" for modifier in node.get("modifiers") or [])
 
 
 def _ast(sql: str) -> Any:

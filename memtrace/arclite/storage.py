@@ -108,8 +108,9 @@ class Catalog:
                 have[c.lower()] = (c, t)
         return have
 
-    def targets(self, measurement: str, where: str, verb: str) -> list[str]:
-        """The statements that apply `verb` with the client's `where` to the measurement and its staged rows.
+    def targets(self, measurement: str, where: str, verb: str, staged: bool) -> list[str]:
+        """The statements that apply `verb` with the client's `where` to the measurement, and to its staged
+        rows when `staged` (the lenient `--delete-buffered`; Arc's delete never sees its buffer).
 
         Staged rows are matched through a projection that looks exactly like the measurement will after
         the flush (the measurement's column types, its extra columns as NULL), so a `where` selects the
@@ -120,7 +121,7 @@ class Catalog:
         main_cols = self.cols.get((MAIN, key))
         if main_cols is not None:
             out.append(f"{verb} FROM {q(MAIN)}.{q(self.names[(MAIN, key)])} WHERE ({where}\n)")
-        stage_cols = self.cols.get((STAGE, key))
+        stage_cols = self.cols.get((STAGE, key)) if staged else None
         if stage_cols is not None:
             have = main_cols or {}
             sel = [f"s.rowid AS {q(ROWID)}"]
@@ -269,19 +270,19 @@ class Database:
         self._dir_synced = True
 
     # ---- deletes (writer thread only; the statements come from `Catalog.targets`) ----
-    def count_matching(self, measurement: str, where: str, job: QueryJob) -> int:
-        """Rows of the measurement, staged ones included, that `where` selects; nothing is changed."""
+    def count_matching(self, measurement: str, where: str, staged: bool, job: QueryJob) -> int:
+        """Rows of the measurement (and its staged rows when `staged`) that `where` selects; nothing changes."""
         cur = job_cursor(self.con, job)
         try:
             cur.execute("BEGIN TRANSACTION READ ONLY")
-            return _total(cur, self.catalog.targets(measurement, where, "SELECT count(*)"))
+            return _total(cur, self.catalog.targets(measurement, where, "SELECT count(*)", staged))
         finally:
             with contextlib.suppress(duckdb.Error):
                 cur.execute("ROLLBACK")
             cur.close()
 
-    def delete_matching(self, measurement: str, where: str, max_rows: int, job: QueryJob) -> int:
-        """Delete what `where` selects, staged rows included, in one transaction; returns the row count.
+    def delete_matching(self, measurement: str, where: str, max_rows: int, staged: bool, job: QueryJob) -> int:
+        """Delete what `where` selects (staged rows too when `staged`) in one transaction; returns the count.
 
         Returns only after COMMIT, i.e. after the WAL holding the delete was fsynced. If more than
         `max_rows` rows match, nothing is deleted and TooManyRows is raised.
@@ -289,7 +290,7 @@ class Database:
         cur = job_cursor(self.con, job)
         try:
             cur.execute("BEGIN TRANSACTION")
-            total = _total(cur, self.catalog.targets(measurement, where, "DELETE"))
+            total = _total(cur, self.catalog.targets(measurement, where, "DELETE", staged))
             if total > max_rows:
                 cur.execute("ROLLBACK")
                 raise TooManyRows(total)
