@@ -175,3 +175,25 @@ def test_memtrace_killed_between_the_two_deletes_still_settles(site: Site) -> No
     with site.client() as c:
         assert c.get(f"/api/v1/memories/{doomed['id']}").status_code == 404  # still hidden after the restart
     never_comes_back(site, doomed, kept)
+
+
+def test_a_forget_counts_the_memories_arc_still_buffers(site: Site) -> None:
+    """Arc's dry run counts only flushed rows, so the journal's delivered rows that Arc does not show yet are
+    added: the answer names every memory that was forgotten, once."""
+    with site.client() as c:
+        doomed, kept = write_buffered(site, c)
+        flushed = c.post("/api/v1/memories", json={"agent_id": "doomed", "content": f"flushed {uuid.uuid4().hex}"})
+        assert flushed.status_code == 201, flushed.text
+        eventually(lambda: rows_written(site.arc) >= 3, "delivery to Arc")
+        flush(site.arc)  # one doomed memory queryable in Arc (and still in the journal), one...
+        buffered = c.post("/api/v1/memories", json={"agent_id": "doomed", "content": f"late {uuid.uuid4().hex}"})
+        eventually(lambda: rows_written(site.arc) >= 4, "delivery to Arc")  # ...delivered but buffered
+        assert in_arc(site.arc, buffered.json()["id"]) == 0
+        dry = c.post("/api/v1/forget", json={"agent_id": "doomed", "dry_run": True})
+        assert dry.status_code == 200 and dry.json()["matched"] == 3, dry.text
+        done = c.post("/api/v1/forget", json={"agent_id": "doomed"})
+        assert done.status_code == 200, done.text
+        assert (done.json()["matched"], done.json()["deleted"]) == (3, 3), done.text
+        flush(site.arc)  # Arc's own flush, within its buffer age: before the settle pass
+    never_comes_back(site, doomed, kept)
+    assert in_arc(site.arc, buffered.json()["id"]) == 0 and in_arc(site.arc, flushed.json()["id"]) == 0

@@ -6,6 +6,11 @@ JSON SQL queries, databases chosen by `x-arc-database`, an optional token. Produ
 real Arc instead. Run it with `python -m memtrace.arclite --port 8000 --data-dir ./data/arc [--token T]
 [--buffer-age-ms N] [--delete-enabled]`.
 
+Strict by default wherever Memtrace depends on Arc's behaviour (docs/arc.md lists each with its test): rows
+become queryable after Arc's buffer age (5000 ms), a delete never touches rows still in the buffer, and the
+rows of a query without a top-level ORDER BY come back shuffled. Lenient modes are flags only:
+`--buffer-age-ms 0`, `--delete-buffered`, `--keep-order`.
+
 Layout: `ingest` (decompression and msgpack payload checks), `sqlguard` (query admission, via DuckDB's
 parser), `storage` (one DuckDB file per database), `registry` (open databases, writer threads, counters),
 `delete` (Arc's delete API), `server` (aiohttp routes).
@@ -13,9 +18,9 @@ parser), `storage` (one DuckDB file per database), `registry` (open databases, w
 Guarantees:
 - A 204 means the rows are committed to DuckDB, whose COMMIT appends to the WAL and fdatasyncs it before
   returning; they survive `kill -9` and are replayed on the next start.
-- A delete's 200 (`POST /api/v1/delete`) is likewise sent only after its DuckDB transaction committed;
-  rows still in the ingest buffer (see `--buffer-age-ms`) that match are deleted in the same transaction, so
-  they never appear after the flush.
+- A delete's 200 (`POST /api/v1/delete`) is likewise sent only after its DuckDB transaction committed.
+  As in Arc, rows still in the ingest buffer are neither counted nor deleted: they appear at the flush
+  (`--delete-buffered` deletes them too, in the same transaction).
 - Queries run one parsed SELECT inside a READ ONLY transaction on a connection opened with
   `enable_external_access=false`, so SQL can neither change data nor touch files, URLs or extensions.
 
@@ -28,9 +33,9 @@ arclite extension (not in Arc):
 - The stats also give `largest_request_bytes` (of an accepted write) and `refused_requests` (bodies over the
   cap, answered 413). `--max-body-mb N` lowers the cap (Arc's is 100 MiB), so tests of large deliveries stay
   small.
-- `--buffer-age-ms N` emulates Arc's ingest buffer: acknowledged rows wait, durable, in hidden staging
-  tables (schema `_arclite_stage`) and become queryable N ms later or on
-  `POST /api/v1/write/line-protocol/flush`.
+- `--buffer-age-ms N` (default 5000, Arc's `max_buffer_age_ms`) emulates Arc's ingest buffer: acknowledged
+  rows wait, durable, in hidden staging tables (schema `_arclite_stage`) and become queryable N ms later or
+  on `POST /api/v1/write/line-protocol/flush`; 0 makes them queryable at once.
 
 Where arclite differs from Arc:
 - Storage is one DuckDB file per database (`<data-dir>/<db>.duckdb`), not Parquet files partitioned by time;
@@ -67,9 +72,9 @@ Where arclite differs from Arc:
   cannot bind or evaluate (unknown column, bad cast) is a 400 with DuckDB's message (Arc skips the files
   it cannot count and answers 200 with `deleted_count` 0); one running past `--query-timeout-s` is
   interrupted and rolled back (504). `where` is at most 65,536 characters (about 2,000 quoted ids), the
-  body at most 256 KiB (413 above). Rows still in the ingest buffer are matched and deleted too, through
-  the measurement's column types; Arc's delete reads only its Parquet files, so a client of a real Arc
-  must flush first or buffered rows reappear.
+  body at most 256 KiB (413 above). Like Arc's (which reads only its Parquet files), a delete ignores rows
+  still in the ingest buffer; with `--delete-buffered` they are matched and deleted too, through the
+  measurement's column types.
 """
 
 __all__: list[str] = []  # used as a process (`python -m memtrace.arclite`); its modules are internal

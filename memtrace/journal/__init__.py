@@ -201,6 +201,9 @@ class Journal:
     async def undelivered_matching(self, org_id: str, f: MemoryFilter) -> int:
         return await self.forgets.undelivered_matching(org_id, f)
 
+    async def delivered_ids_matching(self, org_id: str, f: MemoryFilter) -> tuple[str, ...]:
+        return await self.forgets.delivered_ids_matching(org_id, f)
+
     async def release_dedup_keys(self, org_id: str, keys: Sequence[tuple[str, int]]) -> None:
         await self.forgets.release_keys(org_id, keys)
 

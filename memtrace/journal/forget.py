@@ -70,6 +70,8 @@ class Recorded:
     deletion: Deletion
     dropped_pending: int
     dropped_delivered: int
+    delivered_ids: tuple[str, ...] = ()
+    """Ids of the dropped rows that were delivered to Arc (not the dead letters): Arc may still buffer them."""
 
 
 def _deletion(row: Sequence[Any]) -> Deletion:
@@ -118,6 +120,7 @@ class Forgets:
                 found = _candidates(conn, org_id, stored)
                 seqs = [seq for seq, _, _ in found]
                 pending = sum(1 for _, _, delivered in found if not delivered)
+                delivered = tuple(row.id for _, row, was_delivered in found if was_delivered)
                 for chunk in chunks(seqs):
                     sql = "DELETE FROM journal WHERE seq IN "
                     conn.execute(f"{sql}({marks(len(chunk))})", chunk)
@@ -135,7 +138,7 @@ class Forgets:
                 )
                 did = int(cur.lastrowid or 0)
             deletion = Deletion(did, org_id, stored, now, "pending", len(found), 0, 0, "")
-            return Recorded(deletion, pending, len(found) - pending)
+            return Recorded(deletion, pending, len(found) - pending, delivered)
 
         return await self._db.run(_w)
 
@@ -144,6 +147,14 @@ class Forgets:
 
         def _q() -> int:
             return sum(1 for _, _, delivered in _candidates(self._db.conn, org_id, f) if not delivered)
+
+        return await self._db.run(_q)
+
+    async def delivered_ids_matching(self, org_id: str, f: MemoryFilter) -> tuple[str, ...]:
+        """Ids of the org's rows matching `f` that were delivered and are still kept (Arc may buffer them)."""
+
+        def _q() -> tuple[str, ...]:
+            return tuple(row.id for _, row, delivered in _candidates(self._db.conn, org_id, f) if delivered)
 
         return await self._db.run(_q)
 
