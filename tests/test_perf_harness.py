@@ -142,17 +142,26 @@ def test_report_shows_what_many_orgs_add_per_thread() -> None:
 
 def test_soak_flat_after_warmup_is_bounded() -> None:
     samples = [(0.0, 50_000), (1.0, 60_000), (2.0, 70_000), (3.0, 70_100), (4.0, 70_050), (5.0, 70_200)]
-    s = soak_stats(samples, warmup_s=2.0, tolerance_pct=5.0)
-    assert s["bounded"]
+    s = soak_stats(samples, warmup_s=2.0, tolerance_pct=5.0, min_window_s=3.0)
+    assert s["bounded"] and s["judged"]
     assert (s["start_kib"], s["end_kib"], s["max_kib"], s["after_warmup_kib"]) == (50_000, 70_200, 70_200, 70_000)
     assert s["growth_pct"] == pytest.approx(200 / 70_000 * 100)
 
 
 def test_soak_steady_growth_is_not_bounded() -> None:
     samples = [(float(t), 70_000 + 2_000 * t) for t in range(10)]
-    s = soak_stats([(t, int(v)) for t, v in samples], warmup_s=2.0, tolerance_pct=5.0)
-    assert not s["bounded"]
+    s = soak_stats([(t, int(v)) for t, v in samples], warmup_s=2.0, tolerance_pct=5.0, min_window_s=7.0)
+    assert not s["bounded"] and s["judged"]
     assert s["slope_kib_per_min"] == pytest.approx(2_000 * 60)
+
+
+def test_a_soak_shorter_than_the_window_is_never_called_bounded() -> None:
+    """A flat 45 s after warm-up says nothing about a leak: no verdict below 10 minutes by default."""
+    samples = [(float(t), 70_000) for t in range(0, 61, 3)]
+    s = soak_stats(samples, warmup_s=15.0, tolerance_pct=10.0)
+    assert (s["judged"], s["bounded"], s["window_s"], s["min_window_s"]) == (False, False, 45.0, 600.0)
+    text = render(revive({**synthetic_results(), "soak": {**synthetic_results()["soak"], **s}}), "plot.png")
+    assert "not judged (45 s after warm-up; needs 600 s)" in text and "| bounded |" not in text
 
 
 # --- the report from synthetic results -----------------------------------------------------------------
@@ -190,6 +199,7 @@ def synthetic_results(pinned: bool = False) -> dict[str, Any]:
                      "workers_chosen": False, "wrk_threads": 2 if pinned else 1, "backpressure": 777,
                      "arc_batch_size": 333, "arc_flush_interval_ms": 444, "journal_retention_s": 9.5,
                      "journal_cache_kib": 65_536, "rss_interval_s": 0.25},
+        "run": {"commit": "abc1234", "command": "python tools/perf_report.py --workers 1,2", "log_level": "warning"},
         "generated_utc": "2026-01-02 03:04 UTC", "elapsed_s": 99.0, "loadavg_end": "0.10 0.20 0.30", "quick": False,
         "p1": {
             "baseline": {w: [_wrk(4, 5000.0 * w, 2.0), _wrk(24 * w, 9000.0 * w, 4.0)] for w in workers},
@@ -206,7 +216,8 @@ def synthetic_results(pinned: bool = False) -> dict[str, Any]:
         "orgs": {"shared": _orgs(False, 2100.0), "own_db": _orgs(True, 2850.0)},
         "soak": {"start_kib": 60_000, "end_kib": 72_000, "max_kib": 73_000, "after_warmup_kib": 70_000,
                  "growth_pct": 4.3, "slope_kib_per_min": 120.0, "warmup_s": 7.0, "tolerance_pct": 8.0,
-                 "bounded": True, "n_samples": 28, "requests": 5555, "rps": 132.0, "statuses": {"201": 5000},
+                 "window_s": 610.0, "min_window_s": 600.0, "judged": True, "bounded": True,
+                 "n_samples": 28, "requests": 5555, "rps": 132.0, "statuses": {"201": 5000},
                  "server_errors": 0, "cpu": {"server": 0.9}, "concurrency": 5, "workers": 1,
                  "mix": "in every 10 requests 7 single POSTs"},
         "locust": {"users": 6, "orgs": 3, "arcs": 2, "workers": 1, "processes": 1, "scenarios": []},
@@ -217,6 +228,8 @@ def test_report_numbers_come_from_the_results() -> None:
     text = render(revive(synthetic_results()), "plot.png")
     # settings and plan, as this run had them
     assert "backpressure 777" in text and "arc.batch_size 333" in text and "arc.flush_interval_ms 444" in text
+    assert "Commit `abc1234`; command `python tools/perf_report.py --workers 1,2`; Memtrace log level `warning`" \
+        in text
     assert "wrk, 3 s per point" in text and "13 agents, 17 sessions" in text
     assert "9 requests of 250 memories, 3 at a time" in text
     assert "2,750 memories preloaded" in text and "321 more written just before measuring" in text

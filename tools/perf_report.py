@@ -122,7 +122,7 @@ class Plan:
 
 FULL = Plan(concurrencies=(4, 16, 64), conns_per_worker=32, wrk_s=5, agents=50, sessions=200, batch_size=1000,
             batch_requests=30, batch_concurrency=4, reads=120, p3_batches=10, p3_context_rows=1000,
-            p3_retention_s=1.0, merge_rows=1000, merge_retention_s=3600.0, orgs=1000, soak_s=60,
+            p3_retention_s=1.0, merge_rows=1000, merge_retention_s=3600.0, orgs=1000, soak_s=615,
             soak_interval_s=3.0, soak_warmup_s=15.0, soak_tolerance_pct=10.0, soak_concurrency=8,
             locust_s=6, locust_users=16, locust_orgs=4, locust_arcs=2)
 QUICK = Plan(concurrencies=(4, 32), conns_per_worker=16, wrk_s=2, agents=50, sessions=200, batch_size=1000,
@@ -602,6 +602,19 @@ def settings(layout: CpuLayout, workers: list[int], chosen: bool) -> dict[str, A
     }
 
 
+def provenance() -> dict[str, str]:
+    """The commit (marked when the tree differs from it), the exact command and the servers' log level."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += " + uncommitted changes"
+    command = " ".join(["python", "tools/perf_report.py", *sys.argv[1:]])
+    return {"commit": commit, "command": command, "log_level": MT_ENV.get("MEMTRACE_SERVER_LOG_LEVEL", "info")}
+
+
 def parse_workers(text: str | None) -> list[int] | None:
     if not text:
         return None
@@ -635,7 +648,7 @@ def main() -> None:
     workers = worker_sweep(len(layout.servers), args.workers)
     started = time.monotonic()
     results: dict[str, Any] = {"machine": machine(), "plan": asdict(plan),
-                               "settings": settings(layout, workers, bool(args.workers)),
+                               "settings": settings(layout, workers, bool(args.workers)), "run": provenance(),
                                "generated_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     log(f"cores: servers {layout.servers}, load {layout.load}, pinned {layout.pinned}; workers {workers}")
     with tempfile.TemporaryDirectory(prefix="memtrace-perf-", dir=os.environ.get("PERF_TMPDIR")) as tmp, \

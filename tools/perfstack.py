@@ -404,10 +404,15 @@ def wait_delivered(arc_url: str, rows: int, database: str | None = None, timeout
         time.sleep(0.05)
 
 
-def soak_stats(samples: Sequence[tuple[float, int]], warmup_s: float, tolerance_pct: float) -> dict[str, Any]:
+SOAK_MIN_WINDOW_S = 600.0
+"""A verdict on memory growth needs at least this long after warm-up: a slope over 45 s says nothing."""
+
+
+def soak_stats(samples: Sequence[tuple[float, int]], warmup_s: float, tolerance_pct: float,
+               min_window_s: float = SOAK_MIN_WINDOW_S) -> dict[str, Any]:
     """RSS samples (seconds, KiB) of a soak: start/end/max, the slope after warm-up (least squares, KiB/min),
-    and `bounded`: growth after warm-up (the highest sample over the first one past warm-up) within
-    `tolerance_pct` of that first one."""
+    `judged`: the samples after warm-up span at least `min_window_s`, and `bounded`: judged, and growth after
+    warm-up (the highest sample over the first one past warm-up) within `tolerance_pct` of that first one."""
     if not samples:
         raise ValueError("no samples")
     values = [v for _, v in samples]
@@ -422,6 +427,9 @@ def soak_stats(samples: Sequence[tuple[float, int]], warmup_s: float, tolerance_
         mv = sum(v for _, v in post) / len(post)
         var = sum((t - mt) ** 2 for t, _ in post)
         slope = sum((t - mt) * (v - mv) for t, v in post) / var * 60 if var else 0.0
+    window = post[-1][0] - post[0][0]
+    judged = window >= min_window_s
     return {"start_kib": values[0], "end_kib": values[-1], "max_kib": max(values), "after_warmup_kib": ref,
             "growth_pct": growth_pct, "slope_kib_per_min": slope, "warmup_s": warmup_s,
-            "tolerance_pct": tolerance_pct, "bounded": growth_pct <= tolerance_pct, "n_samples": len(samples)}
+            "tolerance_pct": tolerance_pct, "window_s": window, "min_window_s": min_window_s, "judged": judged,
+            "bounded": judged and growth_pct <= tolerance_pct, "n_samples": len(samples)}
