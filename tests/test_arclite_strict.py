@@ -17,6 +17,7 @@ import pytest
 
 from memtrace.arclite.__main__ import parse_args
 from tests.procs import ArcLite
+from tests.waiting import wait_until
 
 T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in µs
 N = 200
@@ -119,9 +120,8 @@ def test_rows_become_queryable_only_after_the_buffer_age(tmp_path: Path) -> None
         written = time.monotonic()
         write(arc, name, ["a"] * 3)
         assert values(arc, name, "SELECT count(*) FROM events") == []  # no such table yet, as in Arc
-        while values(arc, name, "SELECT count(*) FROM events") != [3]:
-            assert time.monotonic() - written < 10, "buffered rows never became queryable"
-            time.sleep(0.02)
+        wait_until(lambda: values(arc, name, "SELECT count(*) FROM events") == [3], "buffered rows queryable",
+                   interval=0.02)
         assert time.monotonic() - written >= 0.8
     finally:
         arc.stop()

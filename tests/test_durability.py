@@ -13,7 +13,6 @@ import json
 import re
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 
 from tests.conftest import Stack, running_stack
 from tests.procs import MemtraceServer
+from tests.waiting import wait_until
 
 SYSCALLS = "fsync,fdatasync,pwrite64,write,writev,sendto,sendmsg,read,recvfrom"
 LINE_RE = re.compile(r"^(\d+)\s+(.*)$")
@@ -62,12 +62,13 @@ def strace(pid: int, out: Path) -> Iterator[None]:
         tracer = subprocess.Popen(["strace", "-f", "-p", str(pid), "-yy", "-s", "64", "-e", f"trace={SYSCALLS}",
                                    "-o", str(out)], stderr=stderr)
     try:
-        deadline = time.monotonic() + 15
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
-        while not all(_traced_by(t) == tracer.pid for t in tasks):  # attached to every thread
+
+        def attached() -> bool:
             assert tracer.poll() is None, errors.read_text()
-            assert time.monotonic() < deadline, "strace did not attach"
-            time.sleep(0.05)
+            return all(_traced_by(t) == tracer.pid for t in tasks)
+
+        wait_until(attached, "strace attached to every thread of the worker")
         yield
     finally:
         tracer.terminate()
@@ -146,6 +147,11 @@ def _answered_by(log: str, ids: set[str]) -> dict[str, tuple[int, int]]:
     return out
 
 
+def _all_answered(log: str, ids: frozenset[str]) -> dict[str, tuple[int, int]] | None:
+    found = _answered_by(log, set(ids))
+    return found if len(found) == len(ids) else None
+
+
 def test_two_workers_both_take_part_in_the_dedup_race_and_one_wins(tmp_path: Path) -> None:
     """Identical POSTs at once on 2 Granian workers: the access log (JSON, with each line's worker pid) shows
     both workers answered requests of the same burst, and still exactly one got a 201."""
@@ -161,10 +167,8 @@ def test_two_workers_both_take_part_in_the_dedup_race_and_one_wins(tmp_path: Pat
                 payload = {"agent_id": "racer", "content": f"same {uuid.uuid4().hex}"}
                 codes = asyncio.run(_burst(server.url, running.tenant.key, payload, ids))
                 assert sorted(codes) == [201] + [409] * 39
-                deadline = time.monotonic() + 10
-                while len(answered := _answered_by(server.output(), set(ids))) < len(ids):
-                    assert time.monotonic() < deadline, f"{len(answered)} of {len(ids)} access lines"
-                    time.sleep(0.05)
+                answered = wait_until(lambda want=frozenset(ids): _all_answered(server.output(), want),
+                                      "an access line for every request")
                 pids = {pid for pid, _ in answered.values()}
                 assert pids <= workers
                 assert sorted(status for _, status in answered.values()) == sorted(codes)

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import pytest
 
 from tests.procs import ArcLite, MemtraceServer
 from tests.provision import Tenant, provision
+from tests.waiting import wait_until
 
 DB = "settle"
 ARC_ARGS = ["--delete-enabled", "--buffer-age-ms", "600000"]
@@ -100,13 +100,6 @@ def rows_written(arc: ArcLite) -> int:
     return int(sum(stats["by_database"].get(DB, {}).get("rows", {}).values()))
 
 
-def eventually(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"{what} not reached within {timeout} s"
-        time.sleep(0.05)
-
-
 def write_buffered(site: Site, c: httpx.Client) -> tuple[dict[str, Any], dict[str, Any]]:
     """A memory to forget and one to keep, both delivered to Arc and both still in its buffer."""
     made = []
@@ -114,7 +107,7 @@ def write_buffered(site: Site, c: httpx.Client) -> tuple[dict[str, Any], dict[st
         resp = c.post("/api/v1/memories", json={"agent_id": agent, "content": f"{agent} {uuid.uuid4().hex}"})
         assert resp.status_code == 201, resp.text
         made.append(resp.json())
-    eventually(lambda: rows_written(site.arc) >= 2, "delivery to Arc")
+    wait_until(lambda: rows_written(site.arc) >= 2, "delivery to Arc")
     assert in_arc(site.arc, made[0]["id"]) == 0  # acknowledged by Arc, not queryable yet
     return made[0], made[1]
 
@@ -122,7 +115,7 @@ def write_buffered(site: Site, c: httpx.Client) -> tuple[dict[str, Any], dict[st
 def never_comes_back(site: Site, doomed: dict[str, Any], kept: dict[str, Any]) -> None:
     """Once the deletion is finished (reads stop hiding its filter) and Arc's buffer is empty, the forgotten
     memory is in no Arc answer and no Memtrace read; the other memory is intact."""
-    eventually(lambda: site.deletions() == [], "the deletion finished")
+    wait_until(lambda: site.deletions() == [], "the deletion finished", timeout=30)
     flush(site.arc)
     assert in_arc(site.arc, doomed["id"]) == 0
     assert in_arc(site.arc, kept["id"]) == 1
@@ -156,7 +149,7 @@ def test_forgotten_while_arc_is_down_and_applied_when_it_is_back(site: Site) -> 
         assert site.deletions() == ["pending"]
         assert c.get(f"/api/v1/memories/{doomed['id']}").status_code == 503  # reads need Arc
     site.arc = ArcLite(site.base / "arc", port=site.arc.port, extra=ARC_ARGS)
-    eventually(lambda: site.deletions() == ["settling"], "the first delete after Arc came back")
+    wait_until(lambda: site.deletions() == ["settling"], "the first delete after Arc came back")
     assert in_arc(site.arc, doomed["id"]) == 0 and in_arc(site.arc, kept["id"]) == 0  # both still buffered
     flush(site.arc)
     never_comes_back(site, doomed, kept)
@@ -184,10 +177,10 @@ def test_a_forget_counts_the_memories_arc_still_buffers(site: Site) -> None:
         doomed, kept = write_buffered(site, c)
         flushed = c.post("/api/v1/memories", json={"agent_id": "doomed", "content": f"flushed {uuid.uuid4().hex}"})
         assert flushed.status_code == 201, flushed.text
-        eventually(lambda: rows_written(site.arc) >= 3, "delivery to Arc")
+        wait_until(lambda: rows_written(site.arc) >= 3, "delivery to Arc")
         flush(site.arc)  # one doomed memory queryable in Arc (and still in the journal), one...
         buffered = c.post("/api/v1/memories", json={"agent_id": "doomed", "content": f"late {uuid.uuid4().hex}"})
-        eventually(lambda: rows_written(site.arc) >= 4, "delivery to Arc")  # ...delivered but buffered
+        wait_until(lambda: rows_written(site.arc) >= 4, "delivery to Arc")  # ...delivered but buffered
         assert in_arc(site.arc, buffered.json()["id"]) == 0
         dry = c.post("/api/v1/forget", json={"agent_id": "doomed", "dry_run": True})
         assert dry.status_code == 200 and dry.json()["matched"] == 3, dry.text
