@@ -80,6 +80,16 @@ postgresql:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; } \
 	  || { echo "the scale-out tests need PostgreSQL: apt-get install postgresql"; exit 1; }
 
+# Mutation testing of the core with cosmic-ray (tools/mutation.py, report in docs/mutation.md): never part of
+# `make test`. 30 minutes by default; MUTATION_ARGS="--modules rowfilter,keys --budget-min 10" for a part.
+MUTATION_INSTALLED := $(VENV)/.mutation
+$(MUTATION_INSTALLED): $(INSTALLED)
+	$(BIN)/python -m pip install -q --progress-bar off -e ".[mutation]"
+	touch $@
+
+mutation: $(MUTATION_INSTALLED) postgresql
+	$(BIN)/python tools/mutation.py $(MUTATION_ARGS)
+
 # tests/test_durability.py watches the journal's fdatasync happen before the 201 with strace (Debian package).
 strace:
 	@command -v strace >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq strace >/dev/null; } \

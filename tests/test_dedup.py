@@ -33,6 +33,17 @@ def test_truncation_is_at_200_bytes_and_never_splits_a_character() -> None:
     assert dedup_key("a", "e", "x") != dedup_key("a", "f", "x") != dedup_key("b", "e", "x")
 
 
+def test_short_texts_of_wide_characters_are_cut_too() -> None:
+    """Fewer than 200 characters can still pass 200 bytes (the fast path must only take what cannot), and a
+    text of exactly 200 bytes or fewer, in more than 50 characters, is kept whole."""
+    assert content_prefix("𝄞" * 60) == ("𝄞" * 50).encode()  # 60 characters, 240 bytes
+    assert content_prefix("é" * 150) == ("é" * 100).encode()  # 150 characters, 300 bytes
+    assert content_prefix("€" * 70) == ("€" * 66).encode()  # 70 characters, 210 bytes; 66 whole ones fit
+    assert content_prefix("x" * 200) == b"x" * 200  # exactly 200 bytes
+    assert content_prefix("x" * 120) == b"x" * 120
+    assert content_prefix("𝄞" * 50) == ("𝄞" * 50).encode()  # 50 characters, exactly 200 bytes
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=120))
 def test_prefix_is_the_longest_whole_character_prefix_within_200_bytes(content: str) -> None:
