@@ -30,7 +30,8 @@ from memtrace.api import (
 from memtrace.api.deps import Deps, Services
 from memtrace.api.guard import TargetGuard
 from memtrace.api.http import error_response
-from memtrace.api.observe import Observed, RouteLabelRouter
+from memtrace.api.observe import Observed
+from memtrace.api.querycheck import QueryCheckedRouter
 from memtrace.config import Settings, load_settings
 from memtrace.runtime import Runtime
 from memtrace.server.bodytimeout import with_body_timeout
@@ -65,7 +66,7 @@ def services(runtime: Runtime) -> Services:
 def create_app(settings: Settings) -> Application:
     """The app with every route; its Runtime opens on start (BlackSheep's on_start runs in the worker's loop,
     before the first request) and closes on stop."""
-    router = RouteLabelRouter()
+    router = QueryCheckedRouter(openapi.accepted_queries())
     app = Application(router=router)
     router.fallback = _fallback(router)
     errors.install(app)

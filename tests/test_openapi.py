@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from openapi_spec_validator import validate
 
-from memtrace.api.openapi import OPERATIONS, build
+from memtrace.api.openapi import FREE_QUERY, OPERATIONS, build
 from memtrace.app import create_app
 from memtrace.config import LimitsSettings, Settings, StorageSettings
 from tests.conftest import Stack
@@ -92,6 +92,7 @@ def test_every_operation_documents_its_error_answers() -> None:
             assert not {"401", "403"} & statuses, op.operation_id
         if op.body:
             assert {"400", "413"} <= statuses, op.operation_id
+        assert ("400" in statuses) == (op.operation_id not in FREE_QUERY), op.operation_id  # unknown parameters
         if op.params and op.permission:
             assert "404" in statuses, op.operation_id
         assert any(s.startswith("2") or s == "302" for s in statuses), op.operation_id

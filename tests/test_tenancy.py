@@ -129,5 +129,7 @@ def test_the_org_cannot_be_chosen_by_the_client(world: World) -> None:
     with httpx.Client(base_url=world.server.url, headers={"x-api-key": world.a.key}) as a:
         created = a.post("/api/v1/memories", json={"agent_id": "x", "content": "who am i", "org_id": world.b.org_id})
         assert created.status_code == 201 and created.json()["org_id"] == world.a.org_id
-        listed = a.get("/api/v1/memories", params={"org_id": world.b.org_id, "agent_id": "x"})
+        refused = a.get("/api/v1/memories", params={"org_id": world.b.org_id, "agent_id": "x"})
+        assert refused.status_code == 400 and "unknown query parameter 'org_id'" in refused.json()["error"]
+        listed = a.get("/api/v1/memories", params={"agent_id": "x"})
         assert [m["org_id"] for m in listed.json()["memories"]] == [world.a.org_id]

@@ -94,7 +94,9 @@ HEADERS = {
 }
 
 ERRORS: dict[int, Answer] = {
-    400: Answer("Invalid input; the message names the field.", (ErrorBody,)),
+    400: Answer("Invalid input: the message names the field and states its rule in words with an example, or "
+                "names an unknown query parameter (every route refuses the parameters it does not list).",
+                (ErrorBody,)),
     401: Answer("Missing or invalid API key.", (ErrorBody,)),
     403: Answer("The API key lacks the permission this route needs.", (ErrorBody,)),
     404: Answer("Not found in the caller's org.", (ErrorBody,)),
@@ -231,6 +233,18 @@ OPERATIONS: tuple[Operation, ...] = (
 )
 
 
+# Browser pages, their static files, the scrape and this document take any query (cache busters, scrape params).
+FREE_QUERY = frozenset({"metrics", "openapi", "docs", "docsAsset", "console", "consoleAsset", "root"})
+
+
+def accepted_queries() -> dict[tuple[str, str], tuple[str, ...]]:
+    """(METHOD, template) → the query parameters the route takes (its query Struct's fields, in order; none
+    without one): every other parameter is refused (`querycheck.py`). Those of `query_skip` come from the path
+    and are still accepted (and ignored), as the published SDK sends some of them."""
+    return {(op.method, op.path): tuple(f.encode_name for f in msgspec.structs.fields(op.query)) if op.query else ()
+            for op in OPERATIONS if op.operation_id not in FREE_QUERY}
+
+
 def _types(op: Operation) -> list[Any]:
     answers = [*op.answers.values(), *(ERRORS[s] for s in op.errors)]
     return [*op.body, *(t for a in answers for t in a.body)]
@@ -292,7 +306,9 @@ def _response(answer: Answer, schemas: dict[Any, dict[str, Any]]) -> dict[str, A
 
 
 def _operation(op: Operation, schemas: dict[Any, dict[str, Any]], limits: LimitsSettings) -> dict[str, Any]:
-    statuses = {**op.answers, **{s: ERRORS[s] for s in (*((401, 403) if op.permission else ()), *op.errors)}}
+    checked = () if op.operation_id in FREE_QUERY else (400,)  # an unknown query parameter
+    statuses = {**op.answers,
+                **{s: ERRORS[s] for s in (*checked, *((401, 403) if op.permission else ()), *op.errors)}}
     out: dict[str, Any] = {"operationId": op.operation_id, "summary": op.summary, "tags": [op.tag]}
     if op.permission:
         out["description"] = f"Needs an API key with the `{op.permission}` permission (`admin` implies it)."
