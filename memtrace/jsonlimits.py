@@ -47,12 +47,17 @@ def json_depth_exceeds(encoded: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return bool(skeleton)
 
 
+def too_deep(field: str) -> str:
+    """The refusal of a client JSON object nested deeper than MAX_JSON_DEPTH, in words."""
+    return f"{field} must be a JSON object nested at most {MAX_JSON_DEPTH} levels deep (the object itself is level 1)"
+
+
 def check_object(encoded: bytes, field: str, max_bytes: int) -> None:
     """Refuse a client JSON object over the size cap (413) or the depth bound (400), naming `field`."""
     if len(encoded) > max_bytes:
         raise TooLarge(f"{field} is {len(encoded)} bytes encoded; the limit is {max_bytes}")
     if json_depth_exceeds(encoded):
-        raise Invalid(f"invalid {field}: nested deeper than {MAX_JSON_DEPTH} levels")
+        raise Invalid(too_deep(field))
 
 
 def stored_object(text: str | bytes | None, what: str, owner: str) -> msgspec.Raw:

@@ -30,11 +30,40 @@ def plain(body: str) -> str:
     return f"^{body}$"
 
 
+def or_empty(body: str) -> str:
+    """`body`, or nothing: what the original Go SDK sends for an unset optional string."""
+    return whole(f"(?:{body})?")
+
+
 ID_PATTERN = whole(ID)
 EVENT_TYPE_PATTERN = whole(EVENT_TYPE)
 TAG_PATTERN = whole(TAG)
 MEMORY_ID_PATTERN = whole(MEMORY_ID)
 DEDUP_KEY_PATTERN = whole(DEDUP_KEY)
+OR_EMPTY_ID_PATTERN = or_empty(ID)
+OR_EMPTY_EVENT_TYPE_PATTERN = or_empty(EVENT_TYPE)
+OR_EMPTY_DEDUP_KEY_PATTERN = or_empty(DEDUP_KEY)
+
+# Each pattern in words, with an example, for error messages (`api/wording.py`): never the regex itself. A new
+# pattern of a request field needs its entry here (tests/test_error_messages.py walks every request field).
+ID_WORDS = ("must start with a letter and contain only letters, digits, '_' or '-' (at most 128)", "researcher_1")
+EVENT_TYPE_WORDS = ("must start with a letter and contain only letters, digits or '_' (at most 64)", "tool_call")
+TAG_WORDS = ("must be 1 to 64 letters, digits, '_', '.' or '-'", "billing")
+DEDUP_KEY_WORDS = ("must be 1 to 128 letters, digits, '_', '.', ':' or '-'", "order-42:shipped")
+MEMORY_ID_WORDS = ("must be 'mem_' and 26 letters and digits (a ULID)", "mem_01JZ8Q6V3WX5G7K2M4N6P8R0ST")
+RULES: dict[str, tuple[str, str]] = {
+    ID_PATTERN: ID_WORDS, OR_EMPTY_ID_PATTERN: ID_WORDS,
+    EVENT_TYPE_PATTERN: EVENT_TYPE_WORDS, OR_EMPTY_EVENT_TYPE_PATTERN: EVENT_TYPE_WORDS,
+    TAG_PATTERN: TAG_WORDS,
+    DEDUP_KEY_PATTERN: DEDUP_KEY_WORDS, OR_EMPTY_DEDUP_KEY_PATTERN: DEDUP_KEY_WORDS,
+    MEMORY_ID_PATTERN: MEMORY_ID_WORDS,
+}
+
+
+def in_words(words: tuple[str, str]) -> str:
+    """`must start with a letter ... (at most 128), e.g. "researcher_1"`."""
+    rule, example = words
+    return f'{rule}, e.g. "{example}"'
 
 # Compiled once; always use `.fullmatch`.
 ID_RE = re.compile(ID_PATTERN)

@@ -92,12 +92,13 @@ def _datetime_to_us(dt: datetime) -> int:
     return (dt - _EPOCH) // _ONE_US
 
 
+TIME_RULE = ("must be a relative duration such as 30m, 2h, 7d or 4w, or an ISO 8601 / RFC 3339 time such as "
+             "2026-02-07 or 2026-02-07T20:15:00Z")
+
+
 def _refuse(field: str, value: str) -> Invalid:
     shown = value if len(value) <= 64 else value[:61] + "..."
-    return Invalid(
-        f"{field} must be a relative duration such as 30m, 2h, 7d or 4w, or an ISO 8601 / RFC 3339 time "
-        f"such as 2026-02-07 or 2026-02-07T20:15:00Z; got {shown!r}"
-    )
+    return Invalid(f"{field} {TIME_RULE}; got {shown!r}")
 
 
 def parse_duration_us(text: str) -> int | None:

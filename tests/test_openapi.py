@@ -57,12 +57,13 @@ def test_constraints_of_the_structs_appear() -> None:
     # "" is accepted as absent (the original Go SDK sends it), so the enum carries it as a second choice
     assert new["memory_type"]["anyOf"] == [{"enum": ["decision", "entity", "episodic", "session"]}, {"enum": [""]}]
     assert new["agent_id"]["pattern"].startswith("^[A-Za-z]")
-    assert new["importance"]["anyOf"][0] == {"type": "number", "minimum": 0.0, "maximum": 1.0}
+    assert new["importance"]["anyOf"][0] == {"type": "number", "minimum": 0.0, "maximum": 1.0, "examples": [0.8]}
     assert new["tags"]["anyOf"][0]["maxItems"] == 32
     assert schemas["NewMemory"]["required"] == ["agent_id", "content"]
     assert schemas["SessionUpdate"]["properties"]["status"]["anyOf"][0]["enum"] == ["active", "closed"]
     params = {p["name"]: p for p in document["paths"]["/api/v1/memories"]["get"]["parameters"]}
-    assert params["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}
+    assert params["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100,
+                                         "examples": [50]}
     assert params["order"]["schema"]["enum"] == ["asc", "desc"]
     agent_params = {p["name"] for p in document["paths"]["/api/v1/agents/{agent}/memories"]["get"]["parameters"]}
     assert "agent_id" not in agent_params and {"agent", "since", "limit"} <= agent_params

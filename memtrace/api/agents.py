@@ -31,7 +31,7 @@ class AgentDeleteParams(Struct, kw_only=True, forbid_unknown_fields=False):
 
 class AgentCreate(Struct, kw_only=True):
     name: Id
-    description: Annotated[str, Meta(max_length=DESCRIPTION_MAX)] = ""
+    description: Annotated[str, Meta(max_length=DESCRIPTION_MAX, examples=["Finds and summarises papers"])] = ""
     config: dict[str, Any] | None = None
 
 

@@ -22,6 +22,7 @@ from memtrace.errors import Invalid, NotFound
 from memtrace.memory.model import EventType, Id, MemoryType, Tags
 from memtrace.patterns import MEMORY_ID_RE
 from memtrace.rows import MemoryFilter
+from memtrace.timeutil import TIME_RULE
 
 
 class ForgetRequest(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -32,8 +33,8 @@ class ForgetRequest(Struct, kw_only=True, forbid_unknown_fields=True):
     memory_types: Annotated[list[MemoryType], Meta(max_length=4)] | None = None
     event_types: Annotated[list[EventType], Meta(max_length=64)] | None = None
     tags: Tags | None = None
-    since: Annotated[str, Meta(max_length=64)] | None = None
-    until: Annotated[str, Meta(max_length=64)] | None = None
+    since: Annotated[str, Meta(max_length=64, extra={"rule": TIME_RULE})] | None = None
+    until: Annotated[str, Meta(max_length=64, extra={"rule": TIME_RULE})] | None = None
     dry_run: bool = False
 
 

@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the handlers: bounded body reads, msgspec decode with field-naming errors,
+"""HTTP plumbing shared by the handlers: bounded body reads, msgspec decode with errors in words,
 and JSON responses encoded once by msgspec.
 
 BlackSheep's own JSON binding would bypass msgspec validation, so handlers read bytes and decode them
@@ -13,6 +13,7 @@ import msgspec
 from blacksheep import Content, Request, Response
 from blacksheep.exceptions import MessageAborted
 
+from memtrace.api import wording
 from memtrace.errors import Invalid, TooLarge
 
 T = TypeVar("T")
@@ -59,29 +60,22 @@ async def read_body(request: Request, cap: int) -> bytes:
         raise Invalid(INCOMPLETE_BODY) from None
 
 
-def describe_validation_error(exc: msgspec.ValidationError | msgspec.DecodeError) -> str:
-    """`Expected ... - at `$.memories[3].importance`` → `invalid memories[3].importance: expected ...`."""
-    text = str(exc)
-    if isinstance(exc, msgspec.ValidationError):
-        message, sep, where = text.rpartition(" - at `$")
-        if sep:
-            field = where.rstrip("`").lstrip(".")
-            return f"invalid {field or 'request body'}: {_lower_first(message)}"
-        return f"invalid request body: {_lower_first(text)}"
-    return f"malformed JSON: {_lower_first(text)}"
-
-
-def _lower_first(text: str) -> str:
-    return text[:1].lower() + text[1:]
-
-
-def decode(decoder: msgspec.json.Decoder[T], body: bytes) -> T:
+def decode(decoder: msgspec.json.Decoder[T], body: bytes, root: Any = None, label: str = "") -> T:
+    """`body` decoded, or `Invalid` in words (`api/wording.py`); `root` is the type the words are read from
+    (default the decoder's), `label` the name of the decoded value in messages (default: its fields' names)."""
     if not body.strip():
         raise Invalid("request body is empty; a JSON object is required")
+    return decoded(decoder, body, root, label)
+
+
+def decoded(decoder: msgspec.json.Decoder[T], body: bytes | msgspec.Raw, root: Any = None, label: str = "") -> T:
+    """`decode` of a part of a body (a `Raw` cut out of it), which cannot be empty."""
     try:
         return decoder.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise Invalid(describe_validation_error(exc)) from None
+    except msgspec.ValidationError as exc:
+        raise Invalid(wording.validation(exc, decoder.type if root is None else root, label)) from None
+    except msgspec.DecodeError as exc:
+        raise Invalid(wording.malformed(exc, len(memoryview(body)))) from None
     except RecursionError:
         raise Invalid(TOO_DEEP) from None
 
@@ -91,7 +85,7 @@ def convert(data: dict[str, Any], cls: type[T]) -> T:
     try:
         return msgspec.convert(data, cls, strict=False)
     except msgspec.ValidationError as exc:
-        raise Invalid(describe_validation_error(exc)) from None
+        raise Invalid(wording.validation(exc, cls)) from None
 
 
 def path_param(request: Request, name: str) -> str:

@@ -10,9 +10,8 @@ from blacksheep import Request, Response, Router
 from memtrace import timeutil
 from memtrace.api.deps import Deps
 from memtrace.api.http import (
-    TOO_DEEP,
     decode,
-    describe_validation_error,
+    decoded,
     json_response,
     path_param,
     query_params,
@@ -43,18 +42,13 @@ def parse_create(body: bytes, max_items: int) -> tuple[list[NewMemory], bool]:
     """
     if b'"memories"' not in body:
         return [decode(_single, body)], False
-    top = decode(_peek, body)
+    top = decode(_peek, body, NewMemory)
     raw_items = top.get("memories")
     if raw_items is None:
         return [decode(_single, body)], False
-    try:
-        items = _items.decode(raw_items)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise Invalid(describe_validation_error(exc).replace("invalid [", "invalid memories[", 1)) from None
-    except RecursionError:
-        raise Invalid(TOO_DEEP) from None
+    items = decoded(_items, raw_items, label="memories")
     if not 1 <= len(items) <= max_items:
-        raise Invalid(f"invalid memories: a batch holds 1 to {max_items} items, got {len(items)}")
+        raise Invalid(f"memories must be a list of 1 to {max_items} memories; got {len(items)}")
     return items, True
 
 

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 from memtrace.api.http import convert
 from memtrace.errors import Invalid
-from memtrace.memory.model import MAX_TAGS, EventType, Id, Limit, MemoryType, Offset, Order, Page, SearchRequest
-from memtrace.patterns import TAG, TAG_RE
+from memtrace.memory.model import (
+    MAX_TAGS,
+    EventType,
+    Id,
+    Limit,
+    MemoryType,
+    Offset,
+    Order,
+    Page,
+    SearchRequest,
+    Time,
+)
+from memtrace.patterns import TAG_RE, TAG_WORDS
 from memtrace.rows import MemoryFilter
 from memtrace.timeutil import parse_time_param
+
+TAGS_RULE = (f"must be a comma-separated list of at most {MAX_TAGS} tags, each {TAG_WORDS[0].removeprefix('must be ')},"
+             ' e.g. "billing,urgent"')
 
 
 class ListParams(Struct, kw_only=True, forbid_unknown_fields=False):
@@ -22,9 +36,9 @@ class ListParams(Struct, kw_only=True, forbid_unknown_fields=False):
     session_id: Id | None = None
     memory_type: MemoryType | None = None
     event_type: EventType | None = None
-    tags: str | None = None
-    since: str | None = None
-    until: str | None = None
+    tags: Annotated[str, Meta(extra={"rule": TAGS_RULE})] | None = None
+    since: Time | None = None
+    until: Time | None = None
     limit: Limit = 100
     offset: Offset = 0
     order: Order = "desc"
@@ -35,10 +49,10 @@ def parse_tags(text: str | None) -> tuple[str, ...]:
         return ()
     tags = tuple(t.strip() for t in text.split(",") if t.strip())
     if len(tags) > MAX_TAGS:
-        raise Invalid(f"invalid tags: at most {MAX_TAGS} tags")
+        raise Invalid(f"tags {TAGS_RULE}; got {len(tags)} tags")
     for tag in tags:
         if not TAG_RE.fullmatch(tag):
-            raise Invalid(f"invalid tags: {tag!r} must match ^{TAG}$")
+            raise Invalid(f"tags {TAGS_RULE}; got {tag[:64]!r}")
     return tags
 
 

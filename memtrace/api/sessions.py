@@ -16,7 +16,7 @@ from memtrace.api.resolve import agent_aliases
 from memtrace.errors import NotFound
 from memtrace.jsonlimits import client_object
 from memtrace.memory.build import memory_list
-from memtrace.memory.model import Id, MemoryType
+from memtrace.memory.model import Id, MemoryType, Time
 from memtrace.metadata.models import Session, SessionStatus
 from memtrace.patterns import ID_RE
 from memtrace.timeutil import parse_time_param
@@ -33,15 +33,15 @@ class SessionUpdate(Struct, kw_only=True):
 
 
 class ContextRequest(Struct, kw_only=True):
-    max_tokens: Annotated[int, Meta(ge=1, le=1_000_000)] | None = None
+    max_tokens: Annotated[int, Meta(ge=1, le=1_000_000, examples=[2000])] | None = None
     include_types: Annotated[list[MemoryType], Meta(max_length=4)] | None = None
-    since: str | None = None
+    since: Time | None = None
 
 
 class SessionListParams(Struct, kw_only=True, forbid_unknown_fields=False):
     """`GET /api/v1/sessions` query: an agent's id or name (sessions created under either match)."""
 
-    agent_id: str | None = None
+    agent_id: Annotated[str, Meta(examples=["researcher_1"])] | None = None
 
 
 class SessionList(Struct, kw_only=True):

@@ -3,25 +3,29 @@ time bucket and memory type, with errors, from Arc's `time_bucket` merged with t
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from blacksheep import Request, Response, Router
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 from memtrace.api.deps import Deps
 from memtrace.api.http import convert, json_response, path_param, query_params
 from memtrace.api.resolve import agent_aliases
 from memtrace.errors import Invalid, NotFound
-from memtrace.memory.model import MemoryFilter
+from memtrace.memory.model import MemoryFilter, Time
 from memtrace.memory.timeline import MAX_BUCKET_US, MAX_BUCKETS, MIN_BUCKET_US, Bucket, bucket_count, timeline
 from memtrace.patterns import ID_RE
 from memtrace.timeutil import format_us, now_us, parse_duration_us, parse_time_param
+
+BUCKET_RULE = "must be a duration from 1m to 1d such as 5m, 1h or 1d"
 
 
 class TimelineParams(Struct, kw_only=True, forbid_unknown_fields=False):
     """The window (`since` inclusive, `until` exclusive, default now) and the bucket width, `1m` to `1d`."""
 
-    since: str = "7d"
-    until: str | None = None
-    bucket: str = "1h"
+    since: Time = "7d"
+    until: Time | None = None
+    bucket: Annotated[str, Meta(extra={"rule": BUCKET_RULE})] = "1h"
 
 
 class TimelineBucket(Struct, kw_only=True):
@@ -51,7 +55,7 @@ def parse_bucket(text: str) -> int:
     """A bucket width in µs from the relative duration syntax of `since`, between 1m and 1d."""
     width = parse_duration_us(text) or 0
     if not MIN_BUCKET_US <= width <= MAX_BUCKET_US:
-        raise Invalid(f"bucket must be a duration from 1m to 1d such as 5m, 1h or 1d; got {text[:64]!r}")
+        raise Invalid(f"bucket {BUCKET_RULE}; got {text[:64]!r}")
     return width
 
 

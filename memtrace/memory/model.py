@@ -12,15 +12,15 @@ from typing import Annotated, Any, Literal
 from msgspec import Meta, Raw, Struct
 
 from memtrace.patterns import (
-    DEDUP_KEY,
-    EVENT_TYPE,
     EVENT_TYPE_PATTERN,
-    ID,
     ID_PATTERN,
+    OR_EMPTY_DEDUP_KEY_PATTERN,
+    OR_EMPTY_EVENT_TYPE_PATTERN,
+    OR_EMPTY_ID_PATTERN,
     TAG_PATTERN,
-    whole,
 )
 from memtrace.rows import MemoryFilter as MemoryFilter  # re-exported: defined with the row it filters
+from memtrace.timeutil import TIME_RULE
 
 MAX_TAGS = 32
 MAX_LIMIT = 1000
@@ -30,18 +30,21 @@ MEMORY_TYPES: tuple[str, ...] = ("episodic", "session", "decision", "entity")
 MemoryType = Literal["episodic", "session", "decision", "entity"]
 Order = Literal["asc", "desc"]
 
+# The constraints are worded for error messages by `api/wording.py` (a pattern by `patterns.RULES`); `examples`
+# give the example those messages show, and `extra={"rule": ...}` a rule the type cannot state.
 Id = Annotated[str, Meta(pattern=ID_PATTERN)]
 EventType = Annotated[str, Meta(pattern=EVENT_TYPE_PATTERN)]
 Tag = Annotated[str, Meta(pattern=TAG_PATTERN)]
-Tags = Annotated[list[Tag], Meta(max_length=MAX_TAGS)]
-Importance = Annotated[float, Meta(ge=0.0, le=1.0)]
-Content = Annotated[str, Meta(min_length=1)]
+Tags = Annotated[list[Tag], Meta(max_length=MAX_TAGS, examples=[["billing", "urgent"]])]
+Importance = Annotated[float, Meta(ge=0.0, le=1.0, examples=[0.8])]
+Content = Annotated[str, Meta(min_length=1, examples=["User prefers dark mode"])]
 # What the original Go SDK sends for an unset optional string: "" means absent (see NewMemory).
-OrEmptyId = Annotated[str, Meta(pattern=whole(f"(?:{ID})?"))]
-OrEmptyEventType = Annotated[str, Meta(pattern=whole(f"(?:{EVENT_TYPE})?"))]
-OrEmptyDedupKey = Annotated[str, Meta(pattern=whole(f"(?:{DEDUP_KEY})?"))]
-Limit = Annotated[int, Meta(ge=1, le=MAX_LIMIT)]
-Offset = Annotated[int, Meta(ge=0, le=MAX_OFFSET)]
+OrEmptyId = Annotated[str, Meta(pattern=OR_EMPTY_ID_PATTERN)]
+OrEmptyEventType = Annotated[str, Meta(pattern=OR_EMPTY_EVENT_TYPE_PATTERN)]
+OrEmptyDedupKey = Annotated[str, Meta(pattern=OR_EMPTY_DEDUP_KEY_PATTERN)]
+Limit = Annotated[int, Meta(ge=1, le=MAX_LIMIT, examples=[50])]
+Offset = Annotated[int, Meta(ge=0, le=MAX_OFFSET, examples=[100])]
+Time = Annotated[str, Meta(extra={"rule": TIME_RULE})]  # parsed by timeutil.parse_time_param
 
 
 class NewMemory(Struct, forbid_unknown_fields=False, kw_only=True):
@@ -118,9 +121,9 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=False):
     memory_types: Annotated[list[MemoryType], Meta(max_length=4)] | None = None
     event_types: Annotated[list[EventType], Meta(max_length=64)] | None = None
     tags: Tags | None = None
-    content_contains: Annotated[str, Meta(max_length=1024)] | None = None
-    since: str | None = None
-    until: str | None = None
+    content_contains: Annotated[str, Meta(max_length=1024, examples=["dark mode"])] | None = None
+    since: Time | None = None
+    until: Time | None = None
     min_importance: Importance | None = None
     limit: Limit = 50
     offset: Offset = 0

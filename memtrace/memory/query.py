@@ -26,7 +26,7 @@ import msgspec
 
 from memtrace.errors import Invalid
 from memtrace.memory.model import MEMORY_TYPES
-from memtrace.patterns import EVENT_TYPE_RE, ID_RE, MEASUREMENT_RE, MEMORY_ID_RE, TAG_RE
+from memtrace.patterns import EVENT_TYPE_RE, ID_RE, MEASUREMENT_RE, MEMORY_ID_RE, RULES, TAG_RE, in_words
 from memtrace.rowfilter import fold_case, only_ids
 from memtrace.rows import ARC_COLUMNS, MemoryFilter, MemoryRow, column_index
 from memtrace.timeutil import MAX_US, MIN_US, format_us, parse_arc_time
@@ -75,7 +75,8 @@ def quote_literal(value: str) -> str:
 
 def _checked(value: str, pattern: re.Pattern[str], field: str) -> str:
     if not pattern.fullmatch(value):
-        raise Invalid(f"{field} {value[:80]!r} does not match {pattern.pattern}")
+        words = in_words(RULES[pattern.pattern]) if pattern.pattern in RULES else "is not in the accepted form"
+        raise Invalid(f"{field} {words}; got {value[:80]!r}")
     return quote_literal(value)
 
 

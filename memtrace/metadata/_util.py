@@ -14,8 +14,8 @@ from typing import Any
 import msgspec
 
 from memtrace.errors import Invalid
-from memtrace.jsonlimits import MAX_JSON_DEPTH, json_depth_exceeds
-from memtrace.patterns import ID_RE
+from memtrace.jsonlimits import json_depth_exceeds, too_deep
+from memtrace.patterns import ID_RE, ID_WORDS, in_words
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -41,10 +41,7 @@ def new_id(prefix: str, nbytes: int = 12) -> str:
 def check_id(value: str, field: str) -> str:
     """Ids end up in Arc SQL and URLs; one strict pattern keeps them harmless everywhere."""
     if not ID_RE.fullmatch(value):
-        raise Invalid(
-            f"{field} must start with a letter and contain only letters, digits, '_' or '-' "
-            f"(max 128): {value!r}"
-        )
+        raise Invalid(f"{field} {in_words(ID_WORDS)}; got {value[:64]!r}")
     return value
 
 
@@ -63,7 +60,7 @@ def encode_object(value: dict[str, Any] | msgspec.Raw | None, field: str) -> msg
     """A JSON object for a TEXT column; one nested deeper than MAX_JSON_DEPTH is refused (Invalid)."""
     encoded = bytes(value) if isinstance(value, msgspec.Raw) else _json_encoder.encode(value or {})
     if json_depth_exceeds(encoded):
-        raise Invalid(f"invalid {field}: nested deeper than {MAX_JSON_DEPTH} levels")
+        raise Invalid(too_deep(field))
     return msgspec.Raw(encoded)
 
 
