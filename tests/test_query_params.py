@@ -1,7 +1,7 @@
 """Unknown query parameters are refused on every route (a misspelt filter must never widen a read), and every
 parameter a known client sends stays accepted: the original TypeScript and Go SDKs, the published Python SDK
-`memtrace-sdk` 0.2.0, the bundled client (also behind the MCP server and the OpenAI Agents integration), and the
-web console. Against the real server."""
+`memtrace-sdk` 0.2.0, the bundled client (also behind the MCP server and the OpenAI Agents integration), the
+Vercel AI SDK integration's client, and the web console. Against the real server."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ CLIENT_QUERIES: list[tuple[str, str, dict[str, str]]] = [
     ("typescript+go recall", "/api/v1/memories", {"agent_id": "agent_q", "since": "24h", "order": "desc",
                                                    "limit": "100"}),
     ("typescript listSessions", "/api/v1/sessions", {"agent_id": "agent_q"}),
+    # integrations/vercel-ai/src/client.ts listMemories: every ListQuery field that is set
+    ("vercel-ai listMemories", "/api/v1/memories", ALL_LIST),
     # memtrace-sdk 0.2.0: ListOptions.model_dump(exclude_none=True); agent/session routes pop their own id
     ("memtrace-sdk list_memories", "/api/v1/memories", ALL_LIST),
     ("memtrace-sdk agent memories", "/api/v1/agents/agent_q/memories", NO_AGENT),
