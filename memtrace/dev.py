@@ -72,8 +72,8 @@ Try it:
        -d '{{"agent_id": "agent_1", "content": "User prefers dark mode", "tags": ["prefs"]}}'
   curl -s '{base}/api/v1/memories?agent_id=agent_1' -H 'x-api-key: {key}'
 
-Console: {base}/console (sign in with the key)    API docs: {base}/docs    Metrics: {base}/metrics
-Ctrl-C stops both servers.
+Console: {base}/console (sign in with the key)
+API docs: {base}/docs    Metrics: {base}/metrics    Ctrl-C stops both servers.
 """
 
 

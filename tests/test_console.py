@@ -396,3 +396,12 @@ def test_an_empty_org_shows_how_to_write_the_first_memory(seeded: Seeded, page: 
     page.reload()
     expect(page.locator("h2", has_text="Agents")).to_be_visible()
     expect(page.locator("#first-memory")).to_have_count(0)  # the org has a memory now
+
+
+def test_a_page_that_fails_to_load_does_not_stay_loading(seeded: Seeded, page: Page) -> None:
+    sign_in(page, seeded, seeded.acme.key)
+    page.goto(f"{seeded.url}/console#/sessions/sess_nope")
+    expect(page.locator("#error")).to_contain_text("(404)")
+    expect(page.locator("#nothing")).to_be_visible()
+    expect(page.locator("#main")).not_to_contain_text("Loading")
+    shot(page, "not-found")

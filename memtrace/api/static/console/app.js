@@ -64,12 +64,17 @@ async function route() {
     const m = pattern.exec(hash);
     if (!m) continue;
     clearError();
-    const target = h("div", { class: "view" }, h("p", { class: "muted" }, "Loading…"));
+    const loading = h("p", { class: "muted loading" }, "Loading…");
+    const target = h("div", { class: "view" }, loading);
     mount(main, target);
     try {
       await view(target, m);
     } catch (err) {
-      if (target.isConnected) showError(err);
+      if (!target.isConnected) return;
+      showError(err);
+      // a page that failed before drawing anything must not say "Loading…" for ever
+      if (loading.isConnected) mount(target, h("p", { class: "muted", id: "nothing" }, "Nothing to show here. ",
+        h("a", { href: "#/agents" }, "Back to agents")));
     }
     return;
   }
