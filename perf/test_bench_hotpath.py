@@ -92,7 +92,7 @@ def test_bench_encode_response_batch_1000(benchmark: BenchmarkFixture) -> None:
 
     def encode() -> bytes:
         memories = [to_memory(r) for r in rows]
-        return _json.encode(BatchCreated(memories=memories, count=len(memories), duplicates=0))
+        return _json.encode(BatchCreated(memories=memories, count=len(memories), duplicates=0, skipped=[]))
 
     out = benchmark(encode)
     assert msgspec.json.decode(out)["count"] == 1000
