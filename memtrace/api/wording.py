@@ -77,7 +77,9 @@ def example(t: mi.Type) -> Any:
     if examples:
         return examples[0]
     if isinstance(t, mi.StrType):
-        return RULES[t.pattern][1] if t.pattern in RULES else "text"
+        if t.pattern in RULES:
+            return RULES[t.pattern][1]
+        return ("text" + "x" * max(0, (t.min_length or 0) - 4))[: t.max_length]  # a placeholder that fits
     if isinstance(t, mi.IntType | mi.FloatType):
         low = t.ge if t.ge is not None else (t.gt + 1 if t.gt is not None else 0)
         high = t.le if t.le is not None else low + 10
@@ -105,8 +107,8 @@ def _sized(noun: str, low: int | None, high: int | None) -> str:
     if low and high:
         return f"of {low} to {high} {noun}"
     if high is not None:
-        return f"of at most {high} {noun}"
-    return f"of at least {low} {noun}" if low else ""
+        return f"of at most {high} {noun if high != 1 else noun[:-1]}"
+    return f"of at least {low} {noun if low != 1 else noun[:-1]}" if low else ""
 
 
 def rule(t: mi.Type) -> str:

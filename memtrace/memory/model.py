@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+import msgspec
 from msgspec import Meta, Raw, Struct
 
 from memtrace.patterns import (
@@ -106,7 +107,7 @@ class BatchCreated(Struct, kw_only=True):
     memories: list[Memory]
     count: int
     duplicates: int
-    skipped: list[Skipped]
+    skipped: list[Skipped] = msgspec.field(default_factory=list)
 
 
 class MemoryList(Struct, kw_only=True):
