@@ -27,6 +27,7 @@ from memtrace.journal import Journal
 from memtrace.memory.retention import apply_policies
 from memtrace.memory.service import MemoryService
 from memtrace.metadata.db import MetadataDB
+from memtrace.names import Names
 from memtrace.readiness import StatusService
 from memtrace.stores import open_journal_store, open_metadata_store
 
@@ -94,11 +95,12 @@ class Runtime:
         except BaseException:
             await close_all(opened[::-1])
             raise
-        activity = ActivityTracker(metadata.agents.touch_many, metadata.sessions.touch_many)
+        names = Names(metadata.agents, metadata.sessions, journal.forgotten)
+        activity = ActivityTracker(metadata.agents.touch_many, metadata.sessions.touch_many, names.settle)
         return cls(
             settings=settings, metadata=metadata, journal=journal, registry=registry, activity=activity,
             auth=Authenticator.from_settings(metadata.api_keys.get_by_lookup, settings.auth),
-            memories=MemoryService(journal, registry, settings.limits, activity),
+            memories=MemoryService(journal, registry, settings.limits, activity, names),
             status=StatusService(metadata, journal, registry),
             deliverer=Deliverer(journal, registry, settings.arc, settings.delivery.buckets),
         )

@@ -4,7 +4,7 @@
                threadnames
                (and the package root, for __version__): import only leaf modules
     storage    metadata/ journal/ arc/: leaf modules and themselves, never each other
-    services   memory/ delivery/ auth authlimit activity readiness: storage, leaf and other services
+    services   memory/ delivery/ auth authlimit activity names readiness: storage, leaf and other services
     api/       services, leaf, and of metadata/ only the models and the repositories that serve as the agents,
                sessions and audit services (agents, sessions, forgetting)
     top        app runtime stores server/ admin/ dev mcp/ client/ arclite/ integrations/ __main__: anything below,
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1] / "memtrace"
 LEAF = {"memtrace", "errors", "patterns", "timeutil", "ids", "jsonlimits", "config", "rows", "rowfilter", "keys",
         "crypto", "metrics", "logs", "supervise", "pgsql", "threadnames"}
 STORAGE = {"metadata", "journal", "arc"}
-SERVICES = {"memory", "delivery", "auth", "authlimit", "activity", "readiness"}
+SERVICES = {"memory", "delivery", "auth", "authlimit", "activity", "names", "readiness"}
 API_METADATA = {"memtrace.metadata.models", "memtrace.metadata.agents", "memtrace.metadata.sessions",
                 "memtrace.metadata.forgetting"}
 

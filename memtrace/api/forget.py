@@ -75,6 +75,7 @@ async def erase_agent(deps: Deps, request: Request) -> Response:
     await deps.sessions.delete_for_agent(org_id, agent_ids)
     if agent is not None:
         await deps.agents.delete(org_id, agent.id)
+    deps.memories.names.forget_org(org_id)  # after the delete: a later memory here registers the agent again
     await deps.audit.record(org_id, principal.key_id, "agent_erase", describe_filter(f), done.matched,
                                       "pending" if done.pending else "applied")
     return Response(202 if done.pending else 204)

@@ -29,6 +29,7 @@ from memtrace.memory.context import RenderedContext, render_context
 from memtrace.memory.forget import Forgetter, Forgotten
 from memtrace.memory.model import NewMemory, Page
 from memtrace.metrics import m
+from memtrace.names import Names
 from memtrace.rowfilter import Hider, matches, merge_page
 from memtrace.rows import MemoryFilter, MemoryRow
 
@@ -91,12 +92,13 @@ class _RecentDeletions:
 
 class MemoryService:
     def __init__(
-        self, journal: Journal, registry: ArcRegistry, limits: LimitsSettings, activity: ActivityTracker
+        self, journal: Journal, registry: ArcRegistry, limits: LimitsSettings, activity: ActivityTracker, names: Names
     ) -> None:
         self.journal = journal
         self.registry = registry
         self.limits = limits
         self.activity = activity
+        self.names = names
         self._forgetting = _RecentDeletions()
         self.forgetter = Forgetter(journal, registry, settle_s=journal.config.retention_s,
                                    dedup_window_s=journal.config.dedup_window_s, claim_s=CLAIM_S)
@@ -113,6 +115,8 @@ class MemoryService:
         if not batch and result.duplicate_indexes:
             raise Conflict("duplicate memory", memory_id=result.duplicate_of[0])
         self.activity.saw_rows(org_id, result.stored)
+        if self.names.unknown(org_id, result.stored):  # a first sight on this worker: registered before the 201
+            await self.names.register(org_id, result.stored)
         return Created(result.stored, list(zip(result.duplicate_indexes, result.duplicate_of, strict=True)))
 
     # --- forgetting (memory/forget.py) --------------------------------------------------------------

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from memtrace.errors import Invalid
 from memtrace.jsonlimits import json_depth_exceeds, too_deep
 from memtrace.patterns import ID_RE, ID_WORDS, in_words
+
+if TYPE_CHECKING:
+    from memtrace.metadata.db import MetadataDB
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -71,3 +75,20 @@ def unique_violation(exc: sqlite3.IntegrityError) -> str | None:
     if marker in text:
         return text.split(marker, 1)[1].strip()
     return None
+
+
+PAIRS_PER_READ = 400
+_PAIR = "(CAST(? AS TEXT), CAST(? AS TEXT))"  # typed, so PostgreSQL need not guess the VALUES' types
+
+
+async def missing_pairs(db: MetadataDB, sql: str, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (org_id, name) pairs of `keys` that `sql` returns: a NOT EXISTS over `WITH v (org_id, name) AS
+    ({values})`, filled with a VALUES list of at most PAIRS_PER_READ pairs per read."""
+    pairs = list(dict.fromkeys(keys))
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(pairs), PAIRS_PER_READ):
+        chunk = pairs[start:start + PAIRS_PER_READ]
+        values = "VALUES " + ", ".join([_PAIR] * len(chunk))
+        rows = await db.fetchall(sql.format(values=values), [part for pair in chunk for part in pair])
+        found.update((row[0], row[1]) for row in rows)
+    return found

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import builtins
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from memtrace.errors import Conflict, NotFound
 from memtrace.jsonlimits import stored_object
-from memtrace.metadata._util import check_id, encode_object, new_id, unique_violation
+from memtrace.metadata._util import check_id, encode_object, missing_pairs, new_id, unique_violation
 from memtrace.metadata.models import Agent
 from memtrace.timeutil import format_us, now_us
 
@@ -28,6 +28,17 @@ _INSERT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _BY_ID_OR_NAME = _SELECT + " WHERE org_id = ? AND (id = ? OR name = ?) ORDER BY id = ? DESC LIMIT 1"
+# An agent named by a memory: registered unless some agent already has that id or name (racing inserts of one
+# name: the loser's is a no-op on the (org_id, name) key).
+_REGISTER_NAMED = (
+    "INSERT INTO agents (id, org_id, name, description, config_json, created_at, last_active_at) "
+    "SELECT ?1, ?2, ?3, '', '{}', ?4, ?5 WHERE NOT EXISTS "
+    "(SELECT 1 FROM agents WHERE org_id = ?2 AND (id = ?3 OR name = ?3)) ON CONFLICT (org_id, name) DO NOTHING"
+)
+_MISSING = (
+    "WITH v (org_id, name) AS ({values}) SELECT v.org_id, v.name FROM v WHERE NOT EXISTS "
+    "(SELECT 1 FROM agents a WHERE a.org_id = v.org_id AND (a.id = v.name OR a.name = v.name))"
+)
 
 
 def _agent(row: sqlite3.Row) -> Agent:
@@ -117,6 +128,20 @@ class Agents:
                 row = await tx.fetchone(_SELECT + " WHERE org_id = ? AND name = ?", (org_id, name))
         assert row is not None
         return _agent(row)
+
+    async def missing(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (org_id, id or name) pairs name no agent."""
+        return await missing_pairs(self._db, _MISSING, keys)
+
+    async def register_named(self, named: Sequence[tuple[str, str, int, int]]) -> None:
+        """Register the agents that (org_id, name, first_us, last_us) name unless they exist, in one transaction:
+        name = the id the memories gave, created at the first memory's time."""
+        if not named:
+            return
+        rows = [(new_id("agent"), org_id, name, format_us(first), format_us(last))
+                for org_id, name, first, last in named]
+        async with self._db.transaction() as tx:
+            await tx.executemany(_REGISTER_NAMED, rows)
 
     async def touch_many(self, last_active: Mapping[tuple[str, str], int]) -> None:
         """Move last_active_at forward (never back) for (org_id, id or name) pairs of many orgs, in one transaction."""

@@ -15,7 +15,7 @@ import msgspec
 
 from memtrace.errors import Invalid, NotFound
 from memtrace.jsonlimits import stored_object
-from memtrace.metadata._util import check_id, encode_object, new_id
+from memtrace.metadata._util import check_id, encode_object, missing_pairs, new_id
 from memtrace.metadata.models import SESSION_STATUSES, Session
 from memtrace.timeutil import format_us, now_us
 
@@ -27,6 +27,10 @@ _SELECT = (
 )
 _COUNTS = "SELECT COUNT(*), COALESCE(SUM(status = 'active'), 0) FROM sessions"
 _BY_ID = _SELECT + " WHERE org_id = ? AND id = ?"
+_MISSING = (
+    "WITH v (org_id, id) AS ({values}) SELECT v.org_id, v.id FROM v WHERE NOT EXISTS "
+    "(SELECT 1 FROM sessions s WHERE s.org_id = v.org_id AND s.id = v.id)"
+)
 
 
 def _session(row: sqlite3.Row) -> Session:
@@ -138,6 +142,24 @@ class Sessions:
             (org_id, *params),
         )
         return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    async def missing(self, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Which (org_id, session id) pairs name no session of that org."""
+        return await missing_pairs(self._db, _MISSING, keys)
+
+    async def register_named(self, named: Sequence[tuple[str, str, str, int, int]]) -> None:
+        """Register the sessions that (org_id, session id, agent_id, first_us, last_us) name unless they exist, in
+        one transaction: active, with the id and agent the memories gave, created at the first memory's time."""
+        if not named:
+            return
+        rows = [(sid, org_id, agent_id, format_us(first), format_us(last))
+                for org_id, sid, agent_id, first, last in named]
+        async with self._db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO sessions (id, org_id, agent_id, status, metadata_json, created_at, updated_at, closed_at, "
+                "last_active_at) VALUES (?1, ?2, ?3, 'active', '{}', ?4, ?4, NULL, ?5) ON CONFLICT DO NOTHING",
+                rows,
+            )
 
     async def touch_many(self, last_active: Mapping[tuple[str, str], int]) -> None:
         """Move last_active_at forward (never back) for (org_id, session id) pairs of many orgs, in one transaction."""
