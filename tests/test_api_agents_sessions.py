@@ -62,12 +62,14 @@ def test_agent_memories_and_stats(api: httpx.Client) -> None:
                "last_active_at moving", 5)
 
 
-def test_unregistered_agent_names_still_work(api: httpx.Client) -> None:
+def test_an_agent_named_only_by_a_memory_exists(api: httpx.Client) -> None:
     name = unique("anon")
-    api.post("/api/v1/memories", json={"agent_id": name, "content": "from nowhere"})
-    assert api.get(f"/api/v1/agents/{name}").status_code == 404
+    memory = api.post("/api/v1/memories", json={"agent_id": name, "content": "from nowhere"}).json()
+    agent = api.get(f"/api/v1/agents/{name}").json()
+    assert (agent["name"], agent["created_at"]) == (name, memory["time"])
     assert api.get(f"/api/v1/agents/{name}/memories").json()["count"] == 1
-    assert api.get(f"/api/v1/agents/{name}/stats").json()["memory_count"] == 1
+    stats = api.get(f"/api/v1/agents/{name}/stats").json()
+    assert (stats["agent_id"], stats["memory_count"], stats["session_count"]) == (agent["id"], 1, 0)
 
 
 def test_session_lifecycle(api: httpx.Client, stack: Stack) -> None:

@@ -217,6 +217,31 @@ def test_racing_session_creates_make_one_agent_and_updates_show_everywhere(clust
         assert seen["status"] == "closed" and seen["metadata"] == {"k": "v"}
 
 
+async def _write_on_every_host(cluster: Cluster, agent: str, session: str) -> list[tuple[int, int, int]]:
+    """Memories naming `agent` and `session` posted to every host at once, each read back on the next host."""
+    headers = {"x-api-key": cluster.tenant.key}
+
+    async def write_then_read_elsewhere(host: int, n: int) -> tuple[int, int, int]:
+        other = cluster.hosts[(host + 1) % len(cluster.hosts)].url
+        async with httpx.AsyncClient(base_url=cluster.hosts[host].url, headers=headers, timeout=30) as here, \
+                httpx.AsyncClient(base_url=other, headers=headers, timeout=30) as there:
+            created = await here.post("/api/v1/memories", json={**_memory(agent=agent), "session_id": session})
+            return (created.status_code, (await there.get(f"/api/v1/agents/{agent}")).status_code,
+                    (await there.get(f"/api/v1/sessions/{session}")).status_code)
+
+    return list(await asyncio.gather(*(write_then_read_elsewhere(host, n)
+                                       for n in range(4) for host in range(len(cluster.hosts)))))
+
+
+def test_memories_racing_on_every_host_register_one_agent_and_session(cluster: Cluster) -> None:
+    agent, session = f"named_{uuid.uuid4().hex[:6]}", f"sess_{uuid.uuid4().hex[:6]}"
+    assert set(asyncio.run(_write_on_every_host(cluster, agent, session))) == {(201, 200, 200)}
+    with cluster.client(2) as c:
+        assert [x["name"] for x in c.get("/api/v1/agents").json()["agents"] if x["name"] == agent] == [agent]
+        sessions = c.get("/api/v1/sessions", params={"agent_id": agent}).json()["sessions"]
+        assert [(s["id"], s["agent_id"], s["status"]) for s in sessions] == [(session, agent, "active")]
+
+
 def _arc_ids(cluster: Cluster) -> set[str]:
     resp = httpx.post(f"{cluster.arc.url}/api/v1/query", headers={"x-arc-database": cluster.tenant.database},
                       json={"sql": f"SELECT id FROM events WHERE org_id = '{cluster.tenant.org_id}'"})
