@@ -81,25 +81,37 @@ def _last_active(api: httpx.Client, name: str) -> str:
     return str(found.json()["last_active_at"])
 
 
-def test_an_erase_removes_what_memories_registered_and_a_later_memory_registers_it_again(api: httpx.Client) -> None:
+def _post(api: httpx.Client, agent_id: str, content: str, session_id: str | None = None) -> dict[str, Any]:
+    created = api.post("/api/v1/memories", json={"agent_id": agent_id, "session_id": session_id, "content": content})
+    assert created.status_code == 201, created.text
+    return dict(created.json())
+
+
+def test_an_erase_removes_what_memories_registered_for_good(api: httpx.Client) -> None:
     name, sid, witness = unique("erased"), unique("sess"), unique("witness")
-    assert api.post("/api/v1/memories", json={"agent_id": name, "session_id": sid, "content": "before"}).status_code \
-        == 201
-    assert api.post("/api/v1/memories", json={"agent_id": witness, "content": "w1"}).status_code == 201
+    _post(api, name, "before", sid)
+    _post(api, witness, "w1")
     assert api.get(f"/api/v1/agents/{name}").status_code == 200
     assert api.delete(f"/api/v1/agents/{name}", params={"erase": "true"}).status_code == 204
     assert api.get(f"/api/v1/agents/{name}").status_code == 404
     assert api.get(f"/api/v1/sessions/{sid}").status_code == 404
     assert name not in [a["name"] for a in api.get("/api/v1/agents").json()["agents"]]
+    assert api.get("/api/v1/sessions", params={"agent_id": name}).json()["sessions"] == []
     # The flush after the erase (it moves the witness's last_active_at only after registering) must not bring the
     # erased agent back from the memory written before the erase.
     before = _last_active(api, witness)
-    assert api.post("/api/v1/memories", json={"agent_id": witness, "content": "w2"}).status_code == 201
+    _post(api, witness, "w2")
     eventually(lambda: _last_active(api, witness) > before, what="an activity flush")
     assert api.get(f"/api/v1/agents/{name}").status_code == 404
     assert api.get(f"/api/v1/sessions/{sid}").status_code == 404
-    # A memory after the erase registers both again, before its 201 (nothing cached says they exist).
-    again = api.post("/api/v1/memories", json={"agent_id": name, "session_id": sid, "content": "after"}).json()
+
+
+def test_a_memory_right_after_an_erase_registers_its_agent_again_at_once(api: httpx.Client) -> None:
+    name, sid = unique("again"), unique("sess")
+    _post(api, name, "before", sid)
+    assert api.delete(f"/api/v1/agents/{name}", params={"erase": "true"}).status_code == 204
+    # nothing cached by the worker says they still exist: registered before the 201
+    again = _post(api, name, "after", sid)
     assert api.get(f"/api/v1/agents/{name}").json()["created_at"] == again["time"]
     assert api.get(f"/api/v1/sessions/{sid}").json()["created_at"] == again["time"]
 
