@@ -19,11 +19,12 @@ import httpx
 import pytest
 
 from memtrace.journal import Journal, JournalConfig
-from memtrace.metadata.db import MetadataDB, open_metadata
+from memtrace.metadata.db import LATEST_VERSION, MetadataDB, open_metadata
 from memtrace.names import Key, Names, Seen, note_rows
 from memtrace.rows import MemoryFilter, MemoryRow
 from memtrace.timeutil import format_us, now_us
-from tests.conftest import running_stack
+from tests.conftest import Stack, running_stack
+from tests.provision import provision
 from tests.test_forget import eventually
 
 TOUR = {"agent_id": "researcher", "session_id": "sess_demo", "event_type": "page_crawled",
@@ -236,3 +237,72 @@ def test_a_failed_registration_is_logged_and_left_to_the_flush(tmp_path: Path, c
 
     asyncio.run(run())
     assert "registering the agents and sessions of org" in caplog.text
+
+
+# --- session ids are per org (schema v5) ------------------------------------------------------------------------------
+
+
+def test_two_orgs_naming_the_same_session_each_have_their_own(api: httpx.Client, stack: Stack) -> None:
+    other = provision(stack.db, unique("other"), stack.arc.url)
+    sid = unique("shared")
+    with stack.client(other.key) as them:
+        # the server loads the new org's Arc binding within its metadata poll
+        eventually(lambda: them.get("/api/v1/memories", params={"limit": 1}).status_code == 200, what="the binding")
+        theirs = them.post("/api/v1/memories", json={"agent_id": "writer", "session_id": sid, "content": "theirs"})
+        assert theirs.status_code == 201, theirs.text
+        mine = _post(api, "reader", "mine", sid)
+        assert api.get(f"/api/v1/sessions/{sid}").json()["agent_id"] == "reader"
+        assert them.get(f"/api/v1/sessions/{sid}").json()["agent_id"] == "writer"
+        assert api.get(f"/api/v1/sessions/{sid}").json()["created_at"] == mine["time"]
+        closed = them.put(f"/api/v1/sessions/{sid}", json={"status": "closed"})
+        assert closed.status_code == 200, closed.text
+        assert api.get(f"/api/v1/sessions/{sid}").json()["status"] == "active"
+
+
+async def _sessions_of_two_orgs(db: MetadataDB) -> None:
+    for org in ("a", "b"):
+        await db.sessions.register_named([(org, "sess_same", f"agent_{org}", now_us(), now_us())])
+    found = [await db.sessions.get(org, "sess_same") for org in ("a", "b")]
+    assert [(s.org_id, s.agent_id) for s in found] == [("a", "agent_a"), ("b", "agent_b")]
+
+
+async def test_a_version_4_sqlite_store_keeps_its_sessions_and_keys_them_per_org(tmp_path: Path) -> None:
+    path = tmp_path / "v4.db"
+    old = await open_metadata(path, schema_version=4)
+    for org in ("a", "b"):
+        await old.orgs.create(org.upper(), id=org)
+    first = await old.sessions.create("a", "bot", {"k": 1})
+    second = await old.sessions.create("a", "bot")
+    await old.close()
+    db = await open_metadata(path)
+    try:
+        assert await db.schema_version() == LATEST_VERSION == 5
+        assert [s.id for s in await db.sessions.list("a")] == [second.id, first.id]  # newest first, order kept
+        assert await db.sessions.get("a", first.id) == first
+        indexes = {r[0] for r in await db.fetchall("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"sessions_org_created", "sessions_org_agent"} <= indexes
+        await _sessions_of_two_orgs(db)
+    finally:
+        await db.close()
+
+
+async def test_a_version_4_postgres_store_keys_its_sessions_per_org(pg_cluster: Any) -> None:
+    from memtrace.metadata.pg import open_pg_metadata
+
+    url = pg_cluster.new_database()
+    db = await open_pg_metadata(url)
+    for org in ("a", "b"):
+        await db.orgs.create(org.upper(), id=org)
+    kept = await db.sessions.create("a", "bot")
+    async with db.transaction() as tx:  # as a version 4 store had it: session ids unique across orgs
+        await tx.execute("ALTER TABLE sessions DROP CONSTRAINT sessions_pkey")
+        await tx.execute("ALTER TABLE sessions ADD CONSTRAINT sessions_pkey PRIMARY KEY (id)")
+        await tx.execute("UPDATE schema_version SET version = 4 WHERE id = 1")
+    await db.close()
+    db = await open_pg_metadata(url)
+    try:
+        assert await db.schema_version() == LATEST_VERSION
+        assert await db.sessions.get("a", kept.id) == kept
+        await _sessions_of_two_orgs(db)
+    finally:
+        await db.close()

@@ -129,8 +129,33 @@ _V4_FORGETTING: tuple[str, ...] = (
     "CREATE INDEX deletion_audit_org ON deletion_audit (org_id, id)",
 )
 
+# A memory names its session by the client's id (api.md, "First-hour expectations"), so session ids are unique per
+# org: another org's `sess_demo` must neither keep this org's from existing nor reveal that it exists.
+_SESSIONS_V5 = (  # the PostgreSQL schema (pg.py) has the same key
+    """CREATE TABLE sessions_v5 (
+        id TEXT NOT NULL,
+        org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+        agent_id TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'closed')),
+        metadata_json TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        closed_at TEXT,
+        last_active_at TEXT,
+        PRIMARY KEY (org_id, id))"""
+)
+_SESSION_COLUMNS = "id, org_id, agent_id, status, metadata_json, created_at, updated_at, closed_at, last_active_at"
+_V5_SESSIONS_PER_ORG: tuple[str, ...] = (
+    _SESSIONS_V5,
+    f"INSERT INTO sessions_v5 ({_SESSION_COLUMNS}) SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY rowid",  # noqa: S608 - constant columns
+    "DROP TABLE sessions",  # and its indexes; no table refers to it
+    "ALTER TABLE sessions_v5 RENAME TO sessions",
+    *(index for index in INDEXES_V3 if " ON sessions " in index),
+)
+
 # Append only: step i upgrades schema version i to i + 1. Never edit a released step.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_TABLES, _V2_CHANGE_COUNTER, INDEXES_V3, _V4_FORGETTING)
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1_TABLES, _V2_CHANGE_COUNTER, INDEXES_V3, _V4_FORGETTING,
+                                           _V5_SESSIONS_PER_ORG)
 LATEST_VERSION = len(MIGRATIONS)
 
 

@@ -69,7 +69,7 @@ SCHEMA: Final[tuple[str, ...]] = (
         CONSTRAINT agents_org_id_name UNIQUE (org_id, name))""",
     """CREATE TABLE sessions (
         seq BIGINT GENERATED ALWAYS AS IDENTITY,
-        id TEXT PRIMARY KEY,
+        id TEXT NOT NULL,
         org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
         agent_id TEXT NOT NULL,
         status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'closed')),
@@ -77,7 +77,8 @@ SCHEMA: Final[tuple[str, ...]] = (
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
         closed_at TEXT,
-        last_active_at TEXT)""",
+        last_active_at TEXT,
+        CONSTRAINT sessions_pkey PRIMARY KEY (org_id, id))""",  # per org, as SQLite since v5
     "CREATE TABLE change_counter (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)",
     "INSERT INTO change_counter (id, version) VALUES (1, 0)",
     f"""CREATE FUNCTION memtrace_bump() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -106,6 +107,12 @@ SCHEMA: Final[tuple[str, ...]] = (
         state TEXT NOT NULL)""",
     "CREATE INDEX deletion_audit_org ON deletion_audit (org_id, id)",
 )
+
+# The steps from a released PostgreSQL schema version (the store started at version 4) to the next one.
+UPGRADES: Final[dict[int, tuple[str, ...]]] = {
+    4: ("ALTER TABLE sessions DROP CONSTRAINT sessions_pkey",
+        "ALTER TABLE sessions ADD CONSTRAINT sessions_pkey PRIMARY KEY (org_id, id)"),
+}
 
 # Constraint name -> the "table.column[, table.column]" SQLite names in its unique-violation message.
 _UNIQUE: Final = {
@@ -197,10 +204,19 @@ async def _migrate(conn: psycopg.AsyncConnection[Any]) -> None:
         if current > LATEST_VERSION:
             raise SchemaError(f"metadata database has schema version {current}, newer than this Memtrace "
                               f"(knows up to {LATEST_VERSION}); upgrade Memtrace")
-        if current == 0:
-            for statement in SCHEMA:
-                await conn.execute(statement)
-            await conn.execute("UPDATE schema_version SET version = %s WHERE id = 1", (LATEST_VERSION,))
+        if current == LATEST_VERSION:
+            return
+        steps = SCHEMA if current == 0 else [s for v in range(current, LATEST_VERSION) for s in _upgrade(v)]
+        for statement in steps:
+            await conn.execute(statement)
+        await conn.execute("UPDATE schema_version SET version = %s WHERE id = 1", (LATEST_VERSION,))
+
+
+def _upgrade(version: int) -> tuple[str, ...]:
+    if version not in UPGRADES:
+        raise SchemaError(f"metadata database has schema version {version}, which no PostgreSQL store of Memtrace "
+                          "ever had; restore a backup or migrate it again")
+    return UPGRADES[version]
 
 
 async def open_pg_metadata(url: str) -> PgMetadataDB:

@@ -21,21 +21,25 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 EMPTY_GRACE_S = 1.0
 BUSY_TIMEOUT_S = 10.0
 _CREATE_TABLE = re.compile(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", re.IGNORECASE)
+_RENAME_TABLE = re.compile(r"ALTER TABLE (\w+) RENAME TO (\w+)", re.IGNORECASE)
+_DROP_TABLE = re.compile(r"DROP TABLE (?:IF EXISTS )?(\w+)", re.IGNORECASE)
 
 
 class DamagedDatabase(Exception):
     """A database file Memtrace must not open; the message names the file and what to do."""
 
 
-def _tables_created_by(statements: tuple[str, ...]) -> set[str]:
-    return {m[1] for s in statements for m in [_CREATE_TABLE.search(s)] if m}
-
-
 def _metadata_tables(version: int) -> set[str]:
-    """The tables a metadata DB at schema `version` must have."""
+    """The tables a metadata DB at schema `version` must have: those its steps created, dropped or renamed."""
     tables = {"schema_version"}
-    for step in MIGRATIONS[:version]:
-        tables |= _tables_created_by(step)
+    for statement in (s for step in MIGRATIONS[:version] for s in step):
+        if created := _CREATE_TABLE.search(statement):
+            tables.add(created[1])
+        elif renamed := _RENAME_TABLE.search(statement):
+            tables.discard(renamed[1])
+            tables.add(renamed[2])
+        elif dropped := _DROP_TABLE.search(statement):
+            tables.discard(dropped[1])
     return tables
 
 
