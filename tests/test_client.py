@@ -224,7 +224,7 @@ async def test_forgetting(mt: AsyncMemtraceClient, stack: Stack) -> None:
     assert (dry.matched, dry.deleted, dry.dry_run, dry.pending) == (1, 0, True, False)
     with pytest.raises(ValidationError):
         await mt.forget()
-    await mt.register_agent(agent)
+    assert (await mt.get_agent(agent)).name == agent  # its memories registered it
     assert await mt.erase_agent(agent) is True
     with pytest.raises(NotFoundError):
         await mt.get_memory(kept.id)
