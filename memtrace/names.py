@@ -123,7 +123,8 @@ class Names:
         self.sessions.add(k for k in sessions if k not in missing_sessions)
         if not missing_agents and not missing_sessions:
             return
-        hiders = {org: Hider(await self._forgotten(org)) for org, _ in missing_agents | missing_sessions}
+        orgs = {org for org, _ in missing_agents | missing_sessions}
+        hiders = {org: Hider(await self._forgotten(org)) for org in orgs}  # one journal read per org
         new_agents = [k for k in missing_agents if not hiders[k[0]].covers(agents[k].last)]
         new_sessions = [k for k in missing_sessions if not hiders[k[0]].covers(sessions[k].last)]
         first_agents = {k: _first(agents[k], hiders[k[0]]) for k in new_agents}

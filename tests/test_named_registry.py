@@ -25,7 +25,7 @@ from memtrace.rows import MemoryFilter, MemoryRow
 from memtrace.timeutil import format_us, now_us
 from tests.conftest import Stack, running_stack
 from tests.provision import provision
-from tests.test_forget import eventually
+from tests.waiting import wait_until
 
 TOUR = {"agent_id": "researcher", "session_id": "sess_demo", "event_type": "page_crawled",
         "content": "Crawled https://example.com, found 3 products", "tags": ["crawl"]}
@@ -102,7 +102,7 @@ def test_an_erase_removes_what_memories_registered_for_good(api: httpx.Client) -
     # erased agent back from the memory written before the erase.
     before = _last_active(api, witness)
     _post(api, witness, "w2")
-    eventually(lambda: _last_active(api, witness) > before, what="an activity flush")
+    wait_until(lambda: _last_active(api, witness) > before, what="an activity flush")
     assert api.get(f"/api/v1/agents/{name}").status_code == 404
     assert api.get(f"/api/v1/sessions/{sid}").status_code == 404
 
@@ -247,7 +247,7 @@ def test_two_orgs_naming_the_same_session_each_have_their_own(api: httpx.Client,
     sid = unique("shared")
     with stack.client(other.key) as them:
         # the server loads the new org's Arc binding within its metadata poll
-        eventually(lambda: them.get("/api/v1/memories", params={"limit": 1}).status_code == 200, what="the binding")
+        wait_until(lambda: them.get("/api/v1/memories", params={"limit": 1}).status_code == 200, what="the binding")
         theirs = them.post("/api/v1/memories", json={"agent_id": "writer", "session_id": sid, "content": "theirs"})
         assert theirs.status_code == 201, theirs.text
         mine = _post(api, "reader", "mine", sid)

@@ -131,22 +131,16 @@ _V4_FORGETTING: tuple[str, ...] = (
 
 # A memory names its session by the client's id (api.md, "First-hour expectations"), so session ids are unique per
 # org: another org's `sess_demo` must neither keep this org's from existing nor reveal that it exists.
-_SESSIONS_V5 = (  # the PostgreSQL schema (pg.py) has the same key
-    """CREATE TABLE sessions_v5 (
-        id TEXT NOT NULL,
-        org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
-        agent_id TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'closed')),
-        metadata_json TEXT NOT NULL DEFAULT '{}',
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        closed_at TEXT,
-        last_active_at TEXT,
-        PRIMARY KEY (org_id, id))"""
+# The sessions table since v5: v1's columns, keyed per org (PostgreSQL's, pg.py, adds its `seq` column).
+SESSIONS_V5_COLUMNS = (
+    "id TEXT NOT NULL, org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE, agent_id TEXT NOT NULL, "
+    "status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'closed')), "
+    "metadata_json TEXT NOT NULL DEFAULT '{}', created_at TEXT NOT NULL, updated_at TEXT NOT NULL, closed_at TEXT, "
+    "last_active_at TEXT, CONSTRAINT sessions_pkey PRIMARY KEY (org_id, id)"
 )
 _SESSION_COLUMNS = "id, org_id, agent_id, status, metadata_json, created_at, updated_at, closed_at, last_active_at"
 _V5_SESSIONS_PER_ORG: tuple[str, ...] = (
-    _SESSIONS_V5,
+    f"CREATE TABLE sessions_v5 ({SESSIONS_V5_COLUMNS})",
     f"INSERT INTO sessions_v5 ({_SESSION_COLUMNS}) SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY rowid",  # noqa: S608 - constant columns
     "DROP TABLE sessions",  # and its indexes; no table refers to it
     "ALTER TABLE sessions_v5 RENAME TO sessions",

@@ -23,7 +23,15 @@ from typing import Any, Final, cast
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from memtrace.metadata.db import INDEXES_V3, LATEST_VERSION, WATCHED_TABLES, MetadataDB, Params, SchemaError
+from memtrace.metadata.db import (
+    INDEXES_V3,
+    LATEST_VERSION,
+    SESSIONS_V5_COLUMNS,
+    WATCHED_TABLES,
+    MetadataDB,
+    Params,
+    SchemaError,
+)
 from memtrace.pgsql import ROW_FACTORY, PgRow, bind, to_pg
 
 CHANNEL: Final = "memtrace_changes"
@@ -67,18 +75,7 @@ SCHEMA: Final[tuple[str, ...]] = (
         created_at TEXT NOT NULL,
         last_active_at TEXT,
         CONSTRAINT agents_org_id_name UNIQUE (org_id, name))""",
-    """CREATE TABLE sessions (
-        seq BIGINT GENERATED ALWAYS AS IDENTITY,
-        id TEXT NOT NULL,
-        org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
-        agent_id TEXT NOT NULL,
-        status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'closed')),
-        metadata_json TEXT NOT NULL DEFAULT '{}',
-        created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL,
-        closed_at TEXT,
-        last_active_at TEXT,
-        CONSTRAINT sessions_pkey PRIMARY KEY (org_id, id))""",  # per org, as SQLite since v5
+    f"CREATE TABLE sessions (seq BIGINT GENERATED ALWAYS AS IDENTITY, {SESSIONS_V5_COLUMNS})",
     "CREATE TABLE change_counter (id INTEGER PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL)",
     "INSERT INTO change_counter (id, version) VALUES (1, 0)",
     f"""CREATE FUNCTION memtrace_bump() RETURNS trigger LANGUAGE plpgsql AS $$
