@@ -27,7 +27,7 @@ log = logging.getLogger("memtrace")
 
 Key = tuple[str, str]  # (org_id, agent_id or session_id as the memory gave it)
 Forgotten = Callable[[str], Awaitable[tuple[MemoryFilter, ...]]]
-MAX_KNOWN = 100_000  # pairs per set and worker (~15 MB at most); a full set starts over
+MAX_KNOWN = 100_000  # pairs per set and worker (~15 MB each at most); a full set starts over
 
 
 @dataclass(slots=True)
