@@ -81,8 +81,10 @@ def _run_tour(base: str, key: str) -> list[dict[str, Any]]:
 
 def test_the_tour_runs_as_written_and_a_second_run_meets_the_409(dev: tuple[str, str]) -> None:
     base, key = dev
-    created, listed, found, context = _run_tour(base, key)
+    created, listed, found, context, agent, session = _run_tour(base, key)
     assert created["id"].startswith("mem_") and created["agent_id"] == "researcher", created
+    assert (agent["name"], agent["created_at"]) == ("researcher", created["time"]), agent
+    assert (session["id"], session["agent_id"], session["status"]) == ("sess_demo", "researcher", "active"), session
     assert [m["id"] for m in listed["memories"]] == [created["id"]], listed
     assert created["id"] in {m["id"] for m in found["results"]}, found
     assert created["content"] in context["context"], context
