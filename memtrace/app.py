@@ -33,6 +33,7 @@ from memtrace.api.http import error_response
 from memtrace.api.observe import Observed
 from memtrace.api.querycheck import QueryCheckedRouter
 from memtrace.config import Settings, load_settings
+from memtrace.memory.ranked import RankedReads
 from memtrace.runtime import Runtime
 from memtrace.server.bodytimeout import with_body_timeout
 
@@ -59,7 +60,8 @@ def _fallback(router: Router) -> Callable[[Request], Awaitable[Response]]:
 
 def services(runtime: Runtime) -> Services:
     """What handlers may use of a runtime: services only."""
-    return Services(auth=runtime.auth, memories=runtime.memories, agents=runtime.metadata.agents,
+    return Services(auth=runtime.auth, memories=runtime.memories, ranked=RankedReads(runtime.memories),
+                    agents=runtime.metadata.agents,
                     sessions=runtime.metadata.sessions, audit=runtime.metadata.audit, status=runtime.status)
 
 

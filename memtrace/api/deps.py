@@ -16,6 +16,7 @@ from blacksheep import Request
 from memtrace.api.observe import remember_principal
 from memtrace.auth import Authenticator, Principal, key_from_headers
 from memtrace.config import Settings
+from memtrace.memory.ranked import RankedReads
 from memtrace.memory.service import MemoryService
 from memtrace.metadata.agents import Agents
 from memtrace.metadata.forgetting import Audit
@@ -27,6 +28,7 @@ from memtrace.readiness import StatusService
 class Services:
     auth: Authenticator
     memories: MemoryService
+    ranked: RankedReads
     agents: Agents
     sessions: Sessions
     audit: Audit
@@ -56,6 +58,10 @@ class Deps:
     @property
     def memories(self) -> MemoryService:
         return self.services.memories
+
+    @property
+    def ranked(self) -> RankedReads:
+        return self.services.ranked
 
     @property
     def agents(self) -> Agents:

@@ -1,4 +1,4 @@
-"""`/api/v1/memories` and `/api/v1/search`."""
+"""`/api/v1/memories`, `/api/v1/search` and `/api/v1/recall`."""
 
 from __future__ import annotations
 
@@ -17,22 +17,26 @@ from memtrace.api.http import (
     query_params,
     read_body,
 )
-from memtrace.api.params import list_filter, search_filter
+from memtrace.api.params import body_filter, checked_query, list_filter, search_filter
 from memtrace.errors import Invalid, NotFound
-from memtrace.memory.build import memory_list, to_memory
+from memtrace.memory.build import memory_list, to_memory, to_scored
 from memtrace.memory.model import (
     BatchCreated,
     NewMemory,
+    RecallRequest,
+    RecallResult,
     SearchRequest,
     SearchResults,
     Skipped,
 )
 from memtrace.patterns import MEMORY_ID_RE
+from memtrace.terms import query_terms
 
 _peek = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _single = msgspec.json.Decoder(NewMemory)
 _items = msgspec.json.Decoder(list[NewMemory])
 _search = msgspec.json.Decoder(SearchRequest)
+_recall = msgspec.json.Decoder(RecallRequest)
 
 
 def parse_create(body: bytes, max_items: int) -> tuple[list[NewMemory], bool]:
@@ -83,13 +87,31 @@ def register(router: Router, deps: Deps) -> None:
         started = time.perf_counter()
         principal = await deps.principal(request, "read")
         req = decode(_search, await read_body(request, limits.max_body_bytes))
+        text = checked_query(req.query)
         f, page = search_filter(req, timeutil.now_us())
-        rows, _ = await deps.memories.list_page(principal.org_id, f, page)
+        if text is None:
+            rows, _ = await deps.memories.list_page(principal.org_id, f, page)
+            results = [to_memory(r) for r in rows]
+        else:
+            time_order = req.order if req.order in ("asc", "desc") else None
+            ranked = await deps.ranked.search(principal.org_id, f, query_terms(text), page, time_order)
+            results = [to_scored(row, score) for row, score in ranked.hits]
         elapsed_ms = int((time.perf_counter() - started) * 1000)
-        return json_response(200, SearchResults(results=[to_memory(r) for r in rows], count=len(rows),
-                                                query_time_ms=elapsed_ms))
+        return json_response(200, SearchResults(results=results, count=len(results), query_time_ms=elapsed_ms))
+
+    async def recall(request: Request) -> Response:
+        principal = await deps.principal(request, "read")
+        req = decode(_recall, await read_body(request, limits.max_body_bytes))
+        text = checked_query(req.query) or ""
+        f = body_filter(req, timeutil.now_us())
+        recalled, scores = await deps.ranked.recall(principal.org_id, f, text, query_terms(text),
+                                                    req.max_tokens, req.neighbors)
+        memories = [to_scored(row, scores.get(row.id, 0.0)) for row in recalled.rows]
+        return json_response(200, RecallResult(query=text, context=recalled.context, memories=memories,
+                                               memory_count=len(memories), token_estimate=recalled.token_estimate))
 
     router.add_post("/api/v1/memories", create)
     router.add_get("/api/v1/memories", list_memories)
     router.add_get("/api/v1/memories/:memory_id", get_memory)
     router.add_post("/api/v1/search", search)
+    router.add_post("/api/v1/recall", recall)

@@ -30,8 +30,10 @@ from typing import Any
 import msgspec
 
 from memtrace.rows import ARC_COLUMNS, MemoryRow
+from memtrace.terms import encode_terms, search_terms
 
-COLUMNS = ARC_COLUMNS
+COLUMNS = (*ARC_COLUMNS, "terms")
+"""The columns written: a memory's own, and its search terms for the ranked search (`memtrace/terms.py`)."""
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -52,6 +54,7 @@ def build_columns(rows: Sequence[MemoryRow]) -> dict[str, list[Any]]:
         "dedup_key": [r.dedup_key or "" for r in rows],
         "importance": [float(r.importance) for r in rows],
         "parent_id": [r.parent_id or "" for r in rows],
+        "terms": [encode_terms(search_terms(r.content)) for r in rows],
     }
 
 

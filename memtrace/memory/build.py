@@ -63,6 +63,13 @@ def memory_list(rows: list[MemoryRow], has_more: bool) -> MemoryList:
     return MemoryList(memories=[to_memory(r) for r in rows], count=len(rows), has_more=has_more)
 
 
+def to_scored(row: MemoryRow, score: float) -> Memory:
+    """A ranked hit as the API returns it: the memory and its relevance, rounded to 4 decimals."""
+    memory = to_memory(row)
+    memory.score = round(score, 4)
+    return memory
+
+
 def to_memory(row: MemoryRow) -> Memory:
     return Memory(
         id=row.id,

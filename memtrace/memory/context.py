@@ -49,7 +49,7 @@ class RenderedContext(msgspec.Struct, kw_only=True):
     omitted: int  # how many
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     if _HAS_BREAK.search(text) is None:
         return text
     if "\r\n" in text:
@@ -95,7 +95,7 @@ class _Lines:
         key = (row.time_us // 1_000_000, row.event_type)
         prefix = self._prefixes.get(key)
         if prefix is None:
-            prefix = self._prefixes[key] = f"- [{format_seconds(row.time_us)}] {_one_line(row.event_type)}: "
+            prefix = self._prefixes[key] = f"- [{format_seconds(row.time_us)}] {one_line(row.event_type)}: "
         return prefix + _text(row)
 
 
@@ -107,7 +107,7 @@ def _text(row: MemoryRow) -> str:
         reason = _reasoning(row.metadata_json)
         if reason is not None:
             text = f"{text} (why: {reason})"[:_ENOUGH]
-    text = _one_line(text)
+    text = one_line(text)
     if len(text) > CONTENT_CHARS:
         text = text[:CONTENT_CHARS] + "..."
     return text
@@ -138,7 +138,7 @@ def render_context(session_id: str, rows: list[MemoryRow], max_tokens: int | Non
         if idx is not None:
             buckets[idx].append(row)
 
-    header = f"## Session Context ({_one_line(session_id)})"
+    header = f"## Session Context ({one_line(session_id)})"
     sections: list[tuple[str, list[MemoryRow], list[str]]] = []
     line = _Lines().line
     for title, bucket in zip(TITLES, buckets, strict=True):

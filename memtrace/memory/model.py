@@ -30,6 +30,11 @@ MAX_OFFSET = 100_000  # deep paging makes Arc de-duplicate and sort offset + lim
 MEMORY_TYPES: tuple[str, ...] = ("episodic", "session", "decision", "entity")
 MemoryType = Literal["episodic", "session", "decision", "entity"]
 Order = Literal["asc", "desc"]
+SearchOrder = Literal["relevance", "asc", "desc"]
+MAX_QUERY_CHARS = 1024
+Query = Annotated[str, Meta(min_length=1, max_length=MAX_QUERY_CHARS)]
+MAX_RECALL_TOKENS = 100_000
+MAX_NEIGHBORS = 5
 
 # The constraints are worded for error messages by `api/wording.py` (a pattern by `patterns.RULES`); `examples`
 # give the example those messages show, and `extra={"rule": ...}` a rule the type cannot state.
@@ -77,8 +82,9 @@ class NewMemoryBatch(Struct, kw_only=True):
     memories: list[NewMemory]
 
 
-class Memory(Struct, kw_only=True):
-    """A stored memory as the API returns it (built from a MemoryRow at the edge)."""
+class Memory(Struct, kw_only=True, omit_defaults=True):
+    """A stored memory as the API returns it (built from a MemoryRow at the edge); `score` only on the results
+    of a ranked search or recall: its relevance to the query, higher is better."""
 
     id: str
     time: str  # RFC 3339, UTC, microsecond precision
@@ -93,6 +99,7 @@ class Memory(Struct, kw_only=True):
     dedup_key: str
     importance: float
     parent_id: str
+    score: float | None = None
 
 
 class Skipped(Struct, kw_only=True, omit_defaults=True):
@@ -128,13 +135,35 @@ class SearchRequest(Struct, kw_only=True, forbid_unknown_fields=False):
     min_importance: Importance | None = None
     limit: Limit = 50
     offset: Offset = 0
-    order: Order = "desc"
+    order: SearchOrder | None = None  # "relevance" with a query, else "desc"
+    query: Query | None = None
 
 
 class SearchResults(Struct, kw_only=True):
     results: list[Memory]
     count: int
     query_time_ms: int
+
+
+class RecallRequest(Struct, kw_only=True, forbid_unknown_fields=False):
+    query: Query
+    agent_id: Id | None = None
+    session_id: Id | None = None
+    memory_types: Annotated[list[MemoryType], Meta(max_length=4)] | None = None
+    event_types: Annotated[list[EventType], Meta(max_length=64)] | None = None
+    tags: Tags | None = None
+    since: str | None = None
+    until: str | None = None
+    max_tokens: Annotated[int, Meta(ge=1, le=MAX_RECALL_TOKENS)] = 1000
+    neighbors: Annotated[int, Meta(ge=0, le=MAX_NEIGHBORS)] = 1
+
+
+class RecallResult(Struct, kw_only=True):
+    query: str
+    context: str
+    memories: list[Memory]
+    memory_count: int
+    token_estimate: int
 
 
 class Page(Struct, kw_only=True):

@@ -1,4 +1,5 @@
-"""The one place SQL is written: every query Memtrace sends to Arc is built here, from validated parts.
+"""The one place SQL is written: every query Memtrace sends to Arc is built here (the ranked search builds on
+it in `rank_query.py`), from validated parts.
 
 Rules every query follows:
 - It names the org's own measurement (`quote_ident`) and filters `org_id`.
@@ -38,8 +39,8 @@ _TYPED = (_TIME, _IMPORTANCE)
 MAX_SQL_CHARS = 10_000
 """Arc refuses longer queries with a 400."""
 
-_SELECT_LIST = ", ".join(COLUMNS)
-_DEDUP = "QUALIFY row_number() OVER (PARTITION BY id ORDER BY time) = 1"
+SELECT_LIST = ", ".join(COLUMNS)
+DEDUP = "QUALIFY row_number() OVER (PARTITION BY id ORDER BY time) = 1"
 # Characters that mean nothing to DuckDB's lexer nor to any of Arc's regex passes over the SQL text
 # (literal masking, comment stripping, keyword denylist, partition pruner).
 _PLAIN_LITERAL_RE = re.compile(r"[A-Za-z0-9 _.,:@+-]*")
@@ -84,6 +85,17 @@ def _in_list(values: Sequence[str], pattern: re.Pattern[str], field: str) -> str
     return ", ".join(_checked(v, pattern, field) for v in dict.fromkeys(values))
 
 
+_LISTED = {"agent_id": ID_RE, "session_id": ID_RE, "id": MEMORY_ID_RE}
+
+
+def in_list(values: Sequence[str], field: str) -> str:
+    """The checked, quoted items of `field IN (...)` for `field` in agent_id, session_id, id; a session_id may
+    be "" (the memories of no session)."""
+    pattern = _LISTED[field]
+    return ", ".join("''" if field == "session_id" and not v else _checked(v, pattern, field)
+                     for v in dict.fromkeys(values))
+
+
 def _time_literal(us: int) -> str:
     return f"'{format_us(us)}'"
 
@@ -112,6 +124,11 @@ def _org(org_id: str) -> str:
     if not org_id:
         raise Invalid("org_id must not be empty")
     return f"org_id = {quote_literal(org_id)}"
+
+
+def where_clause(org_id: str, f: MemoryFilter) -> str:
+    """The WHERE of every read of the org's memories matching `f` (pending deletions in `f.hide` excluded)."""
+    return " AND ".join(_conditions(org_id, f))
 
 
 def _conditions(org_id: str, f: MemoryFilter) -> list[str]:
@@ -199,7 +216,8 @@ def _non_negative(value: int, field: str) -> int:
     return value
 
 
-def _capped(sql: str) -> str:
+def capped(sql: str) -> str:
+    """`sql`, or Invalid when it exceeds Arc's query cap."""
     if len(sql) > MAX_SQL_CHARS:
         raise Invalid(
             "the filters are too long to query (Arc accepts 10,000 characters of SQL): shorten "
@@ -223,9 +241,9 @@ def select_memories(measurement: str, org_id: str, f: MemoryFilter, order: str, 
     outer = [*_time_bounds(f), _org(org_id)]
     inner = " AND ".join(_conditions(org_id, f))
     sort = f"ORDER BY time {direction}, id {direction}"
-    page_ids = f"SELECT id FROM {table} WHERE {inner} {_DEDUP} {sort} LIMIT {limit} OFFSET {offset}"
-    return _capped(
-        f"SELECT {_SELECT_LIST} FROM {table} WHERE {' AND '.join(outer)} AND id IN ({page_ids}) {_DEDUP} {sort}"
+    page_ids = f"SELECT id FROM {table} WHERE {inner} {DEDUP} {sort} LIMIT {limit} OFFSET {offset}"
+    return capped(
+        f"SELECT {SELECT_LIST} FROM {table} WHERE {' AND '.join(outer)} AND id IN ({page_ids}) {DEDUP} {sort}"
     )
 
 
@@ -240,7 +258,7 @@ def memory_stats(measurement: str, org_id: str, f: MemoryFilter, since_24h_us: i
     table = quote_ident(measurement)
     where = " AND ".join(_conditions(org_id, f))
     since = f"time >= TIMESTAMP {_time_literal(min(max(since_24h_us, MIN_US), MAX_US))}"
-    return _capped(
+    return capped(
         f"SELECT memory_type, count(DISTINCT id) AS total, "
         f"count(DISTINCT id) FILTER (WHERE {since}) AS last_24h, "
         f"count(DISTINCT id) FILTER (WHERE {since} AND event_type = 'error') AS errors_24h "
@@ -285,7 +303,7 @@ def delete_condition(org_id: str, f: MemoryFilter) -> str:
     """The `where` of an Arc delete for the org's memories matching `f`: always `org_id = '<org>'` first among
     the conditions after the time bounds, so orgs sharing a database and measurement never touch each other."""
     conds = _conditions(org_id, msgspec.structs.replace(f, hide=()))
-    return _capped(" AND ".join(conds))
+    return capped(" AND ".join(conds))
 
 
 def dedup_keys_to_release(measurement: str, org_id: str, f: MemoryFilter, since_us: int) -> str:
@@ -294,14 +312,14 @@ def dedup_keys_to_release(measurement: str, org_id: str, f: MemoryFilter, since_
     table = quote_ident(measurement)
     bounded = msgspec.structs.replace(f, hide=(), since_us=max(since_us, f.since_us or since_us))
     where = " AND ".join(_conditions(org_id, bounded))
-    return _capped(f"SELECT DISTINCT dedup_key, time FROM {table} WHERE {where}")
+    return capped(f"SELECT DISTINCT dedup_key, time FROM {table} WHERE {where}")
 
 
 def time_span(measurement: str, org_id: str, f: MemoryFilter) -> str:
     """`lo, hi, n`: earliest and latest time and row count of the org's rows matching `f` (to split deletes)."""
     table = quote_ident(measurement)
     where = " AND ".join(_conditions(org_id, msgspec.structs.replace(f, hide=())))
-    return _capped(f"SELECT min(time) AS lo, max(time) AS hi, count(*) AS n FROM {table} WHERE {where}")
+    return capped(f"SELECT min(time) AS lo, max(time) AS hi, count(*) AS n FROM {table} WHERE {where}")
 
 
 def _text(value: Any) -> str:
@@ -362,7 +380,7 @@ def timeline_counts(measurement: str, org_id: str, f: MemoryFilter, bucket_us: i
     table = quote_ident(measurement)
     where = " AND ".join(_conditions(org_id, f))
     bucket = f"time_bucket(INTERVAL '{bucket_us // 1_000_000} seconds', time, TIMESTAMP '1970-01-01 00:00:00')"
-    return _capped(
+    return capped(
         f"SELECT {bucket} AS bucket, memory_type, count(DISTINCT id) AS count, "
         f"count(DISTINCT id) FILTER (WHERE event_type = 'error') AS errors "
         f"FROM {table} WHERE {where} GROUP BY 1, 2 ORDER BY 1, 2"

@@ -131,14 +131,14 @@ class MemoryService:
     async def delete_memory(self, org_id: str, memory_id: str) -> Forgotten:
         """Forget one memory; NotFound when the org has no such (unforgotten) memory. A memory still in the
         journal is found without Arc, so it can be forgotten while Arc is down."""
-        f = await self._hiding(org_id, MemoryFilter(ids=(memory_id,)))
-        if not await self._local(org_id, f):
+        f = await self.hiding(org_id, MemoryFilter(ids=(memory_id,)))
+        if not await self.local_rows(org_id, f):
             await self.get(org_id, memory_id)
         return await self.forgetter.forget(org_id, MemoryFilter(ids=(memory_id,)), now_us=timeutil.now_us())
 
     # --- reads --------------------------------------------------------------------------------------
 
-    async def _hiding(self, org_id: str, f: MemoryFilter) -> MemoryFilter:
+    async def hiding(self, org_id: str, f: MemoryFilter) -> MemoryFilter:
         """`f` plus the org's unfinished deletions: nothing forgotten is ever read back."""
         deletions = await self.journal.forgotten(org_id)
         return msgspec.structs.replace(f, hide=deletions) if deletions else f
@@ -158,7 +158,7 @@ class MemoryService:
 
         return RecentQuery(org_id, f.agent_id, f.session_id, f.since_us, f.until_us, f.ids, keep, first, order)
 
-    async def _local(self, org_id: str, f: MemoryFilter, first: int | None = None, order: str = "desc"
+    async def local_rows(self, org_id: str, f: MemoryFilter, first: int | None = None, order: str = "desc"
                      ) -> list[MemoryRow]:
         return await self.journal.recent.fetch_query(self._recent(org_id, f, first, order))
 
@@ -172,15 +172,15 @@ class MemoryService:
         needed = page.offset + page.limit + 1  # the page, and one more row to tell whether another page exists
         if page.offset == 0 and not f.hide and not self._forgetting.recently(org_id):
             return await self._first_page(org_id, measurement, f, page)
-        f = await self._hiding(org_id, f)
+        f = await self.hiding(org_id, f)
         if f.hide:
             return await self._list_page(org_id, measurement, f, page)
         if page.offset == 0:
             sql = query.select_memories(measurement, org_id, f, page.order, page.limit + 1, 0)
-            local, arc = await asyncio.gather(self._local(org_id, f, needed, page.order),
+            local, arc = await asyncio.gather(self.local_rows(org_id, f, needed, page.order),
                                               self._arc_rows(org_id, sql))
             return merge_page(arc, local, page.order, page.limit, 0)
-        local = await self._local(org_id, f, needed, page.order)
+        local = await self.local_rows(org_id, f, needed, page.order)
         if not local:
             sql = query.select_memories(measurement, org_id, f, page.order, page.limit + 1, page.offset)
             arc = await self._arc_rows(org_id, sql)
@@ -215,7 +215,7 @@ class MemoryService:
         may carry only some of them, see `query.HIDE_SQL_BUDGET`)."""
         needed = page.offset + page.limit + 1
         sql = query.select_memories(measurement, org_id, f, page.order, needed, 0)
-        local, arc = await asyncio.gather(self._local(org_id, f, needed, page.order), self._arc_rows(org_id, sql))
+        local, arc = await asyncio.gather(self.local_rows(org_id, f, needed, page.order), self._arc_rows(org_id, sql))
         hider = Hider(f.hide)
         arc = [row for row in arc if not hider.covers(row)]
         return merge_page(arc, local, page.order, page.limit, page.offset)
@@ -236,9 +236,9 @@ class MemoryService:
         """An aggregate query over Arc (`build_sql(measurement, f)`) and the org's journal rows matching `f`
         that Arc does not hold yet, each id once: the merge behind stats and timelines."""
         measurement = self.registry.get(org_id).measurement
-        f = await self._hiding(org_id, f)
+        f = await self.hiding(org_id, f)
         sql = build_sql(measurement, f)
-        local = await self._local(org_id, f)
+        local = await self.local_rows(org_id, f)
         if not local:
             return await self.registry.query(org_id, sql), []
         known_sql = query.select_ids(measurement, org_id, tuple(r.id for r in local))
