@@ -22,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "memtrace"
 
 LEAF = {"memtrace", "errors", "patterns", "timeutil", "ids", "jsonlimits", "config", "rows", "rowfilter", "keys",
-        "crypto", "metrics", "logs", "supervise", "pgsql", "threadnames"}
+        "crypto", "metrics", "logs", "supervise", "pgsql", "threadnames", "terms"}
 STORAGE = {"metadata", "journal", "arc"}
 SERVICES = {"memory", "delivery", "auth", "authlimit", "activity", "names", "readiness"}
 API_METADATA = {"memtrace.metadata.models", "memtrace.metadata.agents", "memtrace.metadata.sessions",
