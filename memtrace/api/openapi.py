@@ -36,6 +36,8 @@ from memtrace.memory.model import (
     MemoryList,
     NewMemory,
     NewMemoryBatch,
+    RecallRequest,
+    RecallResult,
     SearchRequest,
     SearchResults,
 )
@@ -134,6 +136,7 @@ QUERY_GRAMMAR: dict[str, dict[str, str]] = {
 }
 BODY_GRAMMAR: dict[str, dict[str, dict[str, str]]] = {
     "SearchRequest": {"since": TIME_FIELD, "until": TIME_FIELD},
+    "RecallRequest": {"since": TIME_FIELD, "until": TIME_FIELD},
     "ContextRequest": {"since": TIME_FIELD},
 }
 
@@ -162,9 +165,16 @@ OPERATIONS: tuple[Operation, ...] = (
               {200: Answer("How many matched and were deleted.", (ForgetResult,)),
                202: Answer("Recorded; Arc has not confirmed yet, every read already hides them.", (ForgetResult,))},
               (400, 409, 413, 503), "write", body=(ForgetRequest,)),
-    Operation("searchMemories", "POST", "/api/v1/search", "Search memories by filters and content", "memories",
-              {200: Answer("Matching memories.", (SearchResults,))}, (400, 413, *MEMORY_READ), "read",
-              body=(SearchRequest,)),
+    Operation("searchMemories", "POST", "/api/v1/search",
+              "Search memories: by relevance to a `query` (each result with its `score`), or by filters in time order",
+              "memories",
+              {200: Answer("Matching memories, best first with a query (scores non-increasing).", (SearchResults,))},
+              (400, 413, *MEMORY_READ), "read", body=(SearchRequest,)),
+    Operation("recall", "POST", "/api/v1/recall",
+              "The memories most relevant to a query, as LLM-ready markdown within a token budget", "memories",
+              {200: Answer("The markdown and exactly the memories whose lines it holds, with their scores.",
+                           (RecallResult,))},
+              (400, 413, *MEMORY_READ), "read", body=(RecallRequest,)),
     # agents
     Operation("createAgent", "POST", "/api/v1/agents", "Register an agent", "agents",
               {201: Answer("The agent.", (Agent,))}, (400, 409, 413), "write", body=(AgentCreate,)),
