@@ -9,7 +9,7 @@ SDK_INSTALLED := $(SDK_VENV)/.installed
 NODE_PKG := integrations/vercel-ai
 NODE_INSTALLED := $(NODE_PKG)/node_modules/.package-lock.json
 
-.PHONY: install runtime run test lint typecheck pytest bench perf-report loadtest wrk chromium postgresql node-deps strace mutation clean
+.PHONY: install runtime run test lint typecheck pytest bench perf-report recall-report loadtest wrk chromium postgresql node-deps strace mutation clean
 
 # What running needs, and nothing else: `make run` never waits for the test and lint tools.
 $(RUNTIME): pyproject.toml
@@ -98,6 +98,11 @@ strace:
 # PERF_ARGS passes options through, e.g. PERF_ARGS="--workers 1,2" or "--quick --out /tmp/r.md".
 perf-report: $(INSTALLED) wrk postgresql
 	$(BIN)/python tools/perf_report.py $(PERF_ARGS)
+
+# Ranked recall on the LoCoMo dev split (read from ../shared/bench/locomo at run time), e.g.
+# RECALL_ARGS="--scale 100000,1000000" for the latency at those org sizes.
+recall-report: $(INSTALLED)
+	$(BIN)/python perf/recall_bench.py --out perf/RECALL.md $(RECALL_ARGS)
 
 loadtest: $(INSTALLED)
 	$(BIN)/python loadtests/run.py --duration 8 --users 16 --orgs 4 --arcs 2 --workers 1

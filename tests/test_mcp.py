@@ -27,9 +27,9 @@ from tests.procs import REPO, Proc, free_port
 SCHEMA_PARAMS = {
     "memtrace_remember": ({"agent_id", "content"}, {"memory_type", "event_type", "session_id", "tags", "importance",
                                                    "metadata"}),
-    "memtrace_recall": ({"agent_id"}, {"since", "session_id", "memory_type", "limit"}),
-    "memtrace_search": (set(), {"agent_id", "content_contains", "memory_types", "tags", "since", "min_importance",
-                                "limit"}),
+    "memtrace_recall": (set(), {"query", "agent_id", "since", "session_id", "memory_type", "limit", "max_tokens"}),
+    "memtrace_search": (set(), {"query", "agent_id", "content_contains", "memory_types", "tags", "since",
+                                "min_importance", "limit"}),
     "memtrace_decide": ({"agent_id", "decision", "reasoning"}, set()),
     "memtrace_session_create": ({"agent_id"}, {"metadata"}),
     "memtrace_session_context": ({"session_id"}, {"since", "include_types", "max_tokens"}),
@@ -91,7 +91,7 @@ async def exercise(session: ClientSession, api: httpx.Client) -> None:
         assert tools[name].description
     remember_props = tools["memtrace_remember"].input_schema["properties"]
     assert remember_props["memory_type"]["enum"] == ["episodic", "session", "decision", "entity"]
-    assert tools["memtrace_recall"].input_schema["properties"]["since"]["default"] == "24h"
+    assert tools["memtrace_recall"].input_schema["properties"]["since"]["default"] is None  # 24h without a query
     assert tools["memtrace_search"].input_schema["properties"]["limit"]["default"] == 50
 
     name = f"mcp_agent_{uuid.uuid4().hex[:8]}"
@@ -125,6 +125,12 @@ async def exercise(session: ClientSession, api: httpx.Client) -> None:
     found = json.loads(await call(session, "memtrace_search", agent_id=name, content_contains="EXAMPLE",
                                   tags=["web"], since="1h", min_importance=0.5, memory_types=["episodic"]))
     assert [m["id"] for m in found["results"]] == [memory["id"]]
+    ranked = json.loads(await call(session, "memtrace_search", query="which pages were crawled?", agent_id=name))
+    assert [m["id"] for m in ranked["results"]] == [memory["id"]] and ranked["results"][0]["score"] > 0
+    markdown = await call(session, "memtrace_recall", query="what was crawled?", agent_id=name)
+    assert markdown.startswith('## Recalled for "what was crawled?"')
+    assert "page_crawled: Crawled example.com" in markdown
+    assert "needs a query" in await call_error(session, "memtrace_recall")
 
     context = await call(session, "memtrace_session_context", session_id=sess["id"], max_tokens=500)
     assert context.startswith(f"## Session Context ({sess['id']})")

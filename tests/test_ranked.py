@@ -299,3 +299,20 @@ def test_recall_of_nothing_says_so(world: World) -> None:
         answer = c.post("/api/v1/recall", json={"query": "zebra quantum marmalade", "agent_id": "nobody"}).json()
     assert answer["memories"] == [] and answer["memory_count"] == 0
     assert "No memory matches the query." in answer["context"]
+
+
+def test_the_bundled_client_searches_by_query_and_recalls(world: World) -> None:
+    from memtrace.client import MemtraceClient
+
+    agent = f"client_{uniq()}"
+    with MemtraceClient(world.server.url, world.a.key) as mt:
+        for _, text in CORPUS:
+            mt.remember(agent, text)
+        found = mt.search(query="nightly backup failed", agent_id=agent, limit=3)
+        assert found.results[0].content.startswith("The nightly backup")
+        assert all(m.score is not None and m.score > 0 for m in found.results)
+        plain = mt.search(agent_id=agent, content_contains="backup")
+        assert [m.score for m in plain.results] == [None]
+        recalled = mt.recall_context("what failed last night?", agent_id=agent, max_tokens=300)
+        assert recalled.memories and recalled.memories[0].content in recalled.context
+        assert recalled.token_estimate <= 300

@@ -26,6 +26,8 @@ from memtrace.client._models import (
     NewMemoryBatch,
     NewSession,
     Readiness,
+    RecallRequest,
+    RecallResult,
     SearchQuery,
     SearchResults,
     Session,
@@ -88,7 +90,8 @@ class AsyncMemtraceClient(Transport):
         return await self._send(ForgetResult, "POST", "/api/v1/forget", body)
 
     async def search(self, query: SearchQuery | None = None, /, **fields: Unpack[SearchFields]) -> SearchResults:
-        """Structured search; pass a SearchQuery, keyword filters, or both (keywords override the query)."""
+        """Search: with `query="free text"` the most relevant memories, best first, each with `score`; else by
+        filters in time order. Pass a SearchQuery, keyword fields, or both (keywords override its fields)."""
         if query is None:
             query = SearchQuery(**fields)
         elif fields:
@@ -193,6 +196,16 @@ class AsyncMemtraceClient(Transport):
                      **filters: Unpack[ListFilters]) -> MemoryList:
         """What the agent remembers from a time window, newest first; memories are temporal, so pick `since`."""
         return await self.list_memories(agent_id=agent_id, session_id=session_id, since=since, **filters)
+
+    async def recall_context(self, query: str, *, agent_id: str | None = None, session_id: str | None = None,
+                             memory_types: list[MemoryType] | None = None, tags: list[str] | None = None,
+                             since: str | None = None, until: str | None = None, max_tokens: int | None = None,
+                             neighbors: int | None = None) -> RecallResult:
+        """The memories most relevant to `query` as prompt-ready markdown within `max_tokens` (server default
+        1,000), each hit with the memories around it; `recall` (above) is the time-window recall of the SDK."""
+        body = RecallRequest(query=query, agent_id=agent_id, session_id=session_id, memory_types=memory_types,
+                             tags=tags, since=since, until=until, max_tokens=max_tokens, neighbors=neighbors)
+        return await self._send(RecallResult, "POST", "/api/v1/recall", body)
 
     async def decide(self, agent_id: str, decision: str, reasoning: str, *, session_id: str | None = None,
                      importance: float | None = None, tags: list[str] | None = None) -> Memory:

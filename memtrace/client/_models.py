@@ -28,6 +28,9 @@ __all__ = [
     "NewSession",
     "Order",
     "Readiness",
+    "RecallRequest",
+    "RecallResult",
+    "SearchOrder",
     "SearchQuery",
     "SearchResults",
     "Session",
@@ -39,6 +42,7 @@ __all__ = [
 
 MemoryType = Literal["episodic", "session", "decision", "entity"]
 Order = Literal["asc", "desc"]
+SearchOrder = Literal["relevance", "asc", "desc"]
 SessionStatus = Literal["active", "closed"]
 
 
@@ -85,7 +89,23 @@ class SearchQuery(_Request):
     until: str | None = None
     min_importance: float | None = None
     limit: int | None = None
-    order: Order | None = None
+    offset: int | None = None
+    order: SearchOrder | None = None
+    query: str | None = None  # free text: results by relevance, each with `score`
+
+
+class RecallRequest(_Request):
+    """`POST /api/v1/recall`: the memories most relevant to `query`, as markdown within `max_tokens`."""
+
+    query: str
+    agent_id: str | None = None
+    session_id: str | None = None
+    memory_types: list[MemoryType] | None = None
+    tags: list[str] | None = None
+    since: str | None = None
+    until: str | None = None
+    max_tokens: int | None = None
+    neighbors: int | None = None
 
 
 class ForgetRequest(_Request):
@@ -142,6 +162,7 @@ class Memory(_Response):
     dedup_key: str | None = None
     importance: float | None = None
     parent_id: str | None = None
+    score: float | None = None  # relevance to the query, on ranked search and recall results only
 
 
 class MemoryList(_Response):
@@ -181,6 +202,16 @@ class SearchResults(_Response):
     results: list[Memory]
     count: int
     query_time_ms: int = 0
+
+
+class RecallResult(_Response):
+    """The recall markdown (`context`, ready for a prompt) and exactly the memories in it, with their scores."""
+
+    query: str
+    context: str
+    memories: list[Memory]
+    memory_count: int
+    token_estimate: int
 
 
 class Agent(_Response):

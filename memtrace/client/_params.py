@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
-from memtrace.client._models import MemoryType, Order
+from memtrace.client._models import MemoryType, Order, SearchOrder
 
 
 class ListFilters(TypedDict, total=False):
@@ -44,7 +44,9 @@ class SearchFields(TypedDict, total=False):
     until: str | None
     min_importance: float | None
     limit: int | None
-    order: Order | None
+    offset: int | None
+    order: SearchOrder | None
+    query: str | None
 
 
 def query_params(values: Mapping[str, Any]) -> dict[str, str]:

@@ -88,6 +88,7 @@ class MemtraceClient:
     list_memories = _blocking(AsyncMemtraceClient.list_memories)
     get_memory = _blocking(AsyncMemtraceClient.get_memory)
     search = _blocking(AsyncMemtraceClient.search)
+    recall_context = _blocking(AsyncMemtraceClient.recall_context)
     register_agent = _blocking(AsyncMemtraceClient.register_agent)
     list_agents = _blocking(AsyncMemtraceClient.list_agents)
     get_agent = _blocking(AsyncMemtraceClient.get_agent)

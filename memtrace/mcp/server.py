@@ -54,6 +54,9 @@ SessionId = Annotated[str, Field(pattern=_ID, description="A session id (sess_..
 OptSessionId = Annotated[str | None, Field(pattern=_ID, description="Only memories of this session.")]
 Since = Annotated[str | None, Field(description=_WINDOW)]
 Limit = Annotated[int, Field(ge=1, le=1000, description="Maximum number of memories to return.")]
+Query = Annotated[str | None, Field(min_length=1, max_length=1024, description=(
+    "What to find, in words (ranked by relevance; stemmed, stopwords ignored), e.g. "
+    "'what did the customer say about the refund'."))]
 Tags = Annotated[list[Annotated[str, Field(pattern=plain(patterns.TAG))]] | None,
                  Field(max_length=32, description="Labels; a memory matches only if it carries every tag.")]
 Metadata = Annotated[dict[str, Any] | None, Field(description="Free-form JSON object stored with it.")]
@@ -117,18 +120,32 @@ def _add_memory_tools(server: MCPServer, client: AsyncMemtraceClient) -> None:
 
     @server.tool(name="memtrace_recall", annotations=reads, structured_output=False)
     async def recall(
-        agent_id: AgentId,
-        since: Annotated[str, Field(description=_WINDOW)] = "24h",
+        query: Query = None,
+        agent_id: Annotated[str | None, Field(pattern=_ID, description="Only this agent's memories (required "
+                                              "without a query).")] = None,
+        since: Annotated[str | None, Field(description=_WINDOW + " Default without a query: 24h.")] = None,
         session_id: OptSessionId = None,
         memory_type: Annotated[MemoryType | None, Field(description="Only this kind of memory.")] = None,
         limit: Limit = 50,
+        max_tokens: Annotated[int, Field(ge=1, le=100_000, description="With a query: the token budget of the "
+                                         "markdown.")] = 1000,
     ) -> str:
-        """Recall an agent's memories from a time window, newest first. JSON: {memories, count, has_more}."""
-        return _json(await _api(client.recall(agent_id, since, session_id=session_id, memory_type=memory_type,
-                                              limit=limit)))
+        """With a query: the memories most relevant to it, as prompt-ready markdown (each line with its time and
+        session, the memories around each hit kept with it). Without: an agent's memories from a time window,
+        newest first, as JSON {memories, count, has_more}."""
+        if query is not None:
+            result = await _api(client.recall_context(query, agent_id=agent_id, session_id=session_id,
+                                                      memory_types=[memory_type] if memory_type else None,
+                                                      since=since, max_tokens=max_tokens))
+            return result.context
+        if agent_id is None:
+            raise ToolError("memtrace_recall needs a query (what to find) or an agent_id (whose recent memories)")
+        return _json(await _api(client.recall(agent_id, since or "24h", session_id=session_id,
+                                              memory_type=memory_type, limit=limit)))
 
     @server.tool(name="memtrace_search", annotations=reads, structured_output=False)
     async def search(
+        query: Query = None,
         agent_id: Annotated[str | None, Field(pattern=_ID, description="Only this agent's memories.")] = None,
         content_contains: Annotated[str | None, Field(description="Case-insensitive substring of the content.")]
         = None,
@@ -138,8 +155,9 @@ def _add_memory_tools(server: MCPServer, client: AsyncMemtraceClient) -> None:
         min_importance: Annotated[float | None, Field(ge=0, le=1, description="Minimum importance.")] = None,
         limit: Limit = 50,
     ) -> str:
-        """Search memories with structured filters, newest first. JSON: {results, count, query_time_ms}."""
-        return _json(await _api(client.search(agent_id=agent_id, content_contains=content_contains,
+        """Search memories: with a query, the most relevant first, each with its score; else by the filters,
+        newest first. JSON: {results, count, query_time_ms}."""
+        return _json(await _api(client.search(query=query, agent_id=agent_id, content_contains=content_contains,
                                               memory_types=memory_types, tags=tags, since=since,
                                               min_importance=min_importance, limit=limit)))
 
