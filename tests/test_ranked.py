@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from memtrace.arc.encode import encode_rows
+from memtrace.ids import memory_id
+from memtrace.rows import MemoryRow
 from tests.procs import ArcLite, MemtraceServer
 from tests.provision import Tenant, add_key, provision
 from tests.waiting import wait_until
@@ -316,3 +322,66 @@ def test_the_bundled_client_searches_by_query_and_recalls(world: World) -> None:
         recalled = mt.recall_context("what failed last night?", agent_id=agent, max_tokens=300)
         assert recalled.memories and recalled.memories[0].content in recalled.context
         assert recalled.token_estimate <= 300
+
+
+def admin(world: World, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "memtrace", "admin", *args, "--db", str(world.data / "memtrace.db")],
+                          capture_output=True, text=True, timeout=60, cwd=world.data)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def old_rows_in_arc(world: World, org_id: str, agent: str, contents: list[str], age_days: float) -> list[str]:
+    """Rows `age_days` old written into arclite directly, as delivery writes them (search terms included)."""
+    now = time.time_ns() // 1000 - int(age_days * 86_400_000_000)
+    rows = [MemoryRow(id=memory_id(now + i), time_us=now + i, org_id=org_id, agent_id=agent, session_id="",
+                      memory_type="episodic", event_type="general", content=text, metadata_json="{}", tags_csv="",
+                      dedup_key=uuid.uuid4().hex, importance=0.5, parent_id="") for i, text in enumerate(contents)]
+    resp = httpx.post(f"{world.arc.url}/api/v1/write/msgpack", content=encode_rows("events", rows),
+                      headers={"Content-Type": "application/msgpack", "x-arc-database": DB})
+    assert resp.status_code in (200, 204), resp.text
+    httpx.post(f"{world.arc.url}/api/v1/write/line-protocol/flush")
+    return [r.id for r in rows]
+
+
+def test_a_memory_expired_by_retention_is_never_ranked_or_recalled(world: World) -> None:
+    agent = f"expired_{uniq()}"
+    old = old_rows_in_arc(world, world.b.org_id, agent, ["The lighthouse keeper logged a storm"], age_days=10)
+    with world.client(world.b.key) as c:
+        fresh = c.post("/api/v1/memories", json={"agent_id": agent, "content": "The lighthouse lamp was cleaned"}
+                       ).json()
+        assert {r["id"] for r in search(c, "lighthouse", agent_id=agent)} == {old[0], fresh["id"]}
+        admin(world, "org", "retention", world.b.org_id, "--days", "7")
+        try:
+            admin(world, "retention", "run", "--org", world.b.org_id)
+            assert [r["id"] for r in search(c, "lighthouse", agent_id=agent)] == [fresh["id"]]
+            recalled = c.post("/api/v1/recall", json={"query": "lighthouse storm", "agent_id": agent}).json()
+            assert [m["id"] for m in recalled["memories"]] == [fresh["id"]]
+        finally:
+            admin(world, "org", "retention", world.b.org_id, "--clear")
+
+
+def test_a_memory_deleted_while_arc_is_down_never_ranks_when_arc_is_back(tmp_path: Path) -> None:
+    """The 202 case: the deletion is only recorded; Arc, back, still holds the row until Memtrace applies it."""
+    arc = ArcLite(tmp_path / "arc", extra=["--delete-enabled"])
+    data = tmp_path / "mt"
+    data.mkdir()
+    tenant = provision(data / "memtrace.db", "outage", arc.url, DB)
+    server = MemtraceServer(data, workers=2)
+    try:
+        with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
+            memories = write_corpus(c, "outage")
+            wait_until(lambda: in_arc_count(arc, "outage") == len(CORPUS), "the corpus in Arc")
+            doomed = next(m for m in memories if m["content"].startswith("Rotated the TLS"))
+            arc.stop()
+            assert c.delete(f"/api/v1/memories/{doomed['id']}").status_code == 202
+            arc = ArcLite(tmp_path / "arc", port=arc.port, extra=["--delete-enabled"])
+            for _ in range(4):  # both workers, while the deletion is pending and after it was applied
+                found = search(c, "rotated TLS certificates gateway", agent_id="outage")
+                assert doomed["id"] not in {r["id"] for r in found}
+                recalled = c.post("/api/v1/recall", json={"query": "TLS certificates", "agent_id": "outage"}
+                                  ).json()["memories"]
+                assert doomed["id"] not in {m["id"] for m in recalled}
+    finally:
+        server.stop()
+        arc.stop()

@@ -454,3 +454,23 @@ def test_a_memory_forgotten_on_one_host_is_gone_on_every_host(cluster: Cluster) 
             assert memory_id not in {m["id"] for m in listed}
         again = c.post("/api/v1/memories", json=_memory(content, agent="forgetful"))
         assert again.status_code == 201, again.text  # the ledger key went with the memory
+
+
+def test_a_memory_written_on_one_host_is_ranked_and_recalled_on_the_others_at_once(cluster: Cluster) -> None:
+    agent = f"ranked_{uuid.uuid4().hex[:8]}"
+    word = f"zorb{uuid.uuid4().hex[:6]}"  # a term no other memory has
+    with cluster.client(0) as a, cluster.client(1) as b, cluster.client(2) as c:
+        filler = a.post("/api/v1/memories", json={"memories": [_memory(f"routine note {i}", agent) for i in range(5)]})
+        assert filler.status_code == 201, filler.text
+        created = a.post("/api/v1/memories", json=_memory(f"The {word} gauge read 42 at dawn", agent))
+        assert created.status_code == 201, created.text
+        memory_id = created.json()["id"]
+        for other in (b, c):
+            found = other.post("/api/v1/search", json={"query": f"what did the {word} gauge read?",
+                                                       "agent_id": agent}).json()["results"]
+            assert [m["id"] for m in found] == [memory_id] and found[0]["score"] > 0
+            recalled = other.post("/api/v1/recall", json={"query": word, "agent_id": agent}).json()
+            assert memory_id in {m["id"] for m in recalled["memories"]}
+        assert b.delete(f"/api/v1/memories/{memory_id}").status_code in (202, 204)
+        for host in (a, b, c):
+            assert host.post("/api/v1/search", json={"query": word, "agent_id": agent}).json()["results"] == []

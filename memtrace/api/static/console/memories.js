@@ -8,18 +8,22 @@ import { clearError, showError } from "./errors.js";
 const PAGE = 25;
 const FIELDS = ["agent_id", "session_id", "tags", "since", "until", "q"];
 
+// Ranked results (a text search) carry a score: the table then shows it first, best first.
 export function memoryTable(memories, onOpen) {
   if (!memories.length) return h("p", { class: "muted" }, "No memories.");
-  return h("table", { class: "memories" },
-    h("thead", {}, h("tr", {}, ["time", "agent", "session", "type", "event", "content", "tags"]
-      .map((t) => h("th", {}, t)))),
+  const ranked = memories.some((m) => typeof m.score === "number");
+  const heads = [...(ranked ? ["score"] : []), "time", "agent", "session", "type", "event", "content", "tags"];
+  return h("table", { class: ranked ? "memories ranked" : "memories" },
+    h("thead", {}, h("tr", {}, heads.map((t) => h("th", {}, t)))),
     h("tbody", {}, memories.map((m) => h("tr", { "data-id": m.id, class: m.event_type === "error" ? "error-row" : "",
       onclick: () => (onOpen ? onOpen(m) : (location.hash = `#/memories?id=${seg(m.id)}`)) },
+    ...(ranked ? [h("td", { class: "score" }, m.score.toFixed(2))] : []),
     h("td", {}, shortTime(m.time)), h("td", {}, m.agent_id), h("td", {}, m.session_id), h("td", {}, m.memory_type),
     h("td", {}, m.event_type), h("td", { class: "content" }, cut(m.content, 90)), h("td", {}, m.tags.join(", "))))));
 }
 
-// Filters as the API wants them; several types or a text need POST /search, anything else the plain list.
+// Filters as the API wants them; several types or a text need POST /search (a text is ranked by relevance),
+// anything else the plain list.
 function request(filters, offset) {
   const types = filters.types;
   const tags = filters.tags ? filters.tags.split(",").map((t) => t.trim()).filter(Boolean) : [];
@@ -27,7 +31,7 @@ function request(filters, offset) {
     return post("/api/v1/search", {
       agent_id: filters.agent_id || undefined, session_id: filters.session_id || undefined,
       memory_types: types.length ? types : undefined, tags: tags.length ? tags : undefined,
-      content_contains: filters.q || undefined, since: filters.since || undefined, until: filters.until || undefined,
+      query: filters.q || undefined, since: filters.since || undefined, until: filters.until || undefined,
       limit: PAGE + 1, offset,
     }).then((r) => ({ memories: r.results.slice(0, PAGE), has_more: r.results.length > PAGE }));
   }
@@ -51,7 +55,7 @@ function forgetBody(filters) {
 export async function memoriesPage(main, params) {
   const inputs = Object.fromEntries(FIELDS.map((name) => [name, h("input", { name, id: `f-${name}`,
     value: params.get(name) || "", size: name === "q" ? 28 : 16,
-    placeholder: { since: "24h, 7d, 2026-02-07", until: "optional", tags: "a,b", q: "text contains" }[name] })]));
+    placeholder: { since: "24h, 7d, 2026-02-07", until: "optional", tags: "a,b", q: "words to find, best first" }[name] })]));
   const wanted = (params.get("types") || "").split(",").filter(Boolean);
   const boxes = TYPES.map((t) => h("input", { type: "checkbox", name: "types", value: t, id: `f-type-${t}`,
     checked: wanted.includes(t) }));
@@ -79,9 +83,10 @@ export async function memoriesPage(main, params) {
     mount(results, memoryTable(page.memories, (m) => openDetail(m.id)));
     mount(pager,
       h("button", { id: "prev", disabled: offset === 0, onclick: () => { offset = Math.max(0, offset - PAGE); load(); } },
-        "← newer"),
+        filters().q ? "← better" : "← newer"),
       h("span", { id: "page-info" }, ` ${offset + 1}–${offset + page.memories.length} `),
-      h("button", { id: "next", disabled: !page.has_more, onclick: () => { offset += PAGE; load(); } }, "older →"));
+      h("button", { id: "next", disabled: !page.has_more, onclick: () => { offset += PAGE; load(); } },
+        filters().q ? "worse →" : "older →"));
   }
 
   async function openDetail(id) {
