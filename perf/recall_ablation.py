@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from memtrace.memory.ranking import B_NEAR, B_OWN, K1, NEIGHBOUR_WEIGHTS  # noqa: E402
-from memtrace.terms import query_terms, search_terms  # noqa: E402
-from perf.recall_bench import DEFAULT_DATA, load  # noqa: E402
+from memtrace.memory.ranking import B_NEAR, B_OWN, K1, NEIGHBOUR_WEIGHTS
+from memtrace.terms import query_terms, search_terms
+from perf.recall_bench import DEFAULT_DATA, load
 
 
 @dataclass

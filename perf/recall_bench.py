@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -153,8 +152,9 @@ def pctl(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
 
-WORDS = ("order refund invoice shipment customer delay warehouse label courier payment card address weekend "
-         "meeting project report budget review launch garden recipe travel museum concert hiking painting").split()
+_FILLER_TEXT = ("order refund invoice shipment customer delay warehouse label courier payment card address weekend "
+                "meeting project report budget review launch garden recipe travel museum concert hiking painting")
+WORDS = _FILLER_TEXT.split()
 
 
 def fill(api: httpx.Client, total: int, agents: int, seed: int = 7) -> None:

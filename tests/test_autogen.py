@@ -44,22 +44,22 @@ async def test_memory_adds_queries_updates_context_and_clears(stack: Stack, sync
     with pytest.raises(ValueError, match="not image"):
         await memory.add(MemoryContent(content=b"\x89PNG", mime_type=MemoryMimeType.IMAGE))
 
-    found = (await memory.query(f"METRIC UNITS {word}")).results
-    assert [(r.content, r.mime_type) for r in found] == [(f"prefers metric units {word}", "text/plain")]
+    found = (await memory.query(f"METRIC UNITS {word}")).results  # ranked: the best match first
+    assert (found[0].content, found[0].mime_type) == (f"prefers metric units {word}", "text/plain")
     meta = found[0].metadata or {}
     assert (meta["agent_id"], meta["session_id"], meta["event_type"], meta["tags"]) == (
         memory.agent_id, memory.session_id, MEMORY_EVENT, ["prefs"])
-    assert meta["metadata"] == {"source": "user", "mime_type": "text/plain"} and meta["score"] is None
-    both = (await memory.query(MemoryContent(content=word, mime_type=MemoryMimeType.TEXT), k=3)).results
-    assert [r.mime_type for r in both] == ["text/markdown", "application/json", "text/plain"]  # newest first
-    assert both[1].content == {"tea": "genmaicha", "word": word}
+    assert meta["metadata"] == {"source": "user", "mime_type": "text/plain"} and meta["score"] > 0
+    every = (await memory.query(MemoryContent(content=word, mime_type=MemoryMimeType.TEXT), k=3)).results
+    assert sorted(r.mime_type for r in every) == ["application/json", "text/markdown", "text/plain"]
+    assert {"tea": "genmaicha", "word": word} in [r.content for r in every]
     assert len((await memory.query(word)).results) == 2  # k
 
     context = UnboundedChatCompletionContext([UserMessage(content=f"metric units {word}", source="user")])
     updated = await memory.update_context(context)
-    assert [r.content for r in updated.memories.results] == [f"prefers metric units {word}"]
+    assert updated.memories.results[0].content == f"prefers metric units {word}"
     messages = await context.get_messages()
-    assert isinstance(messages[-1], SystemMessage) and messages[-1].content == (
+    assert isinstance(messages[-1], SystemMessage) and str(messages[-1].content).startswith(
         f"\nRelevant memory content (most relevant first):\n1. prefers metric units {word}\n")
     quiet = UnboundedChatCompletionContext([UserMessage(content="nothing like it", source="user")])
     assert (await memory.update_context(quiet)).memories.results == [] and len(await quiet.get_messages()) == 1

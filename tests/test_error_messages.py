@@ -29,6 +29,9 @@ LIMIT = "must be a whole number from 1 to 1000, e.g. 50"
 OFFSET = "must be a whole number from 0 to 100000, e.g. 100"
 IMPORTANCE = "must be a number from 0 to 1, e.g. 0.8"
 ORDER = 'must be "asc" or "desc"'
+RANKED_ORDER = 'must be one of "asc", "desc" or "relevance"'
+QUERY = 'must be a string of 1 to 1024 characters, e.g. "what did the customer say about the refund?"'
+BLANK_QUERY = 'query must contain a word to search for, e.g. "refund request"'
 S = "/api/v1/sessions/sess_words"
 OK = {"agent_id": "researcher_1", "content": "words"}
 
@@ -85,7 +88,22 @@ CASES: list[tuple[str, str, Any, dict[str, str], str]] = [
     ("POST", "/api/v1/search", {"min_importance": -1}, {}, f"min_importance {IMPORTANCE}"),
     ("POST", "/api/v1/search", {"limit": 0}, {}, f"limit {LIMIT}"),
     ("POST", "/api/v1/search", {"offset": 100_001}, {}, f"offset {OFFSET}"),
-    ("POST", "/api/v1/search", {"order": "newest"}, {}, f"order {ORDER}; got 'newest'"),
+    ("POST", "/api/v1/search", {"order": "newest"}, {}, f"order {RANKED_ORDER}; got 'newest'"),
+    ("POST", "/api/v1/search", {"query": 5}, {}, f"query {QUERY}"),
+    ("POST", "/api/v1/search", {"query": ""}, {}, f"query {QUERY}"),
+    ("POST", "/api/v1/search", {"query": "x" * 1025}, {}, f"query {QUERY}"),
+    ("POST", "/api/v1/search", {"query": "  "}, {}, BLANK_QUERY),
+    ("POST", "/api/v1/search", {"order": "relevance"}, {},
+     'order "relevance" needs a query, e.g. {"query": "refund", "order": "relevance"}'),
+    # POST /api/v1/recall
+    ("POST", "/api/v1/recall", {}, {}, f"query is required and {QUERY}"),
+    ("POST", "/api/v1/recall", {"query": "\n"}, {}, BLANK_QUERY),
+    ("POST", "/api/v1/recall", {"query": "q", "agent_id": "1"}, {}, f"agent_id {ID}"),
+    ("POST", "/api/v1/recall", {"query": "q", "since": "then"}, {}, f"since {TIME}; got 'then'"),
+    ("POST", "/api/v1/recall", {"query": "q", "max_tokens": 0}, {},
+     "max_tokens must be a whole number from 1 to 100000, e.g. 600"),
+    ("POST", "/api/v1/recall", {"query": "q", "neighbors": 6}, {},
+     "neighbors must be a whole number from 0 to 5, e.g. 1"),
     # agents
     ("POST", "/api/v1/agents", {"name": "my agent"}, {}, f"name {ID}"),
     ("POST", "/api/v1/agents", {}, {}, f"name is required and {ID}"),

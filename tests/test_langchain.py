@@ -121,15 +121,18 @@ async def test_retriever_filters_and_returns_fields_in_metadata(sync_mt: Memtrac
     sync_mt.remember(agent_id, f"unrelated {word}", event_type="note")
     sync_mt.remember(uid("other"), f"pricing note of another agent {word}")
     retriever = MemtraceRetriever(client=sync_mt, agent_id=agent_id, tags=["pricing"])
-    docs = retriever.invoke(f"NOTE 1 {word}")  # case-insensitive
-    assert [d.page_content for d in docs] == [f"pricing note 1 {word}"]
+    docs = retriever.invoke(f"NOTE 1 {word}")  # case-insensitive, ranked: the best match first
+    assert docs[0].page_content == f"pricing note 1 {word}"
+    assert {d.page_content for d in docs} <= {f"pricing note {i} {word}" for i in range(3)}  # agent and tag
+    scores = [d.metadata["score"] for d in docs]
+    assert scores == sorted(scores, reverse=True) and scores[-1] > 0
     meta = docs[0].metadata
     assert docs[0].id == meta["id"] and meta["id"].startswith("mem_")
     assert (meta["agent_id"], meta["event_type"], meta["tags"], meta["importance"], meta["memory_type"]) == (
         agent_id, "finding", ["pricing"], 0.6, "episodic")
-    assert meta["score"] is None and meta["time"].endswith("+00:00")
-    newest_first = await retriever.ainvoke(word, k=2)
-    assert [d.page_content for d in newest_first] == [f"pricing note 2 {word}", f"pricing note 1 {word}"]
+    assert meta["time"].endswith("+00:00")
+    best_two = await retriever.ainvoke(f"note 2 {word}", k=2)
+    assert len(best_two) == 2 and best_two[0].page_content == f"pricing note 2 {word}"
     assert len(MemtraceRetriever(client=sync_mt, agent_id=agent_id).invoke(word)) == 4
 
 

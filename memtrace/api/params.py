@@ -118,7 +118,7 @@ def search_filter(req: SearchRequest, now_us: int) -> tuple[MemoryFilter, Page]:
     """The filter and page of a search body; with a query, `page.order` is the time order asked for (the
     ranking picks the page, `order` only sorts it) and "desc" stands for "relevance"."""
     if req.query is None and req.order == "relevance":
-        raise Invalid('invalid order: "relevance" needs a query, e.g. {"query": "refund", "order": "relevance"}')
+        raise Invalid('order "relevance" needs a query, e.g. {"query": "refund", "order": "relevance"}')
     f = body_filter(req, now_us, content_contains=req.content_contains or None, min_importance=req.min_importance)
     return f, Page(limit=req.limit, offset=req.offset, order="asc" if req.order == "asc" else "desc")
 
@@ -126,5 +126,5 @@ def search_filter(req: SearchRequest, now_us: int) -> tuple[MemoryFilter, Page]:
 def checked_query(text: str | None) -> str | None:
     """A search or recall query, refused when it is only white space."""
     if text is not None and not text.strip():
-        raise Invalid('invalid query: it must contain a word to search for, e.g. "refund request"')
+        raise Invalid('query must contain a word to search for, e.g. "refund request"')
     return text

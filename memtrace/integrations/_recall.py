@@ -15,7 +15,7 @@ __all__ = ["Recalled", "connect", "memory_fields", "recalled", "search_fields"]
 
 @dataclass(frozen=True, slots=True)
 class Recalled:
-    """A memory found for a query, with its relevance score (None until Memtrace ranks: substring search)."""
+    """A memory found for a query, with its relevance score (None when no query was given: time order)."""
 
     memory: Memory
     score: float | None
@@ -34,19 +34,19 @@ def search_fields(query: str | None, *, limit: int, agent_id: str | None = None,
                   memory_types: Sequence[MemoryType] | None = None, event_types: Sequence[str] | None = None,
                   tags: Sequence[str] | None = None, since: str | None = None,
                   until: str | None = None) -> SearchFields:
-    """The POST /api/v1/search body for "memories relevant to `query`" (every memory when it is empty)."""
+    """The POST /api/v1/search body for "memories relevant to `query`", ranked best first (every memory, newest
+    first, when it is empty)."""
     text = " ".join((query or "").split()) or None
     return SearchFields(
         agent_id=agent_id, session_id=session_id, memory_types=list(memory_types) if memory_types else None,
         event_types=list(event_types) if event_types else None, tags=list(tags) if tags else None,
-        since=since, until=until, limit=max(1, min(limit, 1000)), order="desc",
-        # RANKED-RECALL: once POST /api/v1/search ranks free text, send `query=text` here instead.
-        content_contains=text,
+        since=since, until=until, limit=max(1, min(limit, 1000)), order="relevance" if text else "desc",
+        query=text,
     )
 
 
 def recalled(memories: Sequence[Memory]) -> list[Recalled]:
-    """Search results with their scores (results of ranked search carry `score`; substring search has none)."""
+    """Search results with their scores (results of a ranked search carry `score`; a search without query none)."""
     return [Recalled(memory, _score(memory)) for memory in memories]
 
 

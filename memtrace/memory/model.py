@@ -32,7 +32,8 @@ MemoryType = Literal["episodic", "session", "decision", "entity"]
 Order = Literal["asc", "desc"]
 SearchOrder = Literal["relevance", "asc", "desc"]
 MAX_QUERY_CHARS = 1024
-Query = Annotated[str, Meta(min_length=1, max_length=MAX_QUERY_CHARS)]
+Query = Annotated[str, Meta(min_length=1, max_length=MAX_QUERY_CHARS,
+                            examples=["what did the customer say about the refund?"])]
 MAX_RECALL_TOKENS = 100_000
 MAX_NEIGHBORS = 5
 
@@ -152,10 +153,10 @@ class RecallRequest(Struct, kw_only=True, forbid_unknown_fields=False):
     memory_types: Annotated[list[MemoryType], Meta(max_length=4)] | None = None
     event_types: Annotated[list[EventType], Meta(max_length=64)] | None = None
     tags: Tags | None = None
-    since: str | None = None
-    until: str | None = None
-    max_tokens: Annotated[int, Meta(ge=1, le=MAX_RECALL_TOKENS)] = 1000
-    neighbors: Annotated[int, Meta(ge=0, le=MAX_NEIGHBORS)] = 1
+    since: Time | None = None
+    until: Time | None = None
+    max_tokens: Annotated[int, Meta(ge=1, le=MAX_RECALL_TOKENS, examples=[600])] = 1000
+    neighbors: Annotated[int, Meta(ge=0, le=MAX_NEIGHBORS, examples=[1])] = 1
 
 
 class RecallResult(Struct, kw_only=True):

@@ -47,7 +47,10 @@ export interface SearchQuery {
   until?: string;
   min_importance?: number;
   limit?: number;
-  order?: "asc" | "desc";
+  offset?: number;
+  /** Free text: results by relevance, best first, each with `score`. */
+  query?: string;
+  order?: "relevance" | "asc" | "desc";
 }
 
 export interface SearchResults {

@@ -35,9 +35,9 @@ function line(memory: Memory): string {
   return `- [${memory.time.slice(0, 19)}Z] ${memory.agent_id} ${memory.event_type}: ${content}`;
 }
 
-function render(memories: Memory[], empty: string): string {
+function render(memories: Memory[], empty: string, order = "newest first"): string {
   if (memories.length === 0) return empty;
-  return `${memories.length} memories, newest first:\n` + memories.map(line).join("\n");
+  return `${memories.length} memories, ${order}:\n` + memories.map(line).join("\n");
 }
 
 function tagsWith(bound: string[], extra: string[] | undefined): string[] | undefined {
@@ -46,9 +46,8 @@ function tagsWith(bound: string[], extra: string[] | undefined): string[] | unde
 }
 
 /** The one place the tools ask Memtrace for memories relevant to a query. */
-export function retrieval(query: string, filters: Omit<SearchQuery, "content_contains">): SearchQuery {
-  // RANKED-RECALL: once POST /api/v1/search ranks free text, send `query` instead of `content_contains`.
-  return { ...filters, content_contains: query, order: "desc" };
+export function retrieval(query: string, filters: Omit<SearchQuery, "content_contains" | "query">): SearchQuery {
+  return { ...filters, query };
 }
 
 export function memtraceTools(options: MemtraceToolsOptions) {
@@ -99,15 +98,15 @@ export function memtraceTools(options: MemtraceToolsOptions) {
     }),
 
     search: tool({
-      description: "Find your memories relevant to a query (today: whose content contains the query text).",
+      description: "Find your memories most relevant to a query, best first (ranked by the words they share).",
       inputSchema: z.object({
-        query: z.string().min(1).describe('Words or a phrase to look for, e.g. "pricing" or "rate limit".'),
+        query: z.string().min(1).describe('What to look for, in words, e.g. "pricing" or "what did the user prefer".'),
         limit: z.number().int().min(1).max(50).default(10).describe("Maximum number of memories."),
       }),
       execute: async ({ query, limit }) => {
         const found = await client.search(retrieval(query, { agent_id: agentId, memory_types: RECALLED_TYPES,
                                                              limit }));
-        return render(found.results, `no memory mentions ${JSON.stringify(query)}`);
+        return render(found.results, `no memory mentions ${JSON.stringify(query)}`, "most relevant first");
       },
     }),
 

@@ -74,7 +74,7 @@ test("an agent remembers in one run and recalls in a fresh one", async () => {
   const [shown] = shownResults(second);
   assert.equal((shown as { type: string }).type, "text");
   const text = (shown as { value: string }).value;
-  assert.match(text, /^1 memories, newest first:\n- \[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\] vercel_\w+ user_preference: /);
+  assert.match(text, /^1 memories, most relevant first:\n- \[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\] vercel_\w+ user_preference: /);
   assert.ok(text.endsWith(fact), text);
 
   const memories = await new MemtraceClient({ url, apiKey }).search({ agent_id: agentId });

@@ -18,12 +18,13 @@ __all__ = ["MemtraceRetriever"]
 
 
 class MemtraceRetriever(Connected, BaseRetriever):
-    """Retrieves up to `k` memories for a query, newest first, filtered by agent, session, types, tags and time.
+    """Retrieves the `k` memories most relevant to a query, best first, filtered by agent, session, types, tags and
+    time.
 
     Each Document's ``page_content`` is the memory's content, its ``id`` the memory id, and its metadata the
     memory's fields (``id``, ``time``, ``agent_id``, ``session_id``, ``memory_type``, ``event_type``, ``tags``,
-    ``importance``, ``metadata``) plus ``score`` (None while Memtrace matches by substring). `k` can also be given
-    per call: ``retriever.invoke("pricing", k=2)``.
+    ``importance``, ``metadata``) plus ``score`` (the relevance; None for an empty query, which gives the
+    newest). `k` can also be given per call: ``retriever.invoke("pricing", k=2)``.
     """
 
     agent_id: str | None = None

@@ -85,16 +85,15 @@ def memtrace_tools(client: AsyncMemtraceClient, agent_id: str, *, session_id: st
         return _render(found.results, f"nothing remembered in the last {since}")
 
     async def search(query: str, limit: int = 10) -> str:
-        """Find memories whose content contains the query text (case-insensitive substring match).
+        """Find the memories most relevant to the query, best first (ranked by the words they share with it).
 
         Args:
-            query: Words or a phrase to look for, e.g. "pricing" or "rate limit".
+            query: What to look for, in words, e.g. "pricing" or "what did the customer say about the refund".
             limit: Maximum number of memories to return (1 to 50).
         """
         found = await client.search(agent_id=agent_id if scope == "agent" else None,
                                     session_id=session_id if scope == "session" else None,
-                                    memory_types=_RECALLED_TYPES, content_contains=query,
-                                    limit=max(1, min(limit, 50)), order="desc")
+                                    memory_types=_RECALLED_TYPES, query=query, limit=max(1, min(limit, 50)))
         return _render(found.results, f"no memory mentions {query!r}")
 
     async def decide(decision: str, reasoning: str, importance: float = 0.7) -> str:
