@@ -43,4 +43,5 @@ def test_docs_example_runs_against_the_built_package(stack: Stack) -> None:
     env = {**os.environ, "MEMTRACE_URL": stack.server.url, "MEMTRACE_API_KEY": stack.tenant.key}
     done = subprocess.run([node, str(script)], cwd=PACKAGE, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert "memories, most relevant first:" in done.stdout and "docs_vercel note: The user drinks genmaicha." in done.stdout
+    assert "memories, most relevant first:" in done.stdout
+    assert "docs_vercel note: The user drinks genmaicha." in done.stdout
