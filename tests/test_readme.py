@@ -81,17 +81,20 @@ def _run_tour(base: str, key: str) -> list[dict[str, Any]]:
 
 def test_the_tour_runs_as_written_and_a_second_run_meets_the_409(dev: tuple[str, str]) -> None:
     base, key = dev
-    created, listed, found, context, agent, session = _run_tour(base, key)
+    created, listed, found, ranked, recalled, context, agent, session = _run_tour(base, key)
     assert created["id"].startswith("mem_") and created["agent_id"] == "researcher", created
     assert (agent["name"], agent["created_at"]) == ("researcher", created["time"]), agent
     assert (session["id"], session["agent_id"], session["status"]) == ("sess_demo", "researcher", "active"), session
     assert [m["id"] for m in listed["memories"]] == [created["id"]], listed
     assert created["id"] in {m["id"] for m in found["results"]}, found
+    assert ranked["results"][0]["id"] == created["id"] and ranked["results"][0]["score"] > 0, ranked
+    assert [m["id"] for m in recalled["memories"]] == [created["id"]], recalled
+    assert created["content"] in recalled["context"] and recalled["token_estimate"] <= 300, recalled
     assert created["content"] in context["context"], context
     again = _run_tour(base, key)
     assert "error" in again[0] and "id" not in again[0], again[0]  # the 409 the README explains: stored once
     assert [m["id"] for m in again[1]["memories"]] == [created["id"]]
-    assert again[3]["context"] == context["context"]
+    assert again[5]["context"] == context["context"]
 
 
 def _run_python(python: Path | str, code: str, base: str, key: str) -> subprocess.CompletedProcess[str]:

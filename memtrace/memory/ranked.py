@@ -19,7 +19,7 @@ from memtrace.memory import query, rank_query
 from memtrace.memory.model import Page
 from memtrace.memory.ranking import local_stats_and_scores
 from memtrace.memory.recall import Recalled, render_recall
-from memtrace.memory.service import MemoryService
+from memtrace.memory.service import MemoryService, abandon
 from memtrace.rowfilter import Hider
 from memtrace.rows import MemoryFilter, MemoryRow
 
@@ -60,13 +60,28 @@ class RankedReads:
 
     async def _top(self, org_id: str, f: MemoryFilter, terms: Sequence[str], needed: int
                    ) -> tuple[list[tuple[MemoryRow, float]], int]:
+        """The `needed` best, and how many of `terms` ranked them. Like a first page of a list, it bets that the
+        org has no pending deletion: Arc is asked while one journal call reads the deletions and the recent rows;
+        if there are deletions after all, Arc's answer is dropped and the query asked again with them hidden."""
         memories = self._memories
         measurement = memories.registry.get(org_id).measurement
-        f = await memories.hiding(org_id, f)
         sql, used = rank_query.select_ranked(measurement, org_id, f, terms, needed)
+        arc_call = asyncio.ensure_future(memories.registry.query(org_id, sql))
+        try:
+            deletions, local = await memories.journal.recent_unless_forgetting(
+                memories.recent_query(org_id, f, LOCAL_RANKED_MAX))
+        except BaseException:
+            abandon(arc_call)
+            raise
+        if deletions:
+            abandon(arc_call)
+            f = msgspec.structs.replace(f, hide=deletions)
+            sql, used = rank_query.select_ranked(measurement, org_id, f, terms, needed)
+            local, answer = await asyncio.gather(memories.local_rows(org_id, f, LOCAL_RANKED_MAX),
+                                                 memories.registry.query(org_id, sql))
+        else:
+            answer = await arc_call
         terms = terms[:used]
-        local, answer = await asyncio.gather(memories.local_rows(org_id, f, LOCAL_RANKED_MAX),
-                                             memories.registry.query(org_id, sql))
         arc_hits, stats = rank_query.ranked_from_arc(answer.columns, answer.data, len(terms))
         if f.hide:
             hider = Hider(f.hide)

@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 
@@ -60,7 +61,7 @@ class MemoryCounts:
     by_type: dict[str, int]
 
 
-def _drop(call: asyncio.Future[list[MemoryRow]]) -> None:
+def abandon(call: asyncio.Future[Any]) -> None:
     """Abandon a speculative Arc call; its outcome (even an error) is consumed, never logged as unretrieved."""
     call.cancel()
     call.add_done_callback(lambda done: None if done.cancelled() else done.exception())
@@ -144,7 +145,7 @@ class MemoryService:
         return msgspec.structs.replace(f, hide=deletions) if deletions else f
 
     @staticmethod
-    def _recent(org_id: str, f: MemoryFilter, first: int | None = None, order: str = "desc") -> RecentQuery:
+    def recent_query(org_id: str, f: MemoryFilter, first: int | None = None, order: str = "desc") -> RecentQuery:
         """The org's journal rows matching `f`; with `first`, only those that can rank among the first `first`
         of them in `order` (a page merges at most that many: a local row behind them cannot reach it)."""
         if f.hide:
@@ -160,7 +161,7 @@ class MemoryService:
 
     async def local_rows(self, org_id: str, f: MemoryFilter, first: int | None = None, order: str = "desc"
                      ) -> list[MemoryRow]:
-        return await self.journal.recent.fetch_query(self._recent(org_id, f, first, order))
+        return await self.journal.recent.fetch_query(self.recent_query(org_id, f, first, order))
 
     async def _arc_rows(self, org_id: str, sql: str) -> list[MemoryRow]:
         """Arc's answer to a `select_memories` query, read straight from its JSON into rows."""
@@ -199,13 +200,13 @@ class MemoryService:
         arc_call = asyncio.ensure_future(self._arc_rows(org_id, sql))
         try:
             deletions, local = await self.journal.recent_unless_forgetting(
-                self._recent(org_id, f, page.limit + 1, page.order))
+                self.recent_query(org_id, f, page.limit + 1, page.order))
         except BaseException:
-            _drop(arc_call)
+            abandon(arc_call)
             raise
         if not deletions:
             return merge_page(await arc_call, local, page.order, page.limit, 0)
-        _drop(arc_call)
+        abandon(arc_call)
         self._forgetting.saw(org_id)
         return await self._list_page(org_id, measurement, msgspec.structs.replace(f, hide=deletions), page)
 
