@@ -18,6 +18,7 @@ import pytest
 from memtrace.arc.encode import encode_rows
 from memtrace.ids import memory_id
 from memtrace.rows import MemoryRow
+from tests.conftest import running_stack
 from tests.procs import ArcLite, MemtraceServer
 from tests.provision import Tenant, add_key, provision
 from tests.waiting import wait_until
@@ -126,33 +127,25 @@ def test_the_right_memory_comes_first_from_the_journal_and_from_arc(world: World
 
 
 def test_scores_are_the_same_whether_arc_or_the_journal_ranks(tmp_path: Path) -> None:
-    """arclite keeps rows invisible for a minute: every answer is the journal's, ranked in Python. After a flush
+    """arclite keeps rows invisible for ten minutes: every answer is the journal's, ranked in Python. After a flush
     Arc holds them and ranks them in SQL. Both must give the same order and the same scores."""
-    arc = ArcLite(tmp_path / "arc", extra=["--buffer-age-ms", "600000"])
-    data = tmp_path / "mt"
-    data.mkdir()
-    tenant = provision(data / "memtrace.db", "twin", arc.url, DB)
-    server = MemtraceServer(data, workers=1)
-    try:
-        with httpx.Client(base_url=server.url, headers={"x-api-key": tenant.key}, timeout=30) as c:
-            write_corpus(c, "twin")
-            queries = [q for q, _ in QUERIES] + ["refund order customer", "conference cards"]
-            journal = {q: search(c, q, agent_id="twin") for q in queries}
-            assert in_arc_count(arc, "twin") == 0  # nothing was Arc's to rank yet
-            httpx.post(f"{arc.url}/api/v1/write/line-protocol/flush")
-            wait_until(lambda: in_arc_count(arc, "twin") == len(CORPUS), "the corpus queryable in Arc")
-            from_arc = {q: search(c, q, agent_id="twin") for q in queries}
-    finally:
-        server.stop()
-        arc.stop()
+    with running_stack(tmp_path, "twin", arc_extra=["--buffer-age-ms", "600000"]) as st, st.client() as c:
+        write_corpus(c, "twin")
+        queries = [q for q, _ in QUERIES] + ["refund order customer", "conference cards"]
+        journal = {q: search(c, q, agent_id="twin") for q in queries}
+        assert in_arc_count(st.arc, "twin", st.tenant.database) == 0  # nothing was Arc's to rank yet
+        httpx.post(f"{st.arc.url}/api/v1/write/line-protocol/flush")
+        wait_until(lambda: in_arc_count(st.arc, "twin", st.tenant.database) == len(CORPUS),
+                   "the corpus queryable in Arc")
+        from_arc = {q: search(c, q, agent_id="twin") for q in queries}
     for q in queries:
         assert [r["id"] for r in journal[q]] == [r["id"] for r in from_arc[q]], q
         for mine, theirs in zip(journal[q], from_arc[q], strict=True):
             assert math.isclose(mine["score"], theirs["score"], rel_tol=1e-3), (q, mine, theirs)
 
 
-def in_arc_count(arc: ArcLite, agent: str) -> int:
-    resp = httpx.post(f"{arc.url}/api/v1/query", headers={"x-arc-database": DB},
+def in_arc_count(arc: ArcLite, agent: str, database: str = DB) -> int:
+    resp = httpx.post(f"{arc.url}/api/v1/query", headers={"x-arc-database": database},
                       json={"sql": f"SELECT count(DISTINCT id) FROM events WHERE agent_id = '{agent}'"})
     data = resp.json().get("data") or [[0]]
     return int(data[0][0])
