@@ -103,6 +103,7 @@ perf-report: $(INSTALLED) wrk postgresql
 # RECALL_ARGS="--scale 100000,1000000" for the latency at those org sizes.
 recall-report: $(INSTALLED)
 	$(BIN)/python perf/recall_bench.py --out perf/RECALL.md $(RECALL_ARGS)
+	$(BIN)/python perf/recall_ablation.py >> perf/RECALL.md
 
 loadtest: $(INSTALLED)
 	$(BIN)/python loadtests/run.py --duration 8 --users 16 --orgs 4 --arcs 2 --workers 1

@@ -132,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args(argv)
     prepared = prepare(args.data)
+    print("\n## What each ranking signal adds\n")
+    print("`python perf/recall_ablation.py`: offline, the served term analysis and formula re-done with numpy so "
+          "signals can be switched; \"as served\" is what the API ranks.\n")
     print("| ranking (LoCoMo dev split, categories 1-4) | R@1 | R@5 | R@10 |")
     print("|---|---|---|---|")
     for v in VARIANTS:

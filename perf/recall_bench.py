@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -147,6 +149,13 @@ def evaluate(api: httpx.Client, conv: Conversation, q: Quality, latencies: dict[
         q.ctx += bool(evidence & {m["metadata"].get("dia_id") for m in recalled["memories"]})
 
 
+def commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                           capture_output=True, text=True).stdout.strip()
+    return (done.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
+
+
 def pctl(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
@@ -230,8 +239,15 @@ def run(api: httpx.Client, arc_url: str, conversations: list[Conversation], args
     s50, l50 = pctl(latencies["search"], 0.5), pctl(latencies["list"], 0.5)
     s99, l99 = pctl(latencies["search"], 0.99), pctl(latencies["list"], 0.99)
     lines = [
+        "# Ranked recall on the LoCoMo dev split",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at commit {commit()} with "
+        f"`{' '.join(['python', 'perf/recall_bench.py', *sys.argv[1:]])}`: arclite and `memtrace serve` with the "
+        f"default settings (log level info), {args.workers} worker(s), on this machine "
+        f"({os.cpu_count()} cores). The data is read from `{args.data}` at run time.",
+        "",
         f"LoCoMo ({len(conversations)} conversations, {sum(len(c.turns) for c in conversations)} memories, "
-        f"{quality.n} questions of categories 1-4), {args.workers} worker(s), default settings",
+        f"{quality.n} questions of categories 1-4), protocol of the data's README:",
         "",
         "| R@1 | R@5 | R@10 | S@5 | ctx@600 |",
         "|---|---|---|---|---|",
@@ -242,7 +258,7 @@ def run(api: httpx.Client, arc_url: str, conversations: list[Conversation], args
         "|---|---|---|",
         f"| ranked search, agent-scoped | {s50:.1f} | {s99:.1f} |",
         f"| plain list of the same agent | {l50:.1f} | {l99:.1f} |",
-        f"| ratio | {s50 / l50:.2f}x | {s99 / l99:.2f}x |",
+        f"| ratio, measured alternately in the same run | {s50 / l50:.2f}x | {s99 / l99:.2f}x |",
     ]
     queries = [q["question"] for c in conversations for q in c.questions]
     written = sum(len(c.turns) for c in conversations)
