@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memtrace.rowfilter import fold_case, matches, merge_page, sort_rows
+from memtrace.rowfilter import Hider, fold_case, hidden, matches, merge_page, sort_rows
 from memtrace.rows import MemoryFilter, MemoryRow
 
 BASE = 1_770_495_300_000_000
@@ -76,6 +76,47 @@ def test_each_rule() -> None:
     assert not matches(r, MemoryFilter(agent_id="a2")) and not matches(r, MemoryFilter(session_id="s2"))
     assert not matches(r, MemoryFilter(memory_types=("decision",)))
     assert not matches(r, MemoryFilter(event_types=("error",)))
+
+
+def test_equality_rules_keep_equal_values_and_drop_any_other() -> None:
+    """Neither a value sorting before nor one sorting after passes an equality filter; the equal one does."""
+    r = row(5, agent_id="a5", session_id="s5")
+    for field in ("agent_id", "session_id"):
+        equal = getattr(r, field)
+        assert matches(r, MemoryFilter(**{field: equal}))
+        assert not matches(r, MemoryFilter(**{field: equal[:-1] + "4"}))
+        assert not matches(r, MemoryFilter(**{field: equal[:-1] + "6"}))
+    assert matches(r, MemoryFilter(since_us=BASE)) and matches(r, MemoryFilter(since_us=BASE + 5))
+    assert matches(r, MemoryFilter(agent_ids=("a4", "a5"))) and not matches(r, MemoryFilter(agent_ids=("a4", "a6")))
+    # a rule that fails stops there: no later rule can let the row through
+    assert not matches(r, MemoryFilter(agent_ids=("zz",), session_id="s5"))
+
+
+def test_a_deletion_hides_exactly_what_it_matches() -> None:
+    r = row(5, agent_id="a5", session_id="s5", tags_csv="t1", content="hello", importance=0.5)
+    assert hidden(r, [MemoryFilter(agent_id="a5")]) and not hidden(r, [MemoryFilter(agent_id="a6")])
+    assert not hidden(r, []) and hidden(r, [MemoryFilter(agent_id="a6"), MemoryFilter(session_id="s5")])
+    # a deletion of listed ids only covers those ids, even past its until_us (an id is never reused)
+    assert hidden(r, [MemoryFilter(ids=(r.id,), until_us=BASE)])
+    assert not hidden(r, [MemoryFilter(ids=("mem_other",))])
+    # ids with any other criterion are a filter like any other: the id alone does not hide the row
+    others: list[dict[str, Any]] = [
+        {"agent_id": "a6"}, {"agent_ids": ("a6",)}, {"session_id": "s6"}, {"memory_types": ("decision",)},
+        {"event_types": ("error",)}, {"tags": ("t2",)}, {"content_contains": "bye"}, {"since_us": BASE + 6},
+        {"min_importance": 0.9}, {"hide": (MemoryFilter(ids=(r.id,)),)},
+    ]
+    for extra in others:
+        deletion = MemoryFilter(ids=(r.id,), **extra)
+        assert not hidden(r, [deletion]), extra
+        assert not Hider([deletion]).ids, extra  # not taken as a plain id deletion
+
+
+def test_merge_page_bounds() -> None:
+    assert merge_page([row(1)], [], "asc", 0, 0) == ([], True)  # limit 0: nothing, but a row exists
+    assert merge_page([row(1)], [], "asc", 1, 1) == ([], False)
+    for limit, offset in ((-1, 0), (0, -1)):
+        with pytest.raises(ValueError):
+            merge_page([], [], "asc", limit, offset)
 
 
 def test_sort_breaks_time_ties_by_id() -> None:

@@ -47,6 +47,14 @@ def test_hash_and_verify() -> None:
     assert not keys.verify_key(hashed, "")
 
 
+def test_hash_cost_is_the_documented_one() -> None:
+    """argon2id, t=1, m=8 MiB, p=1, a 16-byte salt and a 32-byte hash (the module docstring's reasoning)."""
+    hashed = keys.hash_key(keys.generate_api_key())
+    variant, version, params, salt, digest = hashed.split("$")[1:]
+    assert (variant, version, params) == ("argon2id", "v=19", "m=8192,t=1,p=1")
+    assert (len(salt), len(digest)) == (22, 43)  # 16 and 32 bytes, base64 without padding
+
+
 @pytest.mark.parametrize("bad_hash", ["", "garbage", "$argon2id$v=19$m=8192,t=1,p=1$AAAA$BBBB", "$2b$12$abc"])
 def test_verify_never_raises_on_a_bad_hash(bad_hash: str) -> None:
     assert keys.verify_key(bad_hash, keys.generate_api_key()) is False
@@ -64,6 +72,11 @@ def test_parse_permissions() -> None:
 def test_parse_permissions_rejects(text: str, match: str) -> None:
     with pytest.raises(Invalid, match=match):
         keys.parse_permissions(text)
+
+
+def test_the_first_unknown_permission_in_sorted_order_is_named() -> None:
+    with pytest.raises(Invalid, match="unknown permission 'alpha'"):
+        keys.parse_permissions("zeta,read,alpha")
 
 
 def test_format_and_check_permissions() -> None:

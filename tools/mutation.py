@@ -54,6 +54,7 @@ class Outcome:
     killed: int = 0
     survived: int = 0
     incompetent: int = 0  # timeouts and mutants that broke the test run itself: counted as killed by cosmic-ray
+    annotations: int = 0  # `|` in a type annotation, never evaluated (`from __future__ import annotations`)
     pending: int = 0
     seconds: float = 0.0
     survivors: list[str] = field(default_factory=list)
@@ -91,6 +92,7 @@ def run_module(name: str, budget_s: float, timeout_s: float) -> Outcome:
         session = work / "session.sqlite"
         subprocess.run([str(bindir / "cosmic-ray"), "init", "mutation.toml", str(session)], cwd=work, env=env,
                        check=True, capture_output=True)
+        _skip_annotations(session, work)
         started = time.monotonic()
         proc = subprocess.Popen([str(bindir / "cosmic-ray"), "exec", "mutation.toml", str(session)], cwd=work,
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -104,23 +106,46 @@ def run_module(name: str, budget_s: float, timeout_s: float) -> Outcome:
     return outcome
 
 
+def _source_line(work: Path, module_path: str, line: int) -> tuple[Path, str]:
+    where = Path(module_path)
+    rel = where.relative_to(work) if where.is_absolute() else where
+    return rel, (work / rel).read_text().splitlines()[line - 1].strip()
+
+
+def _skip_annotations(session: Path, work: Path) -> None:
+    """Mark as skipped (equivalent by construction) the mutants that replace the `|` of a `def` line's type
+    annotations in a module with `from __future__ import annotations`: Python never evaluates those."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+
+    with use_db(session, WorkDB.Mode.open) as db:
+        for item in list(db.pending_work_items):
+            spec = item.mutations[0]
+            rel, source = _source_line(work, str(spec.module_path), spec.start_pos[0])
+            lazy = "from __future__ import annotations" in (work / rel).read_text()
+            if lazy and source.startswith(("def ", "async def ")) and \
+                    spec.operator_name.startswith("core/ReplaceBinaryOperator_BitOr_"):
+                db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED,
+                                                      output="type annotation: never evaluated"))
+
+
 def _tally(session: Path, work: Path, outcome: Outcome) -> None:
     from cosmic_ray.work_db import WorkDB, use_db
-    from cosmic_ray.work_item import TestOutcome
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
 
     with use_db(session, WorkDB.Mode.open) as db:
         outcome.mutants = db.num_work_items
         done = list(db.completed_work_items)
         for item, result in done:
-            if result.test_outcome == TestOutcome.KILLED:
+            if result.worker_outcome == WorkerOutcome.SKIPPED:
+                outcome.annotations += 1
+            elif result.test_outcome == TestOutcome.KILLED:
                 outcome.killed += 1
             elif result.test_outcome == TestOutcome.SURVIVED:
                 outcome.survived += 1
                 spec = item.mutations[0]
-                where = Path(spec.module_path)
-                rel = where.relative_to(work) if where.is_absolute() else where
                 line = spec.start_pos[0]
-                source = (work / rel).read_text().splitlines()[line - 1].strip()
+                rel, source = _source_line(work, str(spec.module_path), line)
                 outcome.survivors.append(f"`{rel}:{line}` {spec.operator_name} #{spec.occurrence}: `{source[:90]}`")
             else:
                 outcome.incompetent += 1
@@ -139,11 +164,11 @@ def render(outcomes: list[Outcome], command: str) -> str:
              f"Run of {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC at commit {_commit()}, cosmic-ray "
              f"{_version()}, `{command}`, on this 2-core machine.", "",
              "| module | tests run on each mutant | mutants | killed | timeout/incompetent | survived | not run "
-             "| score (of those run) | time |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| annotation mutants (skipped) | score (killed of those run) | time |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for o in outcomes:
         lines.append(f"| `{o.path}` | `{o.tests}` | {o.mutants} | {o.killed} | {o.incompetent} | {o.survived} | "
-                     f"{o.pending} | {o.score} | {o.seconds / 60:.1f} min |")
+                     f"{o.pending} | {o.annotations} | {o.score} | {o.seconds / 60:.1f} min |")
     for o in outcomes:
         if o.survivors:
             lines += ["", f"Surviving mutants of `{o.path}`:", ""] + [f"- {s}" for s in o.survivors]

@@ -14,14 +14,13 @@ def content_prefix(content: str) -> bytes:
     is always valid UTF-8 and never longer than 200 bytes. Lone surrogates (which JSON can smuggle in)
     are encoded with `surrogatepass` rather than refused: the key must exist for every accepted content.
     """
-    if len(content) <= CONTENT_PREFIX_BYTES // 4:  # at most 4 bytes a character: no cut possible
-        return content.encode("utf-8", "surrogatepass")
     raw = content.encode("utf-8", "surrogatepass")
     if len(raw) <= CONTENT_PREFIX_BYTES:
         return raw
     cut = CONTENT_PREFIX_BYTES
-    # Back up over continuation bytes (10xxxxxx) to the lead byte of the character straddling the cut.
-    while cut > 0 and (raw[cut] & 0xC0) == 0x80:
+    # Back up over continuation bytes (10xxxxxx) to the lead byte of the character straddling the cut; an
+    # encoded text starts with a lead byte, so this stops within 3 steps.
+    while (raw[cut] & 0xC0) == 0x80:
         cut -= 1
     return raw[:cut]
 
