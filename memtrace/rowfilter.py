@@ -34,9 +34,7 @@ class _LowerTable(dict[int, str]):
     """
 
     def __missing__(self, cp: int) -> str:
-        low = chr(cp).lower()
-        if len(low) != 1:
-            low = low[0]  # U+0130 → "i"; the only multi-code-point lowercase in Unicode
+        low = chr(cp).lower()[0]  # U+0130 → "i": the only multi-code-point lowercase in Unicode
         self[cp] = low
         return low
 

@@ -86,7 +86,11 @@ def test_equality_rules_keep_equal_values_and_drop_any_other() -> None:
         assert matches(r, MemoryFilter(**{field: equal}))
         assert not matches(r, MemoryFilter(**{field: equal[:-1] + "4"}))
         assert not matches(r, MemoryFilter(**{field: equal[:-1] + "6"}))
+    for field in ("agent_id", "session_id"):  # equal text in another object (values come from JSON, not literals)
+        assert matches(r, MemoryFilter(**{field: "".join([getattr(r, field)[0], getattr(r, field)[1:]])}))
     assert matches(r, MemoryFilter(since_us=BASE)) and matches(r, MemoryFilter(since_us=BASE + 5))
+    assert not matches(r, MemoryFilter(until_us=BASE)) and matches(r, MemoryFilter(until_us=BASE + 9))
+    assert matches(r, MemoryFilter(min_importance=0.25)) and not matches(r, MemoryFilter(min_importance=0.75))
     assert matches(r, MemoryFilter(agent_ids=("a4", "a5"))) and not matches(r, MemoryFilter(agent_ids=("a4", "a6")))
     # a rule that fails stops there: no later rule can let the row through
     assert not matches(r, MemoryFilter(agent_ids=("zz",), session_id="s5"))
@@ -99,6 +103,9 @@ def test_a_deletion_hides_exactly_what_it_matches() -> None:
     # a deletion of listed ids only covers those ids, even past its until_us (an id is never reused)
     assert hidden(r, [MemoryFilter(ids=(r.id,), until_us=BASE)])
     assert not hidden(r, [MemoryFilter(ids=("mem_other",))])
+    # a read carries the deletions as `hide`: it drops the rows they cover and only those
+    assert matches(r, MemoryFilter(hide=(MemoryFilter(ids=("mem_other",)), MemoryFilter(agent_id="a6"))))
+    assert not matches(r, MemoryFilter(hide=(MemoryFilter(ids=("mem_other",)), MemoryFilter(agent_id="a5"))))
     # ids with any other criterion are a filter like any other: the id alone does not hide the row
     others: list[dict[str, Any]] = [
         {"agent_id": "a6"}, {"agent_ids": ("a6",)}, {"session_id": "s6"}, {"memory_types": ("decision",)},
