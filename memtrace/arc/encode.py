@@ -1,7 +1,8 @@
 """Arc's columnar msgpack payload for a batch of memories.
 
 Columnar form, because Arc ingests it without a per-row parse and it is the smallest on the wire:
-`{"m": measurement, "columns": {"time": [µs ints], "id": [...], ... 13 columns}}`.
+`{"m": measurement, "columns": {"time": [µs ints], "id": [...], ... 13 columns, "terms": [...]}}`; `terms` is
+each memory's search terms for the ranked search (`memtrace/terms.py`), computed here, off the request path.
 
 Types are pinned here because Arc infers each column's type from its first value: `time` is an
 int in epoch microseconds (Arc reads values in [1e13, 1e16) as µs), `importance` is always a float
@@ -19,7 +20,9 @@ min / median of ≥200 rounds, three runs agreeing within ~10%):
 
 msgspec encodes 1.5-2.2 times faster than ormsgpack on this payload and both decode to the same map,
 so msgspec is used (the project card's preference for ormsgpack does not survive measurement).
-Building the columns in Python dominates either way, so it gets the cheap form.
+Building the columns in Python dominates either way, so it gets the cheap form. With the `terms` column (added
+for ranked recall) `build_columns` measured 17.0 / 17.7 ms for the same 10,000 rows (2026-12-08, same bench,
+a quieter machine): the terms cost ~1.4 µs a row, the rest is as above.
 """
 
 from __future__ import annotations
