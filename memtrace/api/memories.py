@@ -94,8 +94,8 @@ def register(router: Router, deps: Deps) -> None:
             results = [to_memory(r) for r in rows]
         else:
             time_order = req.order if req.order in ("asc", "desc") else None
-            ranked = await deps.ranked.search(principal.org_id, f, query_terms(text), page, time_order)
-            results = [to_scored(row, score) for row, score in ranked.hits]
+            hits = await deps.ranked.search(principal.org_id, f, query_terms(text), page, time_order)
+            results = [to_scored(row, score) for row, score in hits]
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         return json_response(200, SearchResults(results=results, count=len(results), query_time_ms=elapsed_ms))
 

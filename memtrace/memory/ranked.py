@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import msgspec
 
@@ -31,13 +30,10 @@ RECALL_HITS = 30
 MAX_NEIGHBOURS = 5
 
 
-@dataclass(slots=True)
-class Ranked:
-    hits: list[tuple[MemoryRow, float]]  # the page, best first
-    terms: list[str]  # the terms it was ranked by
+Hit = tuple[MemoryRow, float]
 
 
-def _best_first(hit: tuple[MemoryRow, float]) -> tuple[float, int, str]:
+def _best_first(hit: Hit) -> tuple[float, int, str]:
     row, score = hit
     return (-score, -row.time_us, row.id)
 
@@ -47,22 +43,23 @@ class RankedReads:
         self._memories = memories
 
     async def search(self, org_id: str, f: MemoryFilter, terms: Sequence[str], page: Page,
-                     time_order: str | None = None) -> Ranked:
+                     time_order: str | None = None) -> list[Hit]:
         """The page `page.offset`.. of the org's memories matching `f`, by relevance to `terms`, best first or,
         with `time_order` ("asc" / "desc"), the same page in time order."""
         if not terms:
-            return Ranked([], [])
-        ranked, used = await self._top(org_id, f, terms, page.offset + page.limit)
+            return []
+        ranked, _ = await self._top(org_id, f, terms, page.offset + page.limit)
         hits = ranked[page.offset: page.offset + page.limit]
         if time_order is not None:
             hits.sort(key=lambda hit: (hit[0].time_us, hit[0].id), reverse=time_order == "desc")
-        return Ranked(hits, list(terms[:used]))
+        return hits
 
     async def _top(self, org_id: str, f: MemoryFilter, terms: Sequence[str], needed: int
-                   ) -> tuple[list[tuple[MemoryRow, float]], int]:
-        """The `needed` best, and how many of `terms` ranked them. Like a first page of a list, it bets that the
-        org has no pending deletion: Arc is asked while one journal call reads the deletions and the recent rows;
-        if there are deletions after all, Arc's answer is dropped and the query asked again with them hidden."""
+                   ) -> tuple[list[Hit], MemoryFilter]:
+        """The `needed` best, and `f` with the org's pending deletions (for the reads that follow). Like a first
+        page of a list, it bets that the org has no pending deletion: Arc is asked while one journal call reads
+        the deletions and the recent rows; if there are deletions after all, Arc's answer is dropped and the query
+        asked again with them hidden."""
         memories = self._memories
         measurement = memories.registry.get(org_id).measurement
         sql, used = rank_query.select_ranked(measurement, org_id, f, terms, needed)
@@ -89,23 +86,23 @@ class RankedReads:
         in_arc = {row.id for row, _ in arc_hits}
         fresh = [row for row in local if row.id not in in_arc]
         merged = sorted([*arc_hits, *local_stats_and_scores(fresh, terms, stats)], key=_best_first)
-        return merged[:needed], used
+        return merged[:needed], f
 
     async def recall(self, org_id: str, f: MemoryFilter, query_text: str, terms: Sequence[str],
                      max_tokens: int, neighbours: int) -> tuple[Recalled, dict[str, float]]:
         """The recall markdown within `max_tokens`, and the score of each hit."""
-        ranked = (await self._top(org_id, f, terms, RECALL_HITS))[0] if terms else []
+        ranked, hidden = await self._top(org_id, f, terms, RECALL_HITS) if terms else ([], f)
         hits = [row for row, _ in ranked]
-        near = await self._neighbours(org_id, f, hits, neighbours) if hits and neighbours else {}
+        near = await self._neighbours(org_id, hidden, hits, neighbours) if hits and neighbours else {}
         return render_recall(query_text, hits, near, max_tokens), {row.id: score for row, score in ranked}
 
     async def _neighbours(self, org_id: str, f: MemoryFilter, hits: list[MemoryRow], around: int
                           ) -> dict[str, list[MemoryRow]]:
-        """For each hit, the memories matching `f` just before and after it in its agent's session, nearest
-        first (Arc's and the journal's, each id once)."""
+        """For each hit, the memories matching `f` (which carries the pending deletions) just before and after it
+        in its agent's session, nearest first (Arc's and the journal's, each id once)."""
         memories = self._memories
         measurement = memories.registry.get(org_id).measurement
-        f = await memories.hiding(org_id, msgspec.structs.replace(f, session_id=None))
+        f = msgspec.structs.replace(f, session_id=None)
         sessions = sorted({(row.agent_id, row.session_id) for row in hits})
         sql = rank_query.select_neighbours(measurement, org_id, f, [row.id for row in hits], sessions, around)
         local, answer = await asyncio.gather(memories.local_rows(org_id, f, LOCAL_RANKED_MAX),

@@ -72,7 +72,9 @@ def _title(query: str) -> str:
     return f'## Recalled for "{shown[:200]}{"..." if len(shown) > 200 else ""}"'
 
 
-def _render(query: str, groups: list[_Group], matched: int) -> tuple[str, list[MemoryRow]]:
+def _render(query: str, groups: list[_Group], matched: int, lines: dict[str, str]
+            ) -> tuple[str, list[MemoryRow]]:
+    """The markdown of `groups` as they stand; `lines` caches each memory's line (a recall renders once a try)."""
     parts = [_title(query)]
     shown: list[MemoryRow] = []
     for group in groups:
@@ -81,7 +83,11 @@ def _render(query: str, groups: list[_Group], matched: int) -> tuple[str, list[M
         rows = sorted(group.rows.values(), key=lambda r: (r.time_us, r.id))
         parts.append("")
         parts.append(_header(group.key, rows[0]))
-        parts.extend(_line(r) for r in rows)
+        for r in rows:
+            line = lines.get(r.id)
+            if line is None:
+                line = lines[r.id] = _line(r)
+            parts.append(line)
         shown.extend(rows)
     if not shown:
         parts.append("")
@@ -95,6 +101,7 @@ def render_recall(query: str, hits: Sequence[MemoryRow], near: dict[str, list[Me
     """`hits` best first; `near[hit.id]`, its neighbours nearest first (the hit itself excluded)."""
     groups: dict[tuple[str, str], _Group] = {}
     order: list[_Group] = []
+    lines: dict[str, str] = {}
     budget = max(max_tokens, 0) * 4
 
     def group_of(row: MemoryRow) -> _Group:
@@ -109,7 +116,7 @@ def render_recall(query: str, hits: Sequence[MemoryRow], near: dict[str, list[Me
         if row.id in group.rows:
             return
         group.rows[row.id] = row
-        if len(_render(query, order, len(hits))[0]) > limit:
+        if len(_render(query, order, len(hits), lines)[0]) > limit:
             del group.rows[row.id]
 
     for hit in hits:
@@ -120,5 +127,5 @@ def render_recall(query: str, hits: Sequence[MemoryRow], near: dict[str, list[Me
             try_add(row, budget)
     for hit in hits:
         try_add(hit, budget)
-    text, shown = _render(query, order, len(hits))
+    text, shown = _render(query, order, len(hits), lines)
     return Recalled(text, shown, estimate_tokens(text))
